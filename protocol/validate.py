@@ -1,0 +1,91 @@
+"""The validator both sides use: is this message acceptable under the contract?
+
+``validate_frame`` is what the station runs on every frame before it stores anything; tests run it on
+what really crossed the socket.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from . import topics
+from .errors import ProtocolError
+from .frame import from_properties
+from .jpeg import JpegInfo, inspect_jpeg
+from .messages import FrameMeta, Message, short_error
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    max_payload_bytes: int = 8 * 1024 * 1024
+    max_pixels: int = 50_000_000  # 50 MP: above every camera-trap sensor, far below a bomb
+    max_clock_skew: timedelta = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ValidFrame:
+    meta: FrameMeta
+    jpeg: JpegInfo
+
+
+def validate_frame(
+    topic_name: str,
+    payload: bytes,
+    props: Properties | None,
+    limits: FrameLimits = FrameLimits(),  # noqa: B008 - frozen dataclass, safe as a default
+    now: datetime | None = None,
+) -> ValidFrame:
+    """Return the frame's metadata and JPEG size, or raise ``ProtocolError`` saying what is wrong."""
+    device_id, kind = topics.parse(topic_name)
+    if kind is not topics.Kind.FRAME:
+        raise ProtocolError("bad_topic", f"expected a frame topic, got {kind.value}")
+    if len(payload) > limits.max_payload_bytes:
+        raise ProtocolError(
+            "oversize_payload", f"frame is {len(payload)} bytes, over the {limits.max_payload_bytes} allowed"
+        )
+    meta = from_properties(props)
+    if meta.device != device_id:
+        raise ProtocolError(
+            "device_mismatch", f"frame says device {meta.device!r} but was published on {device_id!r}'s topic"
+        )
+    if meta.size != len(payload):
+        raise ProtocolError("size_mismatch", f"frame says {meta.size} bytes but carries {len(payload)}")
+    if hashlib.sha256(payload).hexdigest() != meta.sha256:
+        raise ProtocolError("checksum_mismatch", "frame bytes do not match their sha256")
+    now = now or datetime.now(UTC)
+    if meta.captured_at - now > limits.max_clock_skew:
+        raise ProtocolError(
+            "clock_in_future",
+            f"capture time {meta.captured_at.isoformat()} is ahead of the station clock by more than "
+            f"{limits.max_clock_skew}; check the camera's clock",
+        )
+    info = inspect_jpeg(payload, max_pixels=limits.max_pixels)
+    return ValidFrame(meta=meta, jpeg=info)
+
+
+def parse_json_message(model: type[M], topic_name: str, payload: bytes, max_bytes: int = 64 * 1024) -> M:
+    """Validate a JSON message (heartbeat, status, ack, config, command) against its model."""
+    if len(payload) > max_bytes:
+        raise ProtocolError("oversize_payload", f"message is {len(payload)} bytes, over the {max_bytes} allowed")
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("bad_json", f"message is not JSON: {str(exc)[:80]}") from None
+    try:
+        message = model.model_validate(data)
+    except ValidationError as exc:
+        raise ProtocolError("bad_message", f"{model.__name__}: {short_error(exc)}") from None
+    device_id, _ = topics.parse(topic_name)
+    claimed = getattr(message, "device", device_id)
+    if claimed != device_id:
+        raise ProtocolError("device_mismatch", f"message says device {claimed!r} but came on {device_id!r}'s topic")
+    return message

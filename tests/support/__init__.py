@@ -1,0 +1,1 @@
+"""Helpers for tests: a real Mosquitto on a free port, free ports, shared data lookup."""
