@@ -91,7 +91,9 @@ class Status(Message):
     at: CaptureTime | None = None
     agent_version: str | None = Field(default=None, max_length=32)
     config_version: int | None = Field(default=None, ge=0)
-    config_error: str | None = Field(default=None, max_length=500, description="why a pushed config was refused")
+    config_error: str | None = Field(
+        default=None, max_length=500, description="why a pushed config was refused"
+    )
 
 
 class Ack(Message):

@@ -45,7 +45,8 @@ def check_device_id(device_id: str) -> str:
     if not is_valid_device_id(device_id):
         raise TopicError(
             "bad_device_id",
-            f"device id {device_id[:80]!r} must be 1-63 characters of a-z, 0-9 and '-', not starting with '-'",
+            f"device id {device_id[:80]!r} must be 1-63 characters of a-z, 0-9 and '-', "
+            "not starting with '-'",
         )
     return device_id
 

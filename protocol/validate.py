@@ -41,13 +41,15 @@ def validate_frame(
     topic_name: str,
     payload: bytes,
     props: Properties | None,
-    limits: FrameLimits = FrameLimits(),  # noqa: B008 - frozen dataclass, safe as a default
+    limits: FrameLimits = FrameLimits(),
     now: datetime | None = None,
 ) -> ValidFrame:
     """Return the frame's metadata and JPEG size, or raise ``ProtocolError`` saying what is wrong."""
     device_id, kind = topics.parse(topic_name)
     if kind is not topics.Kind.FRAME:
         raise ProtocolError("bad_topic", f"expected a frame topic, got {kind.value}")
+    if not payload:
+        raise ProtocolError("empty_payload", "the frame is empty (0 bytes)")
     if len(payload) > limits.max_payload_bytes:
         raise ProtocolError(
             "oversize_payload", f"frame is {len(payload)} bytes, over the {limits.max_payload_bytes} allowed"
@@ -75,7 +77,9 @@ def validate_frame(
 def parse_json_message(model: type[M], topic_name: str, payload: bytes, max_bytes: int = 64 * 1024) -> M:
     """Validate a JSON message (heartbeat, status, ack, config, command) against its model."""
     if len(payload) > max_bytes:
-        raise ProtocolError("oversize_payload", f"message is {len(payload)} bytes, over the {max_bytes} allowed")
+        raise ProtocolError(
+            "oversize_payload", f"message is {len(payload)} bytes, over the {max_bytes} allowed"
+        )
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -87,5 +91,7 @@ def parse_json_message(model: type[M], topic_name: str, payload: bytes, max_byte
     device_id, _ = topics.parse(topic_name)
     claimed = getattr(message, "device", device_id)
     if claimed != device_id:
-        raise ProtocolError("device_mismatch", f"message says device {claimed!r} but came on {device_id!r}'s topic")
+        raise ProtocolError(
+            "device_mismatch", f"message says device {claimed!r} but came on {device_id!r}'s topic"
+        )
     return message

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Set up everything Yaguar needs on a fresh Debian/Ubuntu machine, then run the demo or the tests.
+#
+#   ./dev.sh demo [FOLDER]   station + simulated cameras replaying real images; dashboard on localhost
+#   ./dev.sh test            the whole test suite (what CI runs)
+#   ./dev.sh setup           only install (Debian packages, virtual environment, Python packages)
+#
+# Installs what is missing: Debian packages with apt when run as root (otherwise it prints the exact
+# command to run), the virtual environment in .venv, and the Python packages. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-driver python3-venv)
+VENV=.venv
+PYTHON=${PYTHON:-python3}
+
+missing_debs() {
+  local pkg missing=()
+  for pkg in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  echo "${missing[@]:-}"
+}
+
+install_debs() {
+  local missing
+  missing=$(missing_debs)
+  [ -z "$missing" ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "Yaguar needs these Debian packages: $missing"
+    echo "Install them with:  sudo apt-get update && sudo apt-get install -y $missing"
+    exit 1
+  fi
+  echo "Installing Debian packages: $missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+install_venv() {
+  local stamp="$VENV/.yaguar-installed"
+  local want
+  want=$(cat pyproject.toml setup.py | sha256sum | cut -c1-16)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  echo "Setting up the Python environment in $VENV (a few minutes the first time)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  echo "$want" > "$stamp"
+}
+
+setup() {
+  install_debs
+  install_venv
+}
+
+cmd=${1:-help}
+shift || true
+case "$cmd" in
+  setup)
+    setup
+    echo "Yaguar is set up. Next: ./dev.sh demo   or   ./dev.sh test"
+    ;;
+  demo)
+    setup
+    if [ $# -gt 0 ]; then
+      exec "$VENV/bin/yaguar-station" demo --folder "$1" "${@:2}"
+    fi
+    exec "$VENV/bin/yaguar-station" demo
+    ;;
+  test)
+    setup
+    "$VENV/bin/ruff" check .
+    # pytest exits 5 when it collected nothing; that must fail CI, and so it does here.
+    exec "$VENV/bin/pytest" -q "$@"
+    ;;
+  *)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    [ "$cmd" = help ] || exit 2
+    ;;
+esac

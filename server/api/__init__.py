@@ -1,0 +1,1 @@
+"""The station's REST API (``/api/v1``)."""

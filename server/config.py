@@ -1,0 +1,154 @@
+"""The station's configuration: one TOML file, validated by pydantic, secrets from the environment.
+
+Sections: ``[mqtt]``, ``[storage]``, ``[ingest]``, ``[http]``, plus ``[pipeline]`` (engine),
+``[alerts]`` and ``[dashboard]``, whose models live beside the code they configure.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from yaguar.alerts.config import AlertsConfig
+from yaguar.engine.config import PipelineConfig
+from yaguar.protocol.topics import SHARED_GROUP
+
+from .dashboard_config import DashboardConfig
+
+# Secrets never live in the TOML file; these variables fill them in.
+ENV_SECRETS = {
+    "YAGUAR_MQTT_PASSWORD": ("mqtt", "password"),
+    "YAGUAR_API_TOKENS": ("http", "api_tokens"),  # comma-separated
+    "YAGUAR_TWILIO_AUTH_TOKEN": ("alerts", "twilio_auth_token"),
+    "YAGUAR_SESSION_SECRET": ("dashboard", "session_secret"),
+}
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(Section):
+    ca_file: Path = Field(description="CA certificate that signed the broker's certificate")
+    cert_file: Path | None = Field(default=None, description="client certificate, when the broker asks")
+    key_file: Path | None = Field(default=None, description="client key, with cert_file")
+
+    @model_validator(mode="after")
+    def _cert_and_key(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("tls: give both cert_file and key_file, or neither")
+        return self
+
+
+class MqttConfig(Section):
+    host: str = Field(default="127.0.0.1", description="broker host name or address")
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = Field(default=None, max_length=63)
+    password: SecretStr | None = Field(default=None, description="from YAGUAR_MQTT_PASSWORD")
+    tls: TlsConfig | None = None
+    client_id: str = Field(
+        default="yaguar-station-1",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="unique per station worker: the broker keeps this worker's session under it",
+    )
+    shared_group: str | None = Field(
+        default=SHARED_GROUP,
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="MQTT v5 shared-subscription group, so several workers split the stream; empty: none",
+    )
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    session_expiry_s: int = Field(
+        default=7 * 24 * 3600, ge=60, le=2**32 - 2, description="how long the broker keeps our queue"
+    )
+    receive_maximum: int = Field(
+        default=200, ge=1, le=65535, description="unacknowledged frames the broker may send at once"
+    )
+
+
+class StorageConfig(Section):
+    database_url: str = Field(
+        default="sqlite:///var/lib/yaguar/station.db", description="SQLAlchemy URL; SQLite or PostgreSQL"
+    )
+    media_root: Path = Field(default=Path("/var/lib/yaguar/media"), description="where frames are written")
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = Field(
+        default="FULL", description="FULL: a committed frame survives a power cut"
+    )
+    busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+
+
+class IngestConfig(Section):
+    max_payload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_pixels: int = Field(
+        default=50_000_000, ge=10_000, le=500_000_000, description="refuse bigger headers"
+    )
+    max_clock_skew_s: int = Field(default=24 * 3600, ge=60, description="how far ahead a capture time may be")
+    accept_unknown_devices: bool = Field(
+        default=True, description="false: only devices added with `yaguar-station devices add`"
+    )
+    batch_max: int = Field(default=64, ge=1, le=10_000, description="frames committed in one transaction")
+    batch_wait_ms: int = Field(default=20, ge=0, le=5000, description="how long to wait to fill a batch")
+    queue_size: int = Field(
+        default=400, ge=1, le=100_000, description="received frames waiting for the writer"
+    )
+    retry_delay_s: float = Field(default=2.0, gt=0, le=300, description="pause after a failed commit")
+
+
+class HttpConfig(Section):
+    host: str = Field(default="127.0.0.1", description="address the API and dashboard listen on")
+    port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
+    api_tokens: list[SecretStr] = Field(default_factory=list, description="from YAGUAR_API_TOKENS")
+    client_max_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    public_url: str = Field(default="http://127.0.0.1:8080", description="base of links sent in alerts")
+
+
+class StationConfig(Section):
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message lists each problem on its own line."""
+
+
+def load_config(path: Path | None, env: dict[str, str] | None = None) -> StationConfig:
+    """Read and validate a station config file (or the defaults when ``path`` is None)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return config_from_dict(data, env)
+
+
+def config_from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> StationConfig:
+    env = os.environ if env is None else env
+    for var, (section, key) in ENV_SECRETS.items():
+        if env.get(var):
+            value: Any = env[var]
+            if key == "api_tokens":
+                value = [token.strip() for token in value.split(",") if token.strip()]
+            data.setdefault(section, {})[key] = value
+    try:
+        return StationConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc)) from None
+
+
+def format_errors(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        lines.append(f"{where}: {err['msg']}")
+    return "\n".join(lines)

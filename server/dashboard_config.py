@@ -1,0 +1,55 @@
+"""Configuration of the dashboard (``[dashboard]`` in station.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+Language = Literal["es", "en"]
+
+
+class ExportMetadata(BaseModel):
+    """What Camtrap DP asks of a data package that the station cannot know by itself."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    project_title: str = Field(default="Yaguar camera traps", min_length=1, max_length=200)
+    project_acronym: str | None = Field(default=None, max_length=40)
+    project_description: str | None = Field(default=None, max_length=2000)
+    contributor: str = Field(
+        default="Yaguar station", min_length=1, max_length=200, description="who made it"
+    )
+    contributor_email: str | None = Field(default=None, max_length=200)
+    organization: str | None = Field(default=None, max_length=200)
+    sampling_design: Literal[
+        "simpleRandom", "systematicRandom", "clusteredRandom", "experimental", "targeted", "opportunistic"
+    ] = Field(default="targeted", description="Camtrap DP project.samplingDesign")
+    license: str = Field(default="CC-BY-4.0", max_length=40, description="SPDX id of the data licence")
+    latitude: float | None = Field(
+        default=None, ge=-90, le=90, description="station position, for cameras with no position of their own"
+    )
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    coordinate_uncertainty_m: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class DashboardConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="serve the web pages (the REST API is always on)")
+    default_language: Language = Field(default="es", description="language of the pages until a user picks")
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="from YAGUAR_SESSION_SECRET (32+ characters); unset: a random one, sessions end at restart",
+    )
+    cookie_secure: bool = Field(
+        default=False, description="send the session cookie over HTTPS only (true behind a TLS proxy)"
+    )
+    session_max_age_s: int = Field(
+        default=12 * 3600, ge=300, le=90 * 24 * 3600, description="log-in lifetime"
+    )
+    page_size: int = Field(default=50, ge=5, le=500, description="events per feed page")
+    thumb_px: int = Field(default=320, ge=64, le=1024, description="longest side of a thumbnail")
+    thumb_dir: Path | None = Field(default=None, description="thumbnail cache; unset: <media_root>/.thumbs")
+    export: ExportMetadata = Field(default_factory=ExportMetadata)

@@ -1,0 +1,208 @@
+"""What one received message becomes in the database: a frame, a heartbeat, a status, or a dead letter.
+
+``check`` validates a message without touching the database (CPU only, outside the transaction);
+``record`` writes a checked batch inside one transaction. Idempotency on (device_id, seq) is enforced
+by the database's unique constraint, so two station workers can never store a frame twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import Insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from yaguar.protocol import (
+    FrameLimits,
+    Heartbeat,
+    Kind,
+    ProtocolError,
+    Status,
+    ValidFrame,
+    parse_json_message,
+    topics,
+    validate_frame,
+)
+from yaguar.protocol.frame import user_properties
+
+from ..storage.models import DeadLetter, Device, Media
+from ..storage.models import Heartbeat as HeartbeatRow
+from .mqtt_link import Received
+
+log = logging.getLogger(__name__)
+
+Outcome = Literal["stored", "duplicate", "rejected", "recorded"]
+
+
+@dataclass
+class Checked:
+    item: Received
+    kind: Kind | None
+    device_id: str | None
+    frame: ValidFrame | None = None
+    message: Heartbeat | Status | None = None
+    error: ProtocolError | None = None
+    path: str | None = None  # where the frame's bytes were written, relative to the media root
+    outcome: Outcome = "recorded"
+    media_id: int | None = None
+    invalid: ProtocolError | None = None  # the verdict of ``check``, kept when a commit is retried
+
+    def reject(self, error: ProtocolError) -> None:
+        self.error, self.outcome = error, "rejected"
+
+    def reset(self) -> None:
+        """Forget what a failed transaction decided; keep what ``check`` found."""
+        self.error, self.media_id, self.path = self.invalid, None, None
+        self.outcome = "rejected" if self.invalid else "recorded"
+
+    def seq(self) -> int | None:
+        """The frame's seq, also for a refused frame whose properties still name one (for its Ack)."""
+        if self.frame is not None:
+            return self.frame.meta.seq
+        try:
+            value = int(user_properties(self.item.properties).get("seq", ""))
+        except (ValueError, ProtocolError):
+            return None
+        return value if value >= 0 else None
+
+
+def check(item: Received, limits: FrameLimits) -> Checked:
+    """Validate a message against the wire contract; never raises."""
+    try:
+        device_id, kind = topics.parse(item.topic)
+    except ProtocolError as exc:
+        checked = Checked(item, kind=None, device_id=None, invalid=exc)
+        checked.reject(exc)
+        return checked
+    checked = Checked(item, kind=kind, device_id=device_id)
+    try:
+        if kind is Kind.FRAME:
+            checked.frame = validate_frame(item.topic, item.payload, item.properties, limits)
+        elif kind is Kind.HEARTBEAT:
+            checked.message = parse_json_message(Heartbeat, item.topic, item.payload)
+        elif kind is Kind.STATUS:
+            checked.message = parse_json_message(Status, item.topic, item.payload)
+        else:
+            raise ProtocolError("bad_topic", f"the station does not take {kind.value} messages")
+    except ProtocolError as exc:
+        checked.reject(exc)
+        checked.invalid = exc
+    return checked
+
+
+def record(session: Session, batch: list[Checked], accept_unknown_devices: bool) -> None:
+    """Write a checked batch; sets each item's ``outcome`` (and ``media_id`` for stored frames)."""
+    now = datetime.now(UTC)
+    devices = _devices(session, {c.device_id for c in batch if c.device_id and c.outcome != "rejected"}, now)
+    for checked in batch:
+        if checked.outcome != "rejected":
+            device = devices[checked.device_id]
+            if device.revoked:
+                checked.reject(ProtocolError("revoked_device", f"device {device.id} has been revoked"))
+            elif not device.registered and not accept_unknown_devices:
+                checked.reject(
+                    ProtocolError("unknown_device", f"device {device.id} is not registered on this station")
+                )
+            else:
+                device.last_seen = now
+        if checked.outcome == "rejected":
+            session.add(_dead_letter(checked, now))
+        elif checked.frame is not None:
+            _record_frame(session, checked, now)
+        elif isinstance(checked.message, Heartbeat):
+            session.add(
+                HeartbeatRow(
+                    device_id=checked.device_id,
+                    sent_at=checked.message.sent_at,
+                    received_at=now,
+                    payload=checked.message.model_dump(mode="json"),
+                )
+            )
+            devices[checked.device_id].last_heartbeat = checked.message.model_dump(mode="json")
+        elif isinstance(checked.message, Status):
+            device = devices[checked.device_id]
+            device.status = checked.message.state
+            device.status_at = checked.message.at or now
+            device.status_detail = checked.message.model_dump(mode="json", exclude_none=True)
+
+
+def _devices(session: Session, ids: set[str | None], now: datetime) -> dict[str, Device]:
+    ids_present = {i for i in ids if i}
+    if not ids_present:
+        return {}
+    for device_id in ids_present:
+        session.execute(
+            _insert_ignore(session, Device).values(id=device_id, first_seen=now, registered=False)
+        )
+    rows = session.scalars(select(Device).where(Device.id.in_(ids_present))).all()
+    return {row.id: row for row in rows}
+
+
+def _record_frame(session: Session, checked: Checked, now: datetime) -> None:
+    meta = checked.frame.meta
+    offset = meta.captured_at.utcoffset()
+    values: dict[str, Any] = {
+        "device_id": meta.device,
+        "seq": meta.seq,
+        "capture_id": meta.capture_id,
+        "agent_event_id": meta.event_id,
+        "burst_index": meta.burst_index,
+        "burst_size": meta.burst_size,
+        "trigger": meta.trigger,
+        "captured_at": meta.captured_at,
+        "utc_offset_min": int(offset.total_seconds() // 60) if offset is not None else 0,
+        "received_at": now,
+        "sha256": meta.sha256,
+        "size": meta.size,
+        "width": checked.frame.jpeg.width,
+        "height": checked.frame.jpeg.height,
+        "path": checked.path,
+        "process_state": "pending",
+    }
+    stmt = _insert_ignore(session, Media, conflict=("device_id", "seq")).values(**values).returning(Media.id)
+    media_id = session.execute(stmt).scalar()
+    if media_id is not None:
+        checked.outcome, checked.media_id = "stored", media_id
+        return
+    stored_sha = session.scalar(
+        select(Media.sha256).where(Media.device_id == meta.device, Media.seq == meta.seq)
+    )
+    if stored_sha == meta.sha256:
+        checked.outcome = "duplicate"
+    else:
+        checked.reject(
+            ProtocolError(
+                "seq_conflict", f"seq {meta.seq} of {meta.device} was already stored with other bytes"
+            )
+        )
+        session.add(_dead_letter(checked, now))
+
+
+def _insert_ignore(session: Session, model: type, conflict: tuple[str, ...] | None = None) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+    dialect = session.bind.dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(model).on_conflict_do_nothing(index_elements=list(conflict) if conflict else None)
+
+
+def _dead_letter(checked: Checked, now: datetime) -> DeadLetter:
+    item, error = checked.item, checked.error
+    try:
+        props = user_properties(item.properties)
+    except ProtocolError:
+        props = {"error": "repeated user properties"}
+    return DeadLetter(
+        received_at=now,
+        topic=item.topic[:300],
+        device_id=(checked.device_id or None),
+        reason=error.reason if error else "unknown",
+        detail=str(error)[:500] if error else "",
+        payload_size=len(item.payload),
+        payload_sha256=hashlib.sha256(item.payload).hexdigest(),
+        properties={k[:64]: v[:200] for k, v in list(props.items())[:32]} or None,
+    )

@@ -1,0 +1,152 @@
+"""The one writer: takes received messages in batches, stores them, and only then acknowledges them.
+
+Batching turns many small transactions (each an fsync with synchronous=FULL) into one, which is what
+lets a 2-core station keep up with a whole network of cameras. A batch that cannot be committed
+(database locked, disk full) is retried and never acknowledged before it commits: if the station dies
+meanwhile, the broker delivers it again.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from yaguar.protocol import Ack, FrameLimits, Kind, topics
+
+from ..config import IngestConfig
+from .media_store import MediaStore
+from .metrics import IngestMetrics
+from .mqtt_link import Received, StationMqtt
+from .recorder import Checked, check, record
+
+log = logging.getLogger(__name__)
+
+
+class IngestWriter:
+    def __init__(
+        self,
+        config: IngestConfig,
+        inbox: queue.Queue[Received],
+        link: StationMqtt,
+        session_factory: sessionmaker[Session],
+        media: MediaStore,
+        metrics: IngestMetrics,
+        on_stored: Callable[[list[int]], None],
+    ) -> None:
+        self.config = config
+        self.inbox = inbox
+        self.link = link
+        self.session_factory = session_factory
+        self.media = media
+        self.metrics = metrics
+        self.on_stored = on_stored
+        self.limits = FrameLimits(
+            max_payload_bytes=config.max_payload_bytes,
+            max_pixels=config.max_pixels,
+            max_clock_skew=timedelta(seconds=config.max_clock_skew_s),
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take_batch()
+            if batch:
+                self._process(batch)
+
+    def _take_batch(self) -> list[Received]:
+        try:
+            first = self.inbox.get(timeout=0.2)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.config.batch_wait_ms / 1000
+        while len(batch) < self.config.batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(self.inbox.get(timeout=remaining) if remaining > 0 else self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        self.metrics.queue_depth.set(self.inbox.qsize())
+        return batch
+
+    def _process(self, batch: list[Received]) -> None:
+        checked = [check(item, self.limits) for item in batch]
+        while not self._commit(checked):
+            if self._stop.wait(self.config.retry_delay_s):
+                log.warning(
+                    "stopping with %d messages not committed; the broker will deliver them again", len(batch)
+                )
+                return
+        self._acknowledge(checked)
+        stored = [c.media_id for c in checked if c.outcome == "stored" and c.media_id is not None]
+        if stored:
+            self.on_stored(stored)
+
+    def _commit(self, checked: list[Checked]) -> bool:
+        frames = [c for c in checked if c.frame is not None and c.outcome != "rejected"]
+        try:
+            paths = self.media.write_many([(c.frame.meta.sha256, c.item.payload) for c in frames])
+            for c, path in zip(frames, paths, strict=True):
+                c.path = path
+            with self.session_factory.begin() as session:
+                record(session, checked, self.config.accept_unknown_devices)
+        except OSError as exc:
+            reason = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
+            self._commit_failed(reason, exc, checked)
+            return False
+        except OperationalError as exc:
+            reason = "database_locked" if "locked" in str(exc).lower() else "database_error"
+            self._commit_failed(reason, exc, checked)
+            return False
+        return True
+
+    def _commit_failed(self, reason: str, exc: Exception, checked: list[Checked]) -> None:
+        for c in checked:  # a retry starts from the messages' own verdicts, not this attempt's
+            c.reset()
+        self.metrics.commit_failures.labels(reason).inc()
+        log.error(
+            "could not store %d messages (%s: %s); they stay unacknowledged and are retried",
+            len(checked),
+            reason,
+            str(exc).splitlines()[0][:160],
+        )
+
+    def _acknowledge(self, checked: list[Checked]) -> None:
+        now = time.monotonic()
+        self.metrics.batch_size.observe(len(checked))
+        for c in checked:
+            self.link.ack(c.item)
+            self.metrics.latency.observe(now - c.item.arrived)
+            if c.kind is Kind.FRAME:
+                self.metrics.frames_received.inc()
+            if c.outcome == "rejected":
+                kind = c.kind.value if c.kind else "unknown"
+                self.metrics.rejected.labels(kind, c.error.reason).inc()
+                log.warning("refused %s on %s: %s (%s)", kind, c.item.topic[:120], c.error, c.error.reason)
+            elif c.outcome == "stored":
+                self.metrics.frames_stored.inc()
+                self.metrics.bytes_stored.inc(len(c.item.payload))
+            elif c.outcome == "duplicate":
+                self.metrics.frames_duplicate.inc()
+            elif c.kind is Kind.HEARTBEAT:
+                self.metrics.heartbeats.inc()
+            seq = c.seq() if c.kind is Kind.FRAME and c.device_id else None
+            if seq is not None:
+                ack = Ack(seq=seq, status=c.outcome, reason=c.error.reason if c.error else None)
+                self.link.publish(topics.topic(c.device_id, Kind.ACK), ack.to_json(), qos=1)

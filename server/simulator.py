@@ -1,0 +1,248 @@
+"""``yaguar-sim``: a field of simulated agents that replay a folder of real JPEGs as PIR bursts through
+the real wire protocol, for the demo, the benchmarks and the tests.
+
+Each simulated agent keeps every frame until the station's application ``Ack`` arrives, and can send
+what is still unacknowledged again (same seq), as the real agent's spool does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
+
+from yaguar.logs import setup_logging
+from yaguar.paths import shared_data_dir
+from yaguar.protocol import Ack, Kind, Status, build_meta, to_properties, topic
+
+log = logging.getLogger(__name__)
+COLOMBIA = timezone(timedelta(hours=-5))
+
+
+@dataclass
+class Pending:
+    payload: bytes
+    properties: object
+    first_sent: float
+
+
+def load_jpegs(folder: Path, limit: int | None = None) -> list[bytes]:
+    """Readable, non-empty JPEG files of a folder (recursively), sorted by name."""
+    files = sorted(
+        p for p in Path(folder).rglob("*") if p.suffix.lower() in (".jpg", ".jpeg") and p.stat().st_size
+    )
+    if not files:
+        raise FileNotFoundError(f"no JPEG files in {folder}")
+    return [p.read_bytes() for p in files[:limit]]
+
+
+class SimAgent:
+    """One simulated camera: an MQTT v5 client publishing bursts and collecting Acks."""
+
+    def __init__(
+        self,
+        device_id: str,
+        host: str,
+        port: int,
+        jpegs: list[bytes],
+        burst_size: int = 3,
+        username: str | None = None,
+        password: str | None = None,
+        start_seq: int = 0,
+    ) -> None:
+        self.device_id = device_id
+        self.jpegs = jpegs
+        self.burst_size = burst_size
+        self.next_seq = start_seq
+        self.pending: dict[int, Pending] = {}
+        self.acks: dict[int, str] = {}
+        self.ack_count = 0
+        self.latencies: list[float] = []
+        self._lock = threading.Lock()
+        self._acked = threading.Condition(self._lock)
+        self.client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"sim-{device_id}",
+            protocol=mqtt.MQTTv5,
+        )
+        self.client.max_inflight_messages_set(50)
+        self.client.max_queued_messages_set(0)
+        if username:
+            self.client.username_pw_set(username, password)
+        offline = Status(device=device_id, state="offline")
+        self.client.will_set(topic(device_id, Kind.STATUS), offline.to_json(), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.host, self.port = host, port
+
+    def connect(self, timeout: float = 10.0) -> SimAgent:
+        self.connected = threading.Event()
+        self.client.connect_async(self.host, self.port, keepalive=60, clean_start=True)
+        self.client.loop_start()
+        if not self.connected.wait(timeout):
+            raise TimeoutError(f"{self.device_id}: could not connect to {self.host}:{self.port}")
+        return self
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, _u: object, _f: object, reason: object, _p: object) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("%s: broker refused the connection: %s", self.device_id, reason)
+            return
+        client.subscribe(topic(self.device_id, Kind.ACK), qos=1)
+        online = Status(device=self.device_id, state="online", at=datetime.now(UTC), agent_version="sim")
+        client.publish(topic(self.device_id, Kind.STATUS), online.to_json(), qos=1, retain=True)
+        self.connected.set()
+
+    def _on_message(self, _c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            ack = Ack.model_validate_json(message.payload)
+        except ValidationError:
+            log.warning("%s: ignored a malformed ack", self.device_id)
+            return
+        with self._acked:
+            pending = self.pending.pop(ack.seq, None)
+            if pending is not None:
+                self.latencies.append(time.monotonic() - pending.first_sent)
+            self.acks[ack.seq] = ack.status
+            self.ack_count += 1
+            self._acked.notify_all()
+
+    def frame(
+        self, payload: bytes, event_id: str, index: int, size: int, trigger: str = "pir"
+    ) -> tuple[int, object]:
+        """Build the next frame's properties (a new seq)."""
+        seq = self.next_seq
+        self.next_seq += 1
+        meta = build_meta(
+            payload,
+            device=self.device_id,
+            seq=seq,
+            capture_id=f"{event_id}-{index}",
+            event_id=event_id,
+            burst_index=index,
+            burst_size=size,
+            captured_at=datetime.now(COLOMBIA),
+            trigger=trigger,
+        )
+        return seq, to_properties(meta)
+
+    def publish_burst(self, trigger: str = "pir") -> list[int]:
+        event_id = uuid.uuid4().hex[:16]
+        seqs = []
+        for index in range(self.burst_size):
+            payload = self.jpegs[(self.next_seq + index) % len(self.jpegs)]
+            seq, props = self.frame(payload, event_id, index, self.burst_size, trigger)
+            self.publish(seq, payload, props)
+            seqs.append(seq)
+        return seqs
+
+    def publish(self, seq: int, payload: bytes, props: object) -> None:
+        with self._lock:
+            self.pending[seq] = Pending(payload, props, time.monotonic())
+        self.client.publish(topic(self.device_id, Kind.FRAME), payload, qos=1, properties=props)
+
+    def resend_pending(self) -> int:
+        """Send again every frame still waiting for its Ack (same seq, same bytes)."""
+        with self._lock:
+            items = list(self.pending.items())
+        for _seq, pending in items:
+            self.client.publish(
+                topic(self.device_id, Kind.FRAME), pending.payload, qos=1, properties=pending.properties
+            )
+        return len(items)
+
+    def wait_acked(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._acked:
+            while self.pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._acked.wait(remaining)
+        return True
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def run_field(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    console = Console(stderr=True)
+    folder = Path(args.folder) if args.folder else (shared_data_dir() or Path(".")) / "images" / "camera-trap"
+    jpegs = load_jpegs(folder)
+    host, _, port = args.broker.partition(":")
+    agents = [
+        SimAgent(f"{args.prefix}-{i + 1:02d}", host, int(port or 1883), jpegs, args.burst_size).connect()
+        for i in range(args.agents)
+    ]
+    total = args.agents * args.bursts * args.burst_size
+    console.print(f"{args.agents} cameras will send {total} frames from {folder}")
+    with Progress(console=console) as progress:
+        task = progress.add_task("frames acknowledged by the station", total=total)
+        for _ in range(args.bursts):
+            for agent in agents:
+                agent.publish_burst()
+            progress.update(task, completed=sum(a.ack_count for a in agents))
+            time.sleep(random.uniform(0, 2 * args.interval) if args.interval else 0)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline and any(a.pending for a in agents):
+            progress.update(task, completed=sum(a.ack_count for a in agents))
+            time.sleep(0.2)
+        progress.update(task, completed=sum(a.ack_count for a in agents))
+    latencies = [x for a in agents for x in a.latencies]
+    missing = sum(len(a.pending) for a in agents)
+    statuses = [s for a in agents for s in a.acks.values()]
+    console.print(
+        f"stored {statuses.count('stored')}, duplicates {statuses.count('duplicate')}, "
+        f"refused {statuses.count('rejected')}, not acknowledged {missing}; "
+        f"publish to ack p50 {percentile(latencies, 50) * 1000:.0f} ms, "
+        f"p99 {percentile(latencies, 99) * 1000:.0f} ms"
+    )
+    for agent in agents:
+        agent.close()
+    return 1 if missing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="yaguar-sim", description="Simulated cameras replaying real images")
+    parser.add_argument("--broker", default="127.0.0.1:1883", help="host:port of the MQTT broker")
+    parser.add_argument("--agents", type=int, default=5, help="number of simulated cameras")
+    parser.add_argument("--bursts", type=int, default=10, help="bursts per camera")
+    parser.add_argument("--burst-size", type=int, default=3, help="frames per burst")
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="mean seconds between bursts (0: flat out)"
+    )
+    parser.add_argument("--folder", help="folder of JPEGs to replay (default: the shared camera-trap images)")
+    parser.add_argument("--prefix", default="sim-cam", help="device id prefix")
+    parser.add_argument("--timeout", type=float, default=60, help="seconds to wait for the last acks")
+    args = parser.parse_args(argv)
+    setup_logging("WARNING")
+    try:
+        return run_field(args)
+    except (FileNotFoundError, TimeoutError) as exc:
+        print(f"yaguar-sim: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
