@@ -31,13 +31,13 @@ class JpegInfo:
     components: int
 
 
-def inspect_jpeg(data: bytes | memoryview, max_pixels: int | None = None) -> JpegInfo:
+def inspect_jpeg(data: bytes, max_pixels: int | None = None) -> JpegInfo:
     """Check the structure of a JPEG and return its size, or raise ``JpegError``.
 
     ``max_pixels`` refuses headers that announce more pixels than any camera makes, before anything
     tries to allocate them.
     """
-    data = memoryview(data)
+    data = bytes(data)  # one copy at most; bytes.find below scans without copying again
     if len(data) == 0:
         raise JpegError("empty_payload", "the image is empty (0 bytes)")
     if bytes(data[:2]) != SOI:
@@ -75,7 +75,7 @@ def inspect_jpeg(data: bytes | memoryview, max_pixels: int | None = None) -> Jpe
                 raise JpegError("corrupt_jpeg", "JPEG has image data before its frame header")
             # Inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so an
             # FF D9 after the scan starts is the end of the image (EXIF thumbnails end before it).
-            if bytes(data[pos:]).find(EOI) == -1:
+            if data.find(EOI, pos) == -1:
                 raise JpegError("truncated_jpeg", "the JPEG is truncated (no end-of-image marker)")
             return info
         pos += 2 + length

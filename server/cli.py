@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = Path("/etc/yaguar/station.toml")
 COMMAND_MODULES: list[str] = [
+    "yaguar.server.dashboard.commands",
     "yaguar.server.demo",
 ]
 

@@ -10,3 +10,8 @@ from .context import Component, StationContext
 ComponentFactory = Callable[[StationContext], Component | None]
 
 FACTORIES: list[ComponentFactory] = []
+FACTORIES.append(lambda ctx: __import__("yaguar.engine.pipeline", fromlist=["factory"]).factory(ctx))
+FACTORIES.append(lambda ctx: __import__("yaguar.alerts.component", fromlist=["factory"]).factory(ctx))
+FACTORIES.append(
+    lambda ctx: __import__("yaguar.server.dashboard.component", fromlist=["factory"]).factory(ctx)
+)

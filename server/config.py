@@ -55,9 +55,9 @@ class MqttConfig(Section):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="unique per station worker: the broker keeps this worker's session under it",
     )
-    shared_group: str | None = Field(
+    shared_group: str = Field(
         default=SHARED_GROUP,
-        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        pattern=r"^[A-Za-z0-9_-]{0,32}$",
         description="MQTT v5 shared-subscription group, so several workers split the stream; empty: none",
     )
     keepalive_s: int = Field(default=30, ge=5, le=3600)

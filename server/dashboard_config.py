@@ -41,7 +41,7 @@ class DashboardConfig(BaseModel):
     default_language: Language = Field(default="es", description="language of the pages until a user picks")
     session_secret: SecretStr | None = Field(
         default=None,
-        description="from YAGUAR_SESSION_SECRET (32+ characters); unset: a random one, sessions end at restart",
+        description="from YAGUAR_SESSION_SECRET; unset: a random key, so log-ins end at restart",
     )
     cookie_secure: bool = Field(
         default=False, description="send the session cookie over HTTPS only (true behind a TLS proxy)"

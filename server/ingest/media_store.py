@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from concurrent.futures import Executor
 from pathlib import Path
 
 
@@ -26,33 +27,30 @@ class MediaStore:
         path = (self.root / relative).resolve()
         return path if path.is_relative_to(self.root) and path.is_file() else None
 
-    def write_many(self, frames: list[tuple[str, bytes]]) -> list[str]:
+    def write_many(self, frames: list[tuple[str, bytes]], pool: Executor | None = None) -> list[str]:
         """Durably write (sha256, bytes) pairs; return their relative paths. Files already present (same
-        content, same name) are not written again. Directories are fsynced once per batch."""
-        dirs: set[Path] = set()
-        pending: list[tuple[Path, Path]] = []
-        relatives = []
+        content, same name) are not written again. With a thread pool the writes and fsyncs overlap
+        (fsync releases the GIL, and the disk merges the flushes); directories are fsynced once."""
+        relatives = [self.relative_path(sha256) for sha256, _ in frames]
+        todo = {}
+        for (_sha256, data), relative in zip(frames, relatives, strict=True):
+            final = self.root / relative
+            if not final.exists():
+                todo[final] = data
+        temps: list[Path] = []
         try:
-            for sha256, data in frames:
-                relative = self.relative_path(sha256)
-                relatives.append(relative)
-                final = self.root / relative
-                if final.exists():
-                    continue
+            for final in todo:
                 final.parent.mkdir(parents=True, exist_ok=True)
-                tmp = final.parent / f".{sha256}.{secrets.token_hex(4)}.tmp"
-                with open(tmp, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                pending.append((tmp, final))
-            for tmp, final in pending:
+                temps.append(final.parent / f".{final.stem}.{secrets.token_hex(4)}.tmp")
+            jobs = list(zip(temps, todo.values(), strict=True))
+            for _ in (pool.map if pool else map)(_write_synced, jobs):
+                pass  # consume the results, so the first failed write raises here
+            for tmp, final in zip(temps, todo, strict=True):
                 os.replace(tmp, final)
-                dirs.add(final.parent)
-            for directory in dirs:
+            for directory in {final.parent for final in todo}:
                 _fsync_dir(directory)
         except BaseException:
-            for tmp, _ in pending:
+            for tmp in temps:
                 tmp.unlink(missing_ok=True)
             raise
         return relatives
@@ -72,3 +70,11 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_synced(job: tuple[Path, bytes]) -> None:
+    tmp, data = job
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import queue
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -65,6 +66,10 @@ class StationMqtt:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self._answer_lock = threading.Lock()
+        self._awaiting_answer: dict[int, Received] = {}  # our publish mid -> message to ack after it
+        self._answered_early: set[int] = set()
         self.connected = False
         self._stopping = False
 
@@ -102,6 +107,19 @@ class StationMqtt:
         if item.qos > 0:
             self.client.ack(item.mid, item.qos)
 
+    def answer_then_ack(self, topic: str, answer: bytes, item: Received) -> None:
+        """Publish the agent's answer, and acknowledge ``item`` to the broker only once the broker holds
+        the answer. Acking first could lose the answer for good: paho queues publishes beyond the
+        broker's in-flight window, and a crash then leaves a frame stored, acked and never answered."""
+        info = self.client.publish(topic, answer, qos=1)
+        with self._answer_lock:
+            if info.mid in self._answered_early:
+                self._answered_early.discard(info.mid)
+            else:
+                self._awaiting_answer[info.mid] = item
+                return
+        self.ack(item)
+
     # --- paho callbacks (run on paho's network thread)
     def _on_connect(
         self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, props: object
@@ -133,6 +151,16 @@ class StationMqtt:
             log.warning("lost the broker connection (%s); reconnecting", reason)
         self.connected = False
         self.metrics.mqtt_connected.set(0)
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: object, mid: int, _reason: object, _props: object
+    ) -> None:
+        with self._answer_lock:
+            item = self._awaiting_answer.pop(mid, None)
+            if item is None:
+                self._answered_early.add(mid)
+                return
+        self.ack(item)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         # The inbox is larger than receive_maximum, so this never blocks the network thread.

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy.exc import OperationalError
@@ -53,6 +54,8 @@ class IngestWriter:
             max_pixels=config.max_pixels,
             max_clock_skew=timedelta(seconds=config.max_clock_skew_s),
         )
+        # sha256, file writes and fsyncs release the GIL: a few threads overlap them across a batch.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-io")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
@@ -62,6 +65,7 @@ class IngestWriter:
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -86,7 +90,7 @@ class IngestWriter:
         return batch
 
     def _process(self, batch: list[Received]) -> None:
-        checked = [check(item, self.limits) for item in batch]
+        checked = list(self._pool.map(lambda item: check(item, self.limits), batch))
         while not self._commit(checked):
             if self._stop.wait(self.config.retry_delay_s):
                 log.warning(
@@ -101,7 +105,7 @@ class IngestWriter:
     def _commit(self, checked: list[Checked]) -> bool:
         frames = [c for c in checked if c.frame is not None and c.outcome != "rejected"]
         try:
-            paths = self.media.write_many([(c.frame.meta.sha256, c.item.payload) for c in frames])
+            paths = self.media.write_many([(c.frame.meta.sha256, c.item.payload) for c in frames], self._pool)
             for c, path in zip(frames, paths, strict=True):
                 c.path = path
             with self.session_factory.begin() as session:
@@ -131,7 +135,7 @@ class IngestWriter:
         now = time.monotonic()
         self.metrics.batch_size.observe(len(checked))
         for c in checked:
-            self.link.ack(c.item)
+            self._answer_agent(c)
             self.metrics.latency.observe(now - c.item.arrived)
             if c.kind is Kind.FRAME:
                 self.metrics.frames_received.inc()
@@ -146,7 +150,14 @@ class IngestWriter:
                 self.metrics.frames_duplicate.inc()
             elif c.kind is Kind.HEARTBEAT:
                 self.metrics.heartbeats.inc()
-            seq = c.seq() if c.kind is Kind.FRAME and c.device_id else None
-            if seq is not None:
-                ack = Ack(seq=seq, status=c.outcome, reason=c.error.reason if c.error else None)
-                self.link.publish(topics.topic(c.device_id, Kind.ACK), ack.to_json(), qos=1)
+
+    def _answer_agent(self, c: Checked) -> None:
+        """Send a frame's Ack to its agent, then release the message at the broker. If the station dies
+        in between, the broker delivers the frame again and the agent gets a second ("duplicate") Ack,
+        never none."""
+        seq = c.seq() if c.kind is Kind.FRAME and c.device_id else None
+        if seq is None:
+            self.link.ack(c.item)
+            return
+        ack = Ack(seq=seq, status=c.outcome, reason=c.error.reason if c.error else None)
+        self.link.answer_then_ack(topics.topic(c.device_id, Kind.ACK), ack.to_json(), c.item)

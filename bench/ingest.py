@@ -1,0 +1,162 @@
+"""Ingest benchmark: 20 simulated agents publish real 1.5 MB camera-trap JPEGs through a real Mosquitto
+into the station (inference off).
+
+Reference, measured in the same run: the raw broker throughput, i.e. the same frames delivered to a plain
+paho subscriber that only counts bytes. Prints frames/s and MB/s stored, publish-to-ack latency (p50,
+p99; the station acks after the commit), and the ratio stored / raw. Target: >= 0.8 of raw and
+>= 100 frames/s on the 2-core development machine.
+
+    .venv/bin/python bench/ingest.py [--quick] [--agents 20] [--frames-per-agent 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.broker import Broker, free_port, wait_for_port  # noqa: E402
+from yaguar.paths import shared_data_dir  # noqa: E402
+from yaguar.server.simulator import SimAgent, percentile  # noqa: E402
+
+RAW_SUBSCRIBER = """
+import sys, time, threading
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+host, port, expected = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+count = 0; nbytes = 0; first = last = None; done = threading.Event()
+def on_message(c, u, m):
+    global count, nbytes, first, last
+    last = time.time(); first = first or last
+    count += 1; nbytes += len(m.payload)
+    if count >= expected: done.set()
+def on_connect(c, u, f, rc, p):
+    c.subscribe("yaguar/v1/+/frame", qos=1)
+    print("ready", flush=True)
+c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="raw-counter", protocol=mqtt.MQTTv5)
+c.on_message = on_message; c.on_connect = on_connect
+c.connect(host, port); c.loop_start()
+done.wait(600)
+print(f"{count} {nbytes} {time.time()}", flush=True)
+"""
+
+
+def big_jpegs(data: Path) -> list[bytes]:
+    files = sorted(p for p in (data / "images").rglob("*.*") if p.stat().st_size > 1_000_000)
+    return [p.read_bytes() for p in files]
+
+
+def publish_all(agents: list[SimAgent], frames_per_agent: int) -> float:
+    start = time.time()
+    for _ in range(frames_per_agent):
+        for agent in agents:
+            agent.publish_burst()
+    return start
+
+
+def run_raw(broker: Broker, jpegs: list[bytes], agents_n: int, per_agent: int) -> tuple[float, float]:
+    total = agents_n * per_agent
+    proc = subprocess.Popen(
+        [sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(total)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    agents = [
+        SimAgent(f"raw-{i:02d}", broker.host, broker.port, jpegs, burst_size=1).connect()
+        for i in range(agents_n)
+    ]
+    start = publish_all(agents, per_agent)
+    count, nbytes, end = proc.stdout.readline().split()
+    proc.wait(30)
+    for agent in agents:
+        agent.close()
+    elapsed = float(end) - start
+    assert int(count) == total, f"raw subscriber got {count} of {total}"
+    return total / elapsed, int(nbytes) / elapsed / 1e6
+
+
+def run_station(
+    broker: Broker, jpegs: list[bytes], agents_n: int, per_agent: int, workdir: Path
+) -> dict[str, float]:
+    http_port = free_port()
+    config = workdir / "station.toml"
+    config.write_text(
+        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nclient_id = "bench-station"\n'
+        f'[storage]\ndatabase_url = "sqlite:///{workdir / "station.db"}"\nmedia_root = "{workdir / "media"}"\n'
+        f"[http]\nport = {http_port}\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "yaguar.server.cli", "--config", str(config), "--log-level", "WARNING", "run"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(http_port, 30)
+        time.sleep(0.5)  # let it subscribe
+        agents = [
+            SimAgent(
+                f"cam-{i:02d}", broker.host, broker.port, jpegs[i % len(jpegs) :] + jpegs[: i % len(jpegs)], 1
+            ).connect()
+            for i in range(agents_n)
+        ]
+        start = publish_all(agents, per_agent)
+        for agent in agents:
+            assert agent.wait_acked(600), f"{agent.device_id}: frames not acknowledged"
+        end = time.time()
+        latencies = [x for a in agents for x in a.latencies]
+        stored = sum(list(a.acks.values()).count("stored") for a in agents)
+        nbytes = sum(a.jpegs[s % len(a.jpegs)].__len__() for a in agents for s in a.acks)
+        for agent in agents:
+            agent.close()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    elapsed = end - start
+    return {
+        "stored": stored,
+        "fps": stored / elapsed,
+        "mbps": nbytes / elapsed / 1e6,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--frames-per-agent", type=int, default=15)
+    parser.add_argument("--quick", action="store_true", help="5 frames per agent")
+    args = parser.parse_args()
+    per_agent = 5 if args.quick else args.frames_per_agent
+    data = shared_data_dir()
+    if data is None:
+        print("shared data not found (../shared/data or YAGUAR_DATA_DIR)")
+        return 2
+    jpegs = big_jpegs(data)
+    mean_mb = sum(map(len, jpegs)) / len(jpegs) / 1e6
+    total = args.agents * per_agent
+    print(f"{args.agents} agents x {per_agent} frames = {total} real JPEGs, mean {mean_mb:.2f} MB")
+    with tempfile.TemporaryDirectory(prefix="yaguar-bench-") as tmp:
+        with Broker(Path(tmp) / "broker-raw") as broker:
+            raw_fps, raw_mbps = run_raw(broker, jpegs, args.agents, per_agent)
+        with Broker(Path(tmp) / "broker-station") as broker:
+            result = run_station(broker, jpegs, args.agents, per_agent, Path(tmp))
+    ratio = result["fps"] / raw_fps
+    print(f"raw broker (plain subscriber): {raw_fps:7.1f} frames/s  {raw_mbps:6.1f} MB/s")
+    print(f"station (stored, fsync'd):     {result['fps']:7.1f} frames/s  {result['mbps']:6.1f} MB/s")
+    print(
+        f"publish -> ack latency:        p50 {result['p50'] * 1000:.0f} ms   p99 {result['p99'] * 1000:.0f} ms"
+    )
+    print(f"ratio stored / raw:            {ratio:.2f}   (target >= 0.80; >= 100 frames/s)")
+    return 0 if result["stored"] == total else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
