@@ -12,7 +12,6 @@ import os
 import secrets
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +68,7 @@ def cmd_demo(args: argparse.Namespace, _config: StationConfig) -> int:
                 agent.wait_acked(30)
             stored = sum(list(a.acks.values()).count("stored") for a in agents)
             print(f"Cameras sent {sum(a.next_seq for a in agents)} frames; the station stored {stored}.")
-            if args.rounds:  # a bounded demo keeps the dashboard up until Ctrl+C only when asked to
-                time.sleep(args.linger)
+            stop.wait(args.linger)  # a bounded demo keeps the dashboard up a while, or until Ctrl+C
         finally:
             for agent in agents:
                 agent.close()
