@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-driver python3-venv)
+DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-driver postgresql python3-venv)
 VENV=.venv
 PYTHON=${PYTHON:-python3}
 
