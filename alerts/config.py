@@ -220,7 +220,9 @@ class AlertsConfig(Section):
     flood: FloodControl = Field(default_factory=FloodControl)
     escalation: Escalation = Field(default_factory=Escalation)
     sender: SenderConfig = Field(default_factory=SenderConfig)
-    twilio: TwilioConfig | None = Field(default=None, description="SMS through Twilio; none: SMS go to the log")
+    twilio: TwilioConfig | None = Field(
+        default=None, description="SMS through Twilio; none: SMS go to the log"
+    )
     twilio_auth_token: SecretStr | None = Field(default=None, description="from YAGUAR_TWILIO_AUTH_TOKEN")
     webhook: WebhookConfig | None = None
     link_template: str = Field(
@@ -241,7 +243,9 @@ class AlertsConfig(Section):
         for rule in self.rules:
             problems += [f"rule {rule.name}: no recipient {n}" for n in rule.recipients if n not in names]
             problems += [
-                f"rule {rule.name}: no camera group {g}" for g in rule.camera_groups if g not in self.camera_groups
+                f"rule {rule.name}: no camera group {g}"
+                for g in rule.camera_groups
+                if g not in self.camera_groups
             ]
             if "webhook" in rule.channels and self.webhook is None:
                 problems.append(f"rule {rule.name}: channel webhook needs [alerts.webhook]")

@@ -22,6 +22,8 @@ DEFAULT_CONFIG = Path("/etc/yaguar/station.toml")
 COMMAND_MODULES: list[str] = [
     "yaguar.server.dashboard.commands",
     "yaguar.server.demo",
+    "yaguar.server.devices_cli",
+    "yaguar.alerts.cli",
 ]
 
 

@@ -18,6 +18,7 @@ from yaguar.engine.config import PipelineConfig
 from yaguar.protocol.topics import SHARED_GROUP
 
 from .dashboard_config import DashboardConfig
+from .devices import DevicesConfig
 
 # Secrets never live in the TOML file; these variables fill them in.
 ENV_SECRETS = {
@@ -113,6 +114,7 @@ class StationConfig(Section):
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    devices: DevicesConfig = Field(default_factory=DevicesConfig)
 
 
 class ConfigError(ValueError):

@@ -13,13 +13,16 @@ import secrets
 import signal
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from yaguar.paths import shared_data_dir
 
 from .config import StationConfig, config_from_dict
 from .local_broker import Broker
 from .simulator import SimAgent, load_jpegs
+
+if TYPE_CHECKING:
+    from .station import Station
 
 
 def demo_config(broker: Broker, workdir: Path, http_port: int, token: str) -> StationConfig:
@@ -49,12 +52,13 @@ def cmd_demo(args: argparse.Namespace, _config: StationConfig) -> int:
 
     with Broker(workdir / "broker") as broker:
         station = Station(demo_config(broker, workdir, args.port, token)).start()
+        password = _demo_admin(station)
         agents = [
             SimAgent(f"demo-cam-{i + 1:02d}", broker.host, broker.port, jpegs, burst_size=3).connect()
             for i in range(args.agents)
         ]
         print(f"Yaguar demo: {len(agents)} simulated cameras replaying {len(jpegs)} images from {folder}")
-        print(f"  dashboard: {station.http_url}/")
+        print(f"  dashboard: {station.http_url}/   (log in as admin, password {password})")
         print(f"  API:       curl -H 'Authorization: Bearer {token}' {station.http_url}/api/v1/media")
         print(f"  data:      {workdir}    (Ctrl+C stops the demo)", flush=True)
         try:
@@ -74,6 +78,24 @@ def cmd_demo(args: argparse.Namespace, _config: StationConfig) -> int:
                 agent.close()
             station.stop()
     return 0
+
+
+def _demo_admin(station: Station) -> str:
+    """An admin account for the demo's dashboard; its password is printed, and kept across runs."""
+    from .dashboard.users import UserError, create_user
+
+    password_file = Path(station.config.storage.media_root).parent / "admin-password.txt"
+    if password_file.exists():
+        return password_file.read_text().strip()
+    password = os.environ.get("YAGUAR_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+    try:
+        with station.session_factory.begin() as session:
+            create_user(session, "admin", password, "admin", language="es")
+    except UserError:
+        return "(unchanged: the admin user already existed)"
+    password_file.write_text(password + "\n")
+    password_file.chmod(0o600)
+    return password
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

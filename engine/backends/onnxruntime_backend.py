@@ -27,6 +27,10 @@ class OnnxRuntimeBackend(Backend):
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(options.get("threads", 0) or 0) or (os.cpu_count() or 1)
         so.log_severity_level = 3
+        # Spinning threads burn a core waiting for work; on a station that decodes JPEGs on the other
+        # cores at the same time, that costs more than it gains.
+        if not options.get("allow_spinning", False):
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
@@ -48,4 +52,6 @@ class OnnxRuntimeBackend(Backend):
 
 
 def _info(arg: ort.NodeArg) -> TensorInfo:
-    return TensorInfo(name=arg.name, shape=tuple(arg.shape), dtype=np.dtype(_ORT_TYPES.get(arg.type, np.float32)))
+    return TensorInfo(
+        name=arg.name, shape=tuple(arg.shape), dtype=np.dtype(_ORT_TYPES.get(arg.type, np.float32))
+    )

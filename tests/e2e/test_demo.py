@@ -44,4 +44,5 @@ def test_demo_shows_frames_arriving_in_the_api(tmp_path: Path, images: Path) -> 
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
     assert "dashboard: http://127.0.0.1:" in output
+    assert "log in as admin, password" in output
     assert "simulated cameras replaying 6 images" in output

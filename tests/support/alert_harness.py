@@ -81,17 +81,28 @@ class Clock:
 
 
 class Harness:
-    def __init__(self, db_url: str, config: StationConfig, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        db_url: str,
+        config: StationConfig,
+        clock: Callable[[], datetime] = utcnow,
+        sender_busy_timeout_ms: int | None = None,
+    ) -> None:
         self.config = config
         self.clock = clock
         self.engine = make_db_engine(db_url)
         upgrade(self.engine)
         self.sessions = make_session_factory(self.engine)
+        # the component gives its sender a connection that fails fast on a taken lock; tests may too
+        self.sender_engine = (
+            make_db_engine(db_url, busy_timeout_ms=sender_busy_timeout_ms) if sender_busy_timeout_ms else None
+        )
+        sender_sessions = make_session_factory(self.sender_engine) if self.sender_engine else self.sessions
         self.registry = CollectorRegistry()
         self.metrics = AlertMetrics(self.registry)
         planner = DeliveryPlanner(config.alerts, config.http.public_url, self.metrics)
         self.channels = make_channels(config.alerts)
-        self.sender = Sender(config.alerts, self.sessions, planner, self.channels, self.metrics, self.clock)
+        self.sender = Sender(config.alerts, sender_sessions, planner, self.channels, self.metrics, self.clock)
         self.outbox = Outbox(config.alerts, planner, self.metrics, self.clock, wake=self.sender.wake)
         self.hooks = [self.outbox.on_event]
 
@@ -163,3 +174,5 @@ class Harness:
         for channel in self.channels.values():
             await channel.close()
         self.engine.dispose()
+        if self.sender_engine is not None:
+            self.sender_engine.dispose()

@@ -37,7 +37,6 @@ def upgrade() -> None:
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("utc_offset_min", sa.Integer(), nullable=False),
         sa.Column("due_at", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("ack_code", sa.String(length=12), nullable=True),
         sa.Column("acked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("acked_by", sa.String(length=40), nullable=True),
         sa.Column("escalation_level", sa.Integer(), nullable=False),
@@ -45,7 +44,6 @@ def upgrade() -> None:
         sa.Column("note", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(["event_id"], ["events.id"], name=op.f("fk_alerts_event_id_events")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alerts")),
-        sa.UniqueConstraint("ack_code", name=op.f("uq_alerts_ack_code")),
     )
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_alerts_created_at"), ["created_at"], unique=False)

@@ -1,0 +1,146 @@
+"""The spool's files: one frame per file, written atomically, read back whole or refused.
+
+A file is ``MAGIC``, the metadata length (4 bytes, big-endian), the ``FrameMeta`` JSON, then the JPEG
+bytes unchanged. ``atomic_write`` is temp file, fsync, rename, fsync the directory: after a crash or a
+power cut a file is either whole or absent, and a temp file left behind is removed when the spool opens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from yaguar.protocol.messages import FrameMeta
+
+MAGIC = b"YGF1"
+_HEADER = struct.Struct(">4sI")
+SUFFIX = ".frame"
+TMP_PREFIX = ".tmp-"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class SpoolError(OSError):
+    """A spool file that cannot be read back."""
+
+
+@dataclass(frozen=True)
+class SpooledFrame:
+    """A frame on disk: its metadata and where its bytes are."""
+
+    meta: FrameMeta
+    path: Path
+
+    @property
+    def seq(self) -> int:
+        return self.meta.seq
+
+    @property
+    def size(self) -> int:
+        return self.meta.size
+
+    def read_payload(self) -> bytes:
+        return read_frame_file(self.path)[1]
+
+
+def encode_frame_file(meta: FrameMeta, payload: bytes) -> bytes:
+    header = meta.to_json()
+    return _HEADER.pack(MAGIC, len(header)) + header + payload
+
+
+def read_frame_file(path: Path) -> tuple[FrameMeta, bytes]:
+    """Read a spool file; raise ``SpoolError`` when it is not a whole frame."""
+    data = path.read_bytes()
+    if len(data) < _HEADER.size:
+        raise SpoolError(f"{path.name}: shorter than its header")
+    magic, length = _HEADER.unpack_from(data)
+    if magic != MAGIC or _HEADER.size + length > len(data):
+        raise SpoolError(f"{path.name}: not a spool frame file")
+    try:
+        meta = FrameMeta.model_validate_json(data[_HEADER.size : _HEADER.size + length])
+    except ValueError as exc:
+        raise SpoolError(f"{path.name}: bad metadata ({str(exc)[:80]})") from None
+    payload = data[_HEADER.size + length :]
+    if len(payload) != meta.size:
+        raise SpoolError(f"{path.name}: {len(payload)} bytes of image, metadata says {meta.size}")
+    return meta, payload
+
+
+def read_frame_meta(path: Path) -> FrameMeta:
+    """The metadata of a spool file, checking its length without reading the image: opening a spool of
+    hundreds of megabytes on an SD card must not read all of it."""
+    with open(path, "rb") as handle:
+        head = handle.read(_HEADER.size)
+        if len(head) < _HEADER.size:
+            raise SpoolError(f"{path.name}: shorter than its header")
+        magic, length = _HEADER.unpack(head)
+        if magic != MAGIC or length > 64 * 1024:
+            raise SpoolError(f"{path.name}: not a spool frame file")
+        raw = handle.read(length)
+        size = os.fstat(handle.fileno()).st_size
+    try:
+        meta = FrameMeta.model_validate_json(raw)
+    except ValueError as exc:
+        raise SpoolError(f"{path.name}: bad metadata ({str(exc)[:80]})") from None
+    if size != _HEADER.size + length + meta.size:
+        raise SpoolError(f"{path.name}: {size} bytes on disk, its metadata says otherwise")
+    return meta
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
+    """Write temp, fsync, rename, fsync the directory: the file is whole or absent after a crash."""
+    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    if fsync:
+        fsync_dir(path.parent)
+
+
+def spool_summary(directory: Path | str) -> dict[str, Any] | None:
+    """What a spool holds, read without changing anything (safe while the agent runs); None if absent."""
+    directory = Path(directory)
+    pending = directory / "pending"
+    if not pending.is_dir():
+        return None
+    depth = size = 0
+    oldest: FrameMeta | None = None
+    newest_seq: int | None = None
+    for path in sorted(pending.glob(f"*{SUFFIX}")):
+        try:
+            meta = read_frame_meta(path)
+        except (SpoolError, OSError):
+            continue  # a file being replaced right now, or one the agent will quarantine
+        depth += 1
+        size += meta.size
+        oldest = oldest or meta
+        newest_seq = meta.seq
+    quarantine = directory / "quarantine"
+    quarantined = len(list(quarantine.glob(f"*{SUFFIX}"))) if quarantine.is_dir() else 0
+    return {
+        "depth": depth,
+        "bytes": size,
+        "oldest_captured_at": oldest.captured_at.isoformat() if oldest else None,
+        "newest_seq": newest_seq,
+        "quarantined": quarantined,
+    }

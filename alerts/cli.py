@@ -1,0 +1,105 @@
+"""``yaguar-station alerts ...``: recent alerts and their delivery state, acknowledging one by its code,
+and a preview of the messages each recipient would get (with their SMS segment cost)."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from yaguar.server.config import StationConfig
+
+from .deliveries import acknowledge
+from .messages import AlertFacts, render
+from .models import Alert
+from .rules import parse_ack_code
+from .segments import count_segments
+
+
+def _sessions(config: StationConfig) -> sessionmaker[Session]:
+    from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
+
+    engine = make_db_engine(config.storage.database_url)
+    upgrade(engine)
+    return make_session_factory(engine)
+
+
+def cmd_list(args: argparse.Namespace, config: StationConfig) -> int:
+    with _sessions(config)() as session:
+        alerts = session.scalars(
+            select(Alert).options(selectinload(Alert.deliveries)).order_by(Alert.id.desc()).limit(args.limit)
+        ).all()
+        if not alerts:
+            print("No alerts yet.")
+            return 0
+        print(f"{'code':6} {'when (UTC)':20} {'rule':16} {'severity':8} {'state':10} {'what':28} deliveries")
+        for alert in alerts:
+            what = f"{alert.species or alert.category} at {alert.device_id}"
+            if alert.kind == "summary":
+                what = f"{alert.event_count} more {what}"
+            sent = ", ".join(f"{d.recipient or d.channel}: {d.state}" for d in alert.deliveries) or "-"
+            acked = f" (acknowledged by {alert.acked_by})" if alert.acked_by else ""
+            when = alert.created_at.strftime("%Y-%m-%d %H:%M:%S")
+            print(
+                f"{alert.ack_code:6} {when:20} {alert.rule:16} {alert.severity:8} {alert.state:10} "
+                f"{what[:28]:28} {sent}{acked}"
+            )
+    return 0
+
+
+def cmd_ack(args: argparse.Namespace, config: StationConfig) -> int:
+    alert_id = parse_ack_code(args.code)
+    if alert_id is None:
+        print(
+            f"yaguar-station alerts ack: {args.code!r} is not an alert code (see: yaguar-station alerts list)"
+        )
+        return 2
+    with _sessions(config).begin() as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            print(f"yaguar-station alerts ack: no alert has the code {args.code.upper()}")
+            return 2
+        if not acknowledge(session, alert, args.by, datetime.now(UTC)):
+            print(f"Alert {alert.ack_code} was already acknowledged by {alert.acked_by}.")
+            return 0
+    print(f"Alert {args.code.upper()} acknowledged; it will not escalate further.")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace, config: StationConfig) -> int:
+    alerts = config.alerts
+    unicode = alerts.twilio.unicode if alerts.twilio else False
+    link = alerts.link_template.format(base=config.http.public_url.rstrip("/"), event_id=123456)
+    now = datetime.now(UTC)
+    languages = sorted({r.language for r in alerts.recipients}) or ["es", "en"]
+    for kind in ("first", "summary"):
+        facts = AlertFacts(
+            kind=kind, category="animal", species=args.species, count=1, confidence=0.87,
+            camera=args.camera, first_seen_at=now, last_seen_at=now, utc_offset_min=args.utc_offset_min,
+            event_id=123456, event_count=14, ack_code="3FQ",
+        )  # fmt: skip
+        for lang in languages:
+            body = render(facts, lang, link, unicode)
+            cost = count_segments(body)
+            print(f"[{lang} {kind}] {cost.segments} segment(s), {cost.encoding}, {cost.units} units")
+            print(f"  {body}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    alerts = sub.add_parser("alerts", help="recent alerts, acknowledging one, previewing messages")
+    actions = alerts.add_subparsers(dest="alerts_command", required=True)
+    listing = actions.add_parser("list", help="recent alerts and the state of each message")
+    listing.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    listing.set_defaults(func=cmd_list)
+    ack = actions.add_parser("ack", help="acknowledge an alert by the code in its message")
+    ack.add_argument("code")
+    ack.add_argument("--by", default="console", help="who acknowledges (default: console)")
+    ack.set_defaults(func=cmd_ack)
+    preview = actions.add_parser("preview", help="the messages recipients would get, and their SMS cost")
+    preview.add_argument("--species", default="Panthera onca", help="scientific name")
+    preview.add_argument("--camera", default="Sendero Norte", help="camera name as in the message")
+    preview.add_argument("--utc-offset-min", type=int, default=-300, help="the camera's UTC offset")
+    preview.set_defaults(func=cmd_preview)

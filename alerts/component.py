@@ -1,0 +1,116 @@
+"""The alerts component of the station: the outbox hook inside the pipeline's event transactions, the
+sender on its own thread and asyncio loop, and the HTTP routes (callbacks, replies, API)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from yaguar.server.context import StationContext
+from yaguar.server.storage import make_db_engine, make_session_factory
+from yaguar.server.storage.base import utcnow
+
+from .channels.base import Channel
+from .channels.log import LogChannel
+from .channels.twilio_sms import TwilioSmsChannel
+from .channels.webhook import WebhookChannel
+from .config import AlertsConfig
+from .deliveries import DeliveryPlanner
+from .metrics import AlertMetrics
+from .outbox import Outbox
+from .sender import SENDER_BUSY_TIMEOUT_MS, Sender
+from .web import STATUS_PATH, AlertRoutes
+
+log = logging.getLogger(__name__)
+
+
+def make_channels(config: AlertsConfig) -> dict[str, Channel]:
+    """The log channel always exists; Twilio and the webhook when configured."""
+    channels: dict[str, Channel] = {"log": LogChannel()}
+    if config.twilio is not None and config.twilio_auth_token is not None:
+        base = config.twilio.callback_base_url
+        channels["twilio"] = TwilioSmsChannel(
+            config.twilio,
+            config.twilio_auth_token.get_secret_value(),
+            f"{base}{STATUS_PATH}" if base else None,
+        )
+    if config.webhook is not None:
+        channels["webhook"] = WebhookChannel(config.webhook.timeout_s)
+    return channels
+
+
+def sender_database(ctx: StationContext) -> tuple[Engine | None, sessionmaker[Session]]:
+    """On SQLite the sender gets its own connection that fails fast on a taken write lock (its loop
+    retries every few ms, see ``Sender.run``); on PostgreSQL it shares the station's engine."""
+    storage = ctx.config.storage
+    if make_url(storage.database_url).get_backend_name() != "sqlite":
+        return None, ctx.session_factory
+    engine = make_db_engine(
+        storage.database_url, storage.sqlite_synchronous, busy_timeout_ms=SENDER_BUSY_TIMEOUT_MS
+    )
+    return engine, make_session_factory(engine)
+
+
+class AlertsComponent:
+    name = "alerts"
+
+    def __init__(self, ctx: StationContext, clock: Callable[[], datetime] = utcnow) -> None:
+        self.ctx = ctx
+        config = ctx.config.alerts
+        self.metrics = AlertMetrics(ctx.metrics)
+        planner = DeliveryPlanner(config, ctx.config.http.public_url, self.metrics)
+        self.channels = make_channels(config)
+        self._sender_engine, sender_sessions = sender_database(ctx)
+        self.sender = Sender(config, sender_sessions, planner, self.channels, self.metrics, clock)
+        self.outbox = Outbox(config, planner, self.metrics, clock, wake=self.sender.wake)
+        self.routes = AlertRoutes(config, ctx.session_factory, self.metrics, clock)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        if config.twilio is None:
+            log.warning("alerts: no Twilio account configured; SMS alerts go to the log")
+
+    def start(self) -> None:
+        self.ctx.hooks.event_in_transaction.append(self.outbox.on_event)
+        self._thread = threading.Thread(target=self._serve, name="alert-sender", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def _serve(self) -> None:
+        asyncio.run(self._main())
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._ready.set()
+        try:
+            await self.sender.run(self._stop)
+        finally:
+            for channel in self.channels.values():
+                await channel.close()
+
+    def stop(self) -> None:
+        # The outbox hook stays: the pipeline stops after us and its last events must still carry their
+        # alerts (sent at the next start, from the outbox).
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(30)
+        if self._sender_engine is not None:
+            self._sender_engine.dispose()
+
+    def setup_routes(self, app: web.Application) -> None:
+        self.routes.register(app)
+
+
+def factory(ctx: StationContext) -> AlertsComponent | None:
+    return AlertsComponent(ctx) if ctx.config.alerts.enabled else None

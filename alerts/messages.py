@@ -1,0 +1,96 @@
+"""Message bodies in Spanish and English, kept to one SMS segment where they can be.
+
+A first alert: what, how many, which camera, local time, confidence, a link, and how to acknowledge::
+
+    Yaguar: jaguar x2 en Sendero Norte 02:14 92% http://st.lan/e/123 Responda OK 3F
+
+A summary tells what followed during the cooldown. Names are shortened step by step until the body
+fits one segment; accents outside GSM-7 are folded (pecarí -> pecari) unless Unicode is asked for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from yaguar.engine.taxonomy import common_name
+
+from .segments import count_segments, fit, fold_to_gsm7
+
+CATEGORY_NAMES = {
+    "es": {"person": "persona", "vehicle": "vehículo", "animal": "animal"},
+    "en": {"person": "person", "vehicle": "vehicle", "animal": "animal"},
+}
+TEMPLATES = {
+    "es": {
+        "first": "Yaguar: {what}{many} en {camera} {time} {conf}% {link} Responda OK {code}",
+        "summary": "Yaguar: {n} más {what} en {camera} {time}-{end} máx {conf}% {link} Responda OK {code}",
+        "ack": "Alerta {code} confirmada. Gracias.",
+        "unknown_code": "No hay alerta abierta con el código {code}.",
+    },
+    "en": {
+        "first": "Yaguar: {what}{many} at {camera} {time} {conf}% {link} Reply OK {code}",
+        "summary": "Yaguar: {n} more {what} at {camera} {time}-{end} max {conf}% {link} Reply OK {code}",
+        "ack": "Alert {code} acknowledged. Thank you.",
+        "unknown_code": "No open alert has the code {code}.",
+    },
+}
+# (species or category name, camera name) lengths tried in turn until the body is one segment.
+_NAME_LIMITS = ((40, 30), (24, 18), (16, 12), (10, 8))
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    """What a message says about an alert; taken from the alert row when the message is written."""
+
+    kind: str  # first | summary
+    category: str
+    species: str | None
+    count: int
+    confidence: float
+    camera: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+    utc_offset_min: int
+    event_id: int
+    event_count: int
+    ack_code: str
+
+
+def subject(facts: AlertFacts, lang: str) -> str:
+    if facts.species:
+        return common_name(facts.species, lang)
+    return CATEGORY_NAMES[lang].get(facts.category, facts.category)
+
+
+def local_hhmm(when: datetime, utc_offset_min: int) -> str:
+    return (when + timedelta(minutes=utc_offset_min)).strftime("%H:%M")
+
+
+def render(facts: AlertFacts, lang: str, link: str, unicode: bool = False) -> str:
+    """The body for one recipient: one segment when the names can be shortened enough; when no
+    shortening gets there (a UCS-2 body cannot: the link alone takes half a segment), the full names."""
+    bodies = []
+    for what_limit, camera_limit in _NAME_LIMITS:
+        body = TEMPLATES[lang][facts.kind].format(
+            what=fit(subject(facts, lang), what_limit),
+            many=f" x{facts.count}" if facts.count > 1 else "",
+            n=max(facts.event_count, 1),
+            camera=fit(facts.camera, camera_limit),
+            time=local_hhmm(facts.first_seen_at, facts.utc_offset_min),
+            end=local_hhmm(facts.last_seen_at, facts.utc_offset_min),
+            conf=round(facts.confidence * 100),
+            link=link,
+            code=facts.ack_code,
+        )
+        if not unicode:
+            body = fold_to_gsm7(body)
+        if count_segments(body).segments <= 1:
+            return body
+        bodies.append(body)
+    return bodies[0]
+
+
+def reply(kind: str, lang: str, code: str, unicode: bool = False) -> str:
+    text = TEMPLATES[lang][kind].format(code=code)
+    return text if unicode else fold_to_gsm7(text)

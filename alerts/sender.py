@@ -1,0 +1,414 @@
+"""The sender: works through the outbox in its own asyncio loop.
+
+Each pass releases summaries whose window closed, escalates unacknowledged alerts, claims due deliveries
+(``pending`` -> ``sending``, committed BEFORE the request goes out) and settles ``unknown`` ones by asking
+the provider. Rules that make it safe:
+
+* a delivery is claimed in a committed transaction before its request, so after a crash it is found in
+  ``sending`` and becomes ``unknown`` (``recover``), never silently pending again;
+* 429, 5xx and refused connections are retried with exponential backoff (nothing was created);
+* a timeout after the request went out is ``unknown``: the provider is asked (``reconcile``); only when it
+  has had ``reconcile_give_up_s`` to show the message and still does not is the delivery sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from yaguar.server.storage.base import utcnow
+
+from .channels.base import Channel, DeliveryView, ReconcileResult, SendResult
+from .config import AlertsConfig
+from .deliveries import DeliveryPlanner, refresh_state
+from .metrics import AlertMetrics
+from .models import Alert, Delivery
+from .rules import held_by_quiet_hours
+
+log = logging.getLogger(__name__)
+
+# The sender's own SQLite connection gives up on a taken write lock after this long (the station's
+# default is seconds), and its loop tries again after BUSY_RETRY_S: see ``run``.
+SENDER_BUSY_TIMEOUT_MS = 2
+BUSY_RETRY_S = 0.002
+BUSY_WARN_S = 30.0
+
+# Channels whose "absent" is final: nothing can still be on its way, so resending at once is safe.
+RESEND_AT_ONCE = frozenset({"log", "webhook"})
+
+
+def is_busy(exc: OperationalError) -> bool:
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def view_of(delivery: Delivery) -> DeliveryView:
+    return DeliveryView(
+        id=delivery.id,
+        alert_id=delivery.alert_id,
+        channel=delivery.channel,
+        address=delivery.address,
+        body=delivery.body,
+        attempts=delivery.attempts,
+        claimed_at=delivery.claimed_at,
+        provider_sid=delivery.provider_sid,
+    )
+
+
+class Sender:
+    def __init__(
+        self,
+        config: AlertsConfig,
+        session_factory: sessionmaker[Session],
+        planner: DeliveryPlanner,
+        channels: dict[str, Channel],
+        metrics: AlertMetrics,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.cfg = config.sender
+        self.sessions = session_factory
+        self.planner = planner
+        self.channels = channels
+        self.metrics = metrics
+        self.clock = clock
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._busy: set[int] = set()  # delivery ids with a send or reconcile in flight
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Answers from the provider, written by the next pass (in its one transaction).
+        self._results: list[tuple[DeliveryView, SendResult | ReconcileResult]] = []
+
+    # -- waking -------------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Thread-safe: look at the outbox now (called after a commit that wrote alerts)."""
+        loop, event = self._loop, self._wake
+        if loop is None or event is None:
+            return
+        try:
+            loop.call_soon_threadsafe(event.set)
+        except RuntimeError:  # the loop is closed (sender stopped): the outbox keeps the work for later
+            log.debug("alert sender is stopped; the outbox keeps the alert")
+
+    def bind_loop(self) -> asyncio.Event:
+        """Attach to the running loop (wake() then reaches it); returns the wake event."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        return self._wake
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        wake = self.bind_loop()
+        recovered = False
+        busy_since: float | None = None
+        while not stop.is_set():
+            wake.clear()
+            try:
+                if not recovered:
+                    self.recover()
+                    recovered = True
+                await self.step()
+                busy_since = None
+            except OperationalError as exc:
+                if not is_busy(exc):
+                    log.exception("alert sender pass failed; retrying in %ss", self.cfg.poll_interval_s)
+                    wake.clear()
+                else:
+                    # SQLite's write lock is taken: try again in a moment. Polling every few ms wins the
+                    # short gaps between the pipeline's transactions, where SQLite's own busy handler
+                    # (sleeps growing to 100 ms) loses them to a busy writer.
+                    now = time.monotonic()
+                    busy_since = busy_since or now
+                    if now - busy_since > BUSY_WARN_S:
+                        log.warning("alert sender: the database has been locked for %.0f s", now - busy_since)
+                        busy_since = now
+                    await asyncio.sleep(BUSY_RETRY_S)
+                    continue
+            except Exception:  # a database hiccup must not end the sender; the next pass retries
+                log.exception("alert sender pass failed; retrying in %ss", self.cfg.poll_interval_s)
+                wake.clear()  # no tight loop on a database that keeps failing
+            waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=self.cfg.poll_interval_s, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        await self.drain(timeout=25)
+        for _ in range(int(10 / BUSY_RETRY_S)):
+            try:
+                self.flush()
+                break
+            except OperationalError as exc:
+                if not is_busy(exc):
+                    log.exception("could not write the last alert delivery results")
+                    break
+                await asyncio.sleep(BUSY_RETRY_S)
+            except Exception:  # unwritten answers leave deliveries 'sending': asked about at the next start
+                log.exception("could not write the last alert delivery results")
+                break
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait for the sends and reconciliations in flight."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    # -- one pass -----------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """After a restart: a delivery still 'sending' may have reached the provider. Ask, never resend."""
+        now = self.clock()
+        with self.sessions.begin() as session:
+            stuck = session.scalars(select(Delivery).where(Delivery.state == "sending")).all()
+            for delivery in stuck:
+                delivery.state = "unknown"
+                delivery.next_attempt_at = now
+                delivery.last_error = "interrupted while sending (station stopped)"
+                refresh_state(delivery.alert)
+            if stuck:
+                log.warning("%s alert deliveries were interrupted mid-send; asking the provider", len(stuck))
+            return len(stuck)
+
+    async def step(self) -> int:
+        """Do all due work once; returns how many things were started or changed.
+
+        Everything a pass writes (answers received since the last pass, released summaries, escalations,
+        claims) goes into ONE transaction: one fsync a pass instead of one per message, which is what
+        keeps latency flat when detections come in bursts."""
+        now = self.clock()
+        results = list(self._results)
+        with self.sessions.begin() as session:
+            claimed = self._claim(session, now)  # first: the new alert is why we were woken
+            unknowns = self._due_unknowns(session, now)
+            done = self._apply_results(session, results, now)
+            planned = self._release_summaries(session, now) + self._escalate(session, now)
+        self._forget(results)  # only once committed: a failed pass keeps the answers for the next one
+        if planned:
+            self.wake()  # their deliveries are due now: one more pass claims them
+        for view in claimed:
+            self._spawn(view.id, self._deliver(view))
+        for view in unknowns:
+            self._spawn(view.id, self._reconcile(view))
+        return done + planned + len(claimed) + len(unknowns)
+
+    def flush(self) -> int:
+        """Write the answers received so far (at shutdown, after ``drain``)."""
+        results = list(self._results)
+        with self.sessions.begin() as session:
+            self._apply_results(session, results, self.clock())
+        self._forget(results)
+        return len(results)
+
+    def _spawn(self, delivery_id: int, work: Coroutine[Any, Any, None]) -> None:
+        self._busy.add(delivery_id)
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+
+        def finished(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if t.cancelled() or t.exception() is not None:
+                # No answer will be applied: the delivery stays 'sending' or 'unknown' and is asked about.
+                self._busy.discard(delivery_id)
+                log.error(
+                    "alert delivery %s: %s", delivery_id, "cancelled" if t.cancelled() else t.exception()
+                )
+            self.wake()  # an answer to write, a slot free
+
+        task.add_done_callback(finished)
+
+    def _forget(self, results: list[tuple[DeliveryView, SendResult | ReconcileResult]]) -> None:
+        del self._results[: len(results)]  # tasks only append, so the written ones are the first
+        for view, _ in results:
+            self._busy.discard(view.id)
+
+    def _apply_results(
+        self,
+        session: Session,
+        results: list[tuple[DeliveryView, SendResult | ReconcileResult]],
+        now: datetime,
+    ) -> int:
+        if not results:
+            return 0
+        # One query for all of them (with their alerts and sibling deliveries), not three per answer.
+        loaded = session.scalars(
+            select(Delivery)
+            .options(selectinload(Delivery.alert).selectinload(Alert.deliveries))
+            .where(Delivery.id.in_({view.id for view, _ in results}))
+        ).all()
+        by_id = {d.id: d for d in loaded}
+        for view, result in results:
+            delivery = by_id.get(view.id)
+            if delivery is None:
+                continue
+            if isinstance(result, SendResult):
+                self._record_send(delivery, result, now)
+            else:
+                self._record_reconcile(delivery, result, now)
+            refresh_state(delivery.alert)
+        return len(results)
+
+    def _release_summaries(self, session: Session, now: datetime) -> int:
+        due = session.scalars(
+            select(Alert)
+            .where(Alert.state == "held", Alert.due_at <= now)
+            .order_by(Alert.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for alert in due:
+            if held_by_quiet_hours(self.config, alert.severity, now, alert.utc_offset_min):
+                alert.state, alert.note = "suppressed", "quiet hours"
+                continue
+            alert.state = "pending"
+            levels = self.planner.levels(self.planner.rule(alert.rule))
+            self.planner.plan(session, alert, levels[0] if levels else 0, now)
+            log.info("summary alert %s released: %s more events", alert.id, alert.event_count)
+        return len(due)
+
+    def _escalate(self, session: Session, now: datetime) -> int:
+        due = session.scalars(
+            select(Alert)
+            .where(Alert.next_escalation_at <= now, Alert.acked_at.is_(None))
+            .with_for_update(skip_locked=True)
+        ).all()
+        for alert in due:
+            levels = self.planner.levels(self.planner.rule(alert.rule))
+            higher = [level for level in levels if level > alert.escalation_level]
+            alert.next_escalation_at = None
+            if not higher:
+                continue
+            alert.escalation_level = higher[0]
+            self.planner.plan(session, alert, higher[0], now)
+            if len(higher) > 1:
+                alert.next_escalation_at = now + timedelta(seconds=self.config.escalation.after_s)
+            self.metrics.escalations.inc()
+            log.warning("alert %s not acknowledged: escalated to level %s", alert.id, higher[0])
+        return len(due)
+
+    def _claim(self, session: Session, now: datetime) -> list[DeliveryView]:
+        free = self.cfg.concurrency - len(self._busy)
+        if free <= 0:
+            return []
+        rows = session.scalars(
+            select(Delivery)
+            .options(selectinload(Delivery.alert).selectinload(Alert.deliveries))
+            .where(Delivery.state == "pending", Delivery.next_attempt_at <= now)
+            .order_by(Delivery.next_attempt_at, Delivery.id)
+            .limit(free + len(self._busy))
+            # Several station workers on PostgreSQL never claim the same row; SQLite's BEGIN IMMEDIATE
+            # already serialises passes (and renders no FOR UPDATE).
+            .with_for_update(skip_locked=True, of=Delivery)
+        ).all()
+        claimed = []
+        claimed_at = max(self.clock(), now)  # after the lock was won: what the claim really waited
+        for delivery in rows:
+            if delivery.id in self._busy or len(claimed) >= free:
+                continue
+            delivery.state = "sending"
+            delivery.attempts += 1
+            delivery.claimed_at = claimed_at
+            refresh_state(delivery.alert)
+            claimed.append(delivery)
+        session.flush()
+        return [view_of(d) for d in claimed]
+
+    def _due_unknowns(self, session: Session, now: datetime) -> list[DeliveryView]:
+        free = self.cfg.concurrency - len(self._busy)
+        if free <= 0:
+            return []
+        rows = session.scalars(
+            select(Delivery)
+            .where(Delivery.state == "unknown", Delivery.next_attempt_at <= now)
+            .order_by(Delivery.id)
+            .limit(free + len(self._busy))
+        ).all()
+        return [view_of(d) for d in rows if d.id not in self._busy][:free]
+
+    # -- one delivery -------------------------------------------------------------------------------
+    async def _deliver(self, view: DeliveryView) -> None:
+        channel = self.channels.get(view.channel)
+        if channel is None:
+            result = SendResult("failed", error=f"channel {view.channel} is not configured")
+        else:
+            try:
+                result = await channel.send(view)
+            except Exception as exc:  # whatever happened, the message may have gone: ask, do not resend
+                log.exception("alert delivery %s: unexpected error while sending", view.id)
+                result = SendResult("unknown", error=f"{type(exc).__name__}: {exc}"[:300])
+        self.metrics.attempts.labels(view.channel, result.outcome).inc()
+        self._results.append((view, result))
+
+    def _record_send(self, delivery: Delivery, result: SendResult, now: datetime) -> None:
+        delivery.last_error = result.error
+        if result.outcome == "sent":
+            self._mark_sent(delivery, result.provider_sid, result.provider_status, now)
+        elif result.outcome == "retry" and delivery.attempts < self.cfg.max_attempts:
+            delivery.state = "pending"
+            delivery.next_attempt_at = now + timedelta(seconds=self.backoff(delivery.attempts))
+            log.info("alert delivery %s: %s; retry %s", delivery.id, result.error, delivery.attempts + 1)
+        elif result.outcome == "unknown":
+            delivery.state = "unknown"
+            delivery.next_attempt_at = now + timedelta(seconds=self.cfg.reconcile_after_s)
+            log.warning("alert delivery %s is unknown (%s): will ask the provider", delivery.id, result.error)
+        else:
+            delivery.state = "failed"
+            log.error(
+                "alert delivery %s failed after %s attempts: %s", delivery.id, delivery.attempts, result.error
+            )
+
+    def _mark_sent(self, delivery: Delivery, sid: str | None, status: str | None, now: datetime) -> None:
+        delivery.state = "sent"
+        delivery.sent_at = now
+        delivery.provider_sid = sid or delivery.provider_sid
+        delivery.provider_status = status
+        latency = (now - delivery.alert.created_at).total_seconds()
+        self.metrics.send_latency.labels(delivery.channel).observe(max(latency, 0.0))
+
+    def backoff(self, attempts: int) -> float:
+        delay = min(self.cfg.backoff_max_s, self.cfg.backoff_initial_s * 2 ** max(attempts - 1, 0))
+        return delay * random.uniform(0.8, 1.2)
+
+    async def _reconcile(self, view: DeliveryView) -> None:
+        channel = self.channels.get(view.channel)
+        if channel is None:
+            result = ReconcileResult("unknown", error=f"channel {view.channel} is not configured")
+        else:
+            try:
+                result = await channel.reconcile(view)
+            except Exception as exc:
+                log.exception("alert delivery %s: unexpected error while reconciling", view.id)
+                result = ReconcileResult("unknown", error=f"{type(exc).__name__}: {exc}"[:300])
+        self.metrics.reconciled.labels(result.outcome).inc()
+        self._results.append((view, result))
+
+    def _record_reconcile(self, delivery: Delivery, result: ReconcileResult, now: datetime) -> None:
+        if delivery.state != "unknown":  # a status callback settled it meanwhile
+            return
+        if result.outcome == "sent":
+            self._mark_sent(delivery, result.provider_sid, result.provider_status, now)
+            log.info("alert delivery %s: the provider has it (%s)", delivery.id, result.provider_sid)
+        elif result.outcome == "failed":
+            delivery.state = "failed"
+            delivery.provider_sid = result.provider_sid
+            delivery.provider_status = result.provider_status
+        elif result.outcome == "absent" and self._absent_long_enough(delivery, now):
+            delivery.state = "pending"
+            delivery.next_attempt_at = now
+            self.wake()  # claimable at the next pass, not at the next poll
+            log.warning("alert delivery %s: the provider never got it; sending again", delivery.id)
+        else:
+            delivery.next_attempt_at = now + timedelta(seconds=max(self.cfg.reconcile_after_s, 1.0))
+            delivery.last_error = result.error or delivery.last_error
+
+    def _absent_long_enough(self, delivery: Delivery, now: datetime) -> bool:
+        if delivery.channel in RESEND_AT_ONCE:
+            return True
+        claimed = delivery.claimed_at or delivery.created_at
+        return now - claimed >= timedelta(seconds=self.cfg.reconcile_give_up_s)

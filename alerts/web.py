@@ -1,0 +1,265 @@
+"""HTTP routes of alerts.
+
+* ``POST /alerts/twilio/status``: Twilio's delivery-status callback; ``X-Twilio-Signature`` is checked
+  with the library's ``RequestValidator`` and a forgery gets 403.
+* ``POST /alerts/twilio/sms``: a ranger's reply; ``OK <code>`` from a known recipient acknowledges the
+  alert and stops its escalation. Signed like the callback.
+* ``GET /api/v1/alerts``, ``GET /api/v1/alerts/{id}``, ``POST /api/v1/alerts/{id}/ack``: for the
+  dashboard (the station's middleware asks for the API token on /api/v1/*).
+* ``GET /e/{event_id}``: the short link in messages, redirected to the dashboard's event page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+from twilio.request_validator import RequestValidator
+
+from yaguar.server.storage.base import utcnow
+
+from .config import AlertsConfig
+from .deliveries import acknowledge, refresh_state
+from .messages import reply
+from .metrics import AlertMetrics
+from .models import ALERT_STATES, Alert, Delivery
+from .rules import parse_ack_code
+
+log = logging.getLogger(__name__)
+
+STATUS_PATH = "/alerts/twilio/status"
+INBOUND_PATH = "/alerts/twilio/sms"
+_ACK = re.compile(r"^\s*OK\s+([0-9A-Za-z]{2,12})\s*[.!]?\s*$", re.IGNORECASE)
+_SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
+TWIML = "application/xml"
+
+
+def alert_json(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "created_at": alert.created_at.isoformat(),
+        "rule": alert.rule,
+        "severity": alert.severity,
+        "kind": alert.kind,
+        "state": alert.state,
+        "event_id": alert.event_id,
+        "last_event_id": alert.last_event_id,
+        "event_count": alert.event_count,
+        "device_id": alert.device_id,
+        "category": alert.category,
+        "species": alert.species,
+        "count": alert.max_count,
+        "confidence": alert.max_confidence,
+        "first_seen_at": alert.first_seen_at.isoformat(),
+        "last_seen_at": alert.last_seen_at.isoformat(),
+        "ack_code": alert.ack_code,
+        "acked_at": alert.acked_at.isoformat() if alert.acked_at else None,
+        "acked_by": alert.acked_by,
+        "escalation_level": alert.escalation_level,
+        "note": alert.note,
+        "deliveries": [
+            {
+                "id": d.id,
+                "channel": d.channel,
+                "recipient": d.recipient,
+                "language": d.language,
+                "escalation_level": d.escalation_level,
+                "state": d.state,
+                "attempts": d.attempts,
+                "segments": d.segments,
+                "provider_sid": d.provider_sid,
+                "provider_status": d.provider_status,
+                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
+                "last_error": d.last_error,
+            }
+            for d in alert.deliveries
+        ],
+    }
+
+
+class AlertRoutes:
+    def __init__(
+        self,
+        config: AlertsConfig,
+        session_factory: sessionmaker[Session],
+        metrics: AlertMetrics,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.config = config
+        self.sessions = session_factory
+        self.metrics = metrics
+        self.clock = clock
+        token = config.twilio_auth_token.get_secret_value() if config.twilio_auth_token else None
+        self.validator = RequestValidator(token) if token and config.twilio is not None else None
+        self.phones = {r.phone: r for r in config.recipients}
+
+    def register(self, app: web.Application) -> None:
+        app.router.add_get("/api/v1/alerts", self.list_alerts)
+        app.router.add_get("/api/v1/alerts/{alert_id:\\d+}", self.get_alert)
+        app.router.add_post("/api/v1/alerts/{alert_id:\\d+}/ack", self.ack_alert)
+        app.router.add_get("/e/{event_id:\\d{1,18}}", self.short_link)
+        if self.validator is not None:
+            app.router.add_post(STATUS_PATH, self.status_callback)
+            app.router.add_post(INBOUND_PATH, self.inbound_sms)
+
+    async def _db(self, fn: Callable[[Session], Any]) -> Any:
+        def run() -> Any:
+            with self.sessions.begin() as session:
+                return fn(session)
+
+        return await asyncio.to_thread(run)
+
+    # -- Twilio -------------------------------------------------------------------------------------
+    async def _signed_form(self, request: web.Request, endpoint: str) -> dict[str, str] | None:
+        """The form of a request Twilio really sent, or None (and a 403 to answer) for a forgery."""
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        base = self.config.twilio.callback_base_url if self.config.twilio else None
+        # Behind a proxy the URL Twilio signed is the public one, not the one aiohttp sees.
+        url = f"{base}{request.path_qs}" if base else str(request.url)
+        signature = request.headers.get("X-Twilio-Signature", "")
+        assert self.validator is not None
+        if not signature or not self.validator.validate(url, form, signature):
+            self.metrics.rejected.labels(endpoint, "bad_signature").inc()
+            log.warning(
+                "%s: refused a request with a bad X-Twilio-Signature from %s", endpoint, request.remote
+            )
+            return None
+        return form
+
+    async def status_callback(self, request: web.Request) -> web.Response:
+        form = await self._signed_form(request, "status")
+        if form is None:
+            return web.Response(status=403, text="bad signature")
+        sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "").lower()
+        delivery_id = request.query.get("d", "")
+        if not _SID.match(sid) or not status.isalpha() or not delivery_id.isdigit():
+            self.metrics.rejected.labels("status", "malformed").inc()
+            log.warning("status callback without a usable MessageSid, MessageStatus or delivery id")
+            return web.Response(status=400, text="malformed")
+        error = form.get("ErrorCode")
+
+        def update(session: Session) -> bool:
+            delivery = session.get(Delivery, int(delivery_id))
+            if delivery is None or (delivery.provider_sid not in (None, sid)):
+                return False
+            delivery.provider_sid = sid
+            delivery.provider_status = status[:16]
+            if status in ("failed", "undelivered"):
+                delivery.state = "failed"
+                delivery.last_error = f"twilio {status}, error code {error}"
+            elif delivery.state in ("unknown", "sending"):
+                # The callback is proof the message exists: settles an unknown without asking.
+                delivery.state, delivery.sent_at = "sent", delivery.sent_at or self.clock()
+            refresh_state(delivery.alert)
+            return True
+
+        if not await self._db(update):
+            self.metrics.rejected.labels("status", "unknown_delivery").inc()
+            log.warning("status callback for delivery %s / %s, which is not ours", delivery_id, sid)
+        return web.Response(status=204)
+
+    async def inbound_sms(self, request: web.Request) -> web.Response:
+        form = await self._signed_form(request, "inbound")
+        if form is None:
+            return web.Response(status=403, text="bad signature")
+        sender, body = form.get("From", ""), form.get("Body", "")
+        person = self.phones.get(sender)
+        match = _ACK.match(body)
+        if person is None:
+            self.metrics.rejected.labels("inbound", "unknown_sender").inc()
+            log.warning("a reply from %s, who is not a recipient, was ignored", sender[:20])
+            return self._twiml(None)
+        if match is None:
+            self.metrics.rejected.labels("inbound", "not_an_ack").inc()
+            log.info("a reply from %s is not 'OK <code>'; ignored", person.name)
+            return self._twiml(None)
+        code = match.group(1).upper()
+        alert_id = parse_ack_code(code)
+
+        def ack(session: Session) -> bool:
+            alert = session.get(Alert, alert_id) if alert_id is not None else None
+            if alert is None:
+                return False
+            acknowledge(session, alert, person.name, self.clock())
+            return True
+
+        if not await self._db(ack):
+            self.metrics.rejected.labels("inbound", "unknown_code").inc()
+            log.info("%s acknowledged code %s, which matches no alert", person.name, code)
+            return self._twiml(reply("unknown_code", person.language, code))
+        self.metrics.acks.labels("sms").inc()
+        log.info("alert %s acknowledged by %s", alert_id, person.name)
+        return self._twiml(reply("ack", person.language, code))
+
+    @staticmethod
+    def _twiml(message: str | None) -> web.Response:
+        inner = f"<Message>{escape(message)}</Message>" if message else ""
+        return web.Response(
+            text=f'<?xml version="1.0" encoding="UTF-8"?><Response>{inner}</Response>', content_type=TWIML
+        )
+
+    @staticmethod
+    async def short_link(request: web.Request) -> web.Response:
+        """The short link in a message (``/e/123``, five characters less per SMS) to the event page."""
+        raise web.HTTPFound(f"/events/{request.match_info['event_id']}")
+
+    # -- API ----------------------------------------------------------------------------------------
+    async def list_alerts(self, request: web.Request) -> web.Response:
+        state = request.query.get("state")
+        if state is not None and state not in ALERT_STATES:
+            raise web.HTTPBadRequest(text=f"state must be one of {', '.join(ALERT_STATES)}")
+        try:
+            limit = min(max(int(request.query.get("limit", "50")), 1), 500)
+            before = int(request.query["before_id"]) if "before_id" in request.query else None
+        except ValueError:
+            raise web.HTTPBadRequest(text="limit and before_id are integers") from None
+
+        def query(session: Session) -> list[dict[str, Any]]:
+            stmt = (
+                select(Alert).options(selectinload(Alert.deliveries)).order_by(Alert.id.desc()).limit(limit)
+            )
+            if state:
+                stmt = stmt.where(Alert.state == state)
+            if before is not None:
+                stmt = stmt.where(Alert.id < before)
+            return [alert_json(a) for a in session.scalars(stmt)]
+
+        items = await self._db(query)
+        next_before = items[-1]["id"] if len(items) == limit else None
+        return web.json_response({"items": items, "next_before_id": next_before})
+
+    async def get_alert(self, request: web.Request) -> web.Response:
+        alert_id = int(request.match_info["alert_id"])
+
+        def query(session: Session) -> dict[str, Any] | None:
+            alert = session.get(Alert, alert_id)
+            return alert_json(alert) if alert else None
+
+        found = await self._db(query)
+        if found is None:
+            raise web.HTTPNotFound(text=f"no alert {alert_id}")
+        return web.json_response(found)
+
+    async def ack_alert(self, request: web.Request) -> web.Response:
+        alert_id = int(request.match_info["alert_id"])
+
+        def ack(session: Session) -> dict[str, Any] | None:
+            alert = session.get(Alert, alert_id)
+            if alert is None:
+                return None
+            acknowledge(session, alert, "dashboard", self.clock())
+            return alert_json(alert)
+
+        found = await self._db(ack)
+        if found is None:
+            raise web.HTTPNotFound(text=f"no alert {alert_id}")
+        self.metrics.acks.labels("api").inc()
+        return web.json_response(found)

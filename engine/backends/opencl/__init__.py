@@ -1,0 +1,27 @@
+"""The OpenCL backend: ONNX models on our own OpenCL C kernels (``yaguar.kernels``), via pyopencl.
+
+Pipeline: ``graph`` (parse, constant folding incl. QDQ weight dequantisation, static shapes for a
+batch) -> ``fusion`` (BatchNorm folding, Q->DQ to fake-quant, SiLU, Conv epilogue fusion of bias,
+activation, fake-quant and residual Add) -> ``memory`` (views, concat-in-place, buffer reuse) ->
+``lower``/``ops`` (kernel launches with bound arguments) -> ``compiler.Plan`` (run / profile).
+``runtime`` opens the device and builds programs through ``program_cache`` (binaries on disk keyed
+by device, driver, source and defines); ``autotune`` picks conv tiles per device and caches them.
+
+Options (a dict, validated by ``backend.OpenCLOptions``; unknown keys are refused):
+
+- ``device``: substring of ``"<platform> / <device>"`` (e.g. ``"rusticl"``, ``"RX 580"``,
+  ``"Portable Computing Language"``); default the first GPU, else the first device.
+- ``cache_dir``: folder for compiled programs and autotune results; default ``~/.cache/yaguar/opencl``.
+- ``fp16``: store activations as half (halves memory traffic; arithmetic stays fp32); default False.
+- ``autotune``: time the candidate conv tiles on first load of each layer shape; default False.
+- ``threads``, ``allow_spinning``: onnxruntime's options, accepted and ignored so ``auto`` can pass
+  one dict to both backends.
+
+A batch other than the model's is planned on first use (static shapes per batch, compiled once).
+"""
+
+from __future__ import annotations
+
+from .backend import OpenCLBackend, OpenCLOptions
+
+__all__ = ["OpenCLBackend", "OpenCLOptions"]

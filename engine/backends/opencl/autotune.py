@@ -1,0 +1,101 @@
+"""Per-device tile sizes for the conv kernels, found by a short timing run and kept on disk.
+
+For each conv launch whose layer signature (kind, shapes, kernel, stride, groups) has no stored
+choice, every candidate tile (TM output channels x 8*NV pixels) with each of three work-group
+widths (WG) is built, run ``REPEATS`` times on
+the plan's real buffers and timed with profiling events; the fastest is kept, written to
+``autotune.json`` under the cache folder keyed by device and driver, and used by later plans.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pyopencl as cl
+
+from .compiler import Plan
+from .lower import round_up
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+REPEATS = 3
+
+
+class TuneCache:
+    def __init__(self, directory: Path, rt: Runtime) -> None:
+        self.path = Path(directory) / "autotune.json"
+        self.device_key = f"{rt.label} | {rt.driver}"
+        try:
+            self.data: dict[str, dict[str, dict[str, int]]] = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+
+    @property
+    def choices(self) -> dict[str, dict[str, int]]:
+        return self.data.setdefault(self.device_key, {})
+
+    def save(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(self.data, fh, indent=1, sort_keys=True)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot write the autotune cache %s: %s", self.path, exc)
+
+
+def _time(rt: Runtime, kernel: cl.Kernel, gsize: tuple[int, ...], lsize: tuple[int, ...]) -> float:
+    cl.enqueue_nd_range_kernel(rt.queue, kernel, gsize, lsize).wait()  # warm-up (and PoCL's specialisation)
+    best = float("inf")
+    for _ in range(REPEATS):
+        ev = cl.enqueue_nd_range_kernel(rt.queue, kernel, gsize, lsize)
+        ev.wait()
+        best = min(best, (ev.profile.end - ev.profile.start) * 1e-6)
+    return best
+
+
+def _shape(lw, gsize: tuple[int, ...], choice: dict[str, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(global, local) for a tile choice: its work-group width WG, or the default shape."""
+    lsize = (choice["WG"],) + (1,) * (len(gsize) - 1) if "WG" in choice else lw.local_size(gsize)
+    return tuple(round_up(g, loc) for g, loc in zip(gsize, lsize, strict=True)), lsize
+
+
+def tune_plan(plan: Plan, cache: TuneCache) -> int:
+    """Tune every untuned conv launch of ``plan`` in place; returns how many layers were timed."""
+    lw, rt = plan.lowerer, plan.rt
+    tuned = 0
+    for launch in plan.launches:
+        info = launch.tune
+        if not info:
+            continue
+        known = cache.choices.get(info["signature"])
+        if known is not None:
+            if known != info["current"]:  # tuned earlier in this loop, or by another plan
+                kernel, args, gsize, _ = info["build"](known)
+                kernel.set_args(*args)
+                launch.gsize, launch.lsize = _shape(lw, gsize, known)
+                launch.kernel, info["current"] = kernel, known
+            continue
+        results = []
+        widths = (32, 64, 128) if lw.is_gpu else (4, 8, 16)  # work-group widths tried per tile
+        for tile in info["candidates"]:
+            kernel, args, gsize, _ = info["build"](tile)
+            kernel.set_args(*args)
+            for wg in widths:
+                cand = {**tile, "WG": wg}
+                gs, ls = _shape(lw, gsize, cand)
+                results.append((_time(rt, kernel, gs, ls), cand, kernel, gs, ls))
+        ms, cand, kernel, gsize, lsize = min(results, key=lambda r: r[0])
+        launch.kernel, launch.gsize, launch.lsize = kernel, gsize, lsize
+        info["current"] = cand
+        cache.choices[info["signature"]] = cand
+        log.debug("autotune %s: %s (%.3f ms)", info["signature"], cand, ms)
+        tuned += 1
+    if tuned:
+        cache.save()
+    return tuned

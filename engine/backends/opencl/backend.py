@@ -1,0 +1,121 @@
+"""``OpenCLBackend``: the engine's Backend on our own OpenCL kernels (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..base import Backend, BackendError, TensorInfo
+from .autotune import TuneCache, tune_plan
+from .compiler import KernelTime, Plan
+from .graph import _read
+from .program_cache import default_cache_dir
+from .runtime import open_runtime
+
+log = logging.getLogger(__name__)
+
+
+class OpenCLOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    device: str | None = Field(
+        None,
+        max_length=200,
+        description='substring of "<platform> / <device>"; None: the first GPU, else CPU',
+    )
+    cache_dir: Path | None = Field(None, description="program + autotune cache; None: ~/.cache/yaguar/opencl")
+    fp16: bool = Field(False, description="store activations as half (compute stays fp32)")
+    autotune: bool = Field(False, description="time candidate conv tiles once per layer shape and cache them")
+    threads: int | None = Field(
+        None,
+        ge=0,
+        le=1024,
+        description="onnxruntime's thread count; accepted and ignored so one options "
+        "dict serves backend 'auto'",
+    )
+    allow_spinning: bool | None = Field(
+        None, description="onnxruntime's option; accepted and ignored, as threads"
+    )
+
+
+class OpenCLBackend(Backend):
+    kind = "opencl"
+
+    def __init__(self, model_path: Path, options: dict[str, object] | None = None) -> None:
+        try:
+            self.options = OpenCLOptions.model_validate(options or {})
+        except ValidationError as exc:
+            raise BackendError(f"bad OpenCL backend options: {exc.errors()[0]['msg']}") from None
+        self.model_path = (
+            Path(model_path) if not isinstance(model_path, onnx.ModelProto) else Path("model.onnx")
+        )
+        self._model = model_path if isinstance(model_path, onnx.ModelProto) else _read(Path(model_path))
+        cache_dir = self.options.cache_dir or default_cache_dir()
+        self.runtime = open_runtime(self.options.device, cache_dir)
+        self._tune_cache = TuneCache(cache_dir, self.runtime)
+        self._plans: dict[int, Plan] = {}
+        base = self._plan(None)  # compiles the model's own batch now: unsupported ops fail at load
+        self._model_batch = base.batch
+        self._inputs = [
+            TensorInfo(n, base.graph.values[n].shape, self._input_dtype(n)) for n in base.graph.inputs
+        ]
+        self._outputs = [
+            TensorInfo(n, base.graph.values[n].shape, base.graph.values[n].dtype) for n in base.graph.outputs
+        ]
+
+    def _input_dtype(self, name: str) -> np.dtype:
+        for vi in self._model.graph.input:
+            if vi.name == name:
+                return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+        return np.dtype(np.float32)
+
+    def _plan(self, batch: int | None) -> Plan:
+        key = batch if batch is not None else -1
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = Plan(self._model, self.runtime, batch, self.options.fp16, self._tune_cache.choices)
+            if self.options.autotune:
+                tuned = tune_plan(plan, self._tune_cache)
+                if tuned:
+                    log.info(
+                        "autotuned %d conv layers of %s on %s",
+                        tuned,
+                        self.model_path.name,
+                        self.runtime.label,
+                    )
+            self._plans[key] = plan
+            if batch is None:
+                self._plans[plan.batch] = plan
+        return plan
+
+    def plan_for(self, feeds: dict[str, np.ndarray]) -> Plan:
+        first = self._inputs[0]
+        if first.name not in feeds:
+            raise BackendError(f"missing input {first.name!r}")
+        arr = np.asarray(feeds[first.name])
+        return self._plan(int(arr.shape[0]) if arr.ndim else None)
+
+    @property
+    def inputs(self) -> list[TensorInfo]:
+        return list(self._inputs)
+
+    @property
+    def outputs(self) -> list[TensorInfo]:
+        return list(self._outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return self.plan_for(feeds).run(feeds)
+
+    def profile(self, feeds: dict[str, np.ndarray]) -> list[KernelTime]:
+        """Device time per launch for one run (OpenCL profiling events)."""
+        return self.plan_for(feeds).profile(feeds)
+
+    def describe(self) -> str:
+        return (
+            f"opencl {self.runtime.label} (driver {self.runtime.driver}"
+            f"{', fp16 storage' if self.options.fp16 else ''})"
+        )

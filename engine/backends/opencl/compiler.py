@@ -1,0 +1,144 @@
+"""ONNX -> an executable plan for one batch size: load and fold (graph.py), fuse (fusion.py), place
+tensors (memory.py), lower to bound kernel launches (lower.py, ops/). ``Plan.run`` uploads the
+inputs into the pool, enqueues every launch in order and reads the outputs back."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import pyopencl as cl
+
+from ..base import BackendError
+from . import fusion, graph
+from .lower import Launch, Lowerer, lower_graph
+from .memory import MemoryPlan
+from .runtime import Runtime, describe_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KernelTime:
+    node: str
+    kernel: str
+    ms: float
+    flops: float
+    nbytes: float
+
+
+class Plan:
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        rt: Runtime,
+        batch: int | None,
+        fp16: bool,
+        choices: dict[str, dict[str, int]] | None = None,
+        keep_all: bool = False,
+    ) -> None:
+        self.rt = rt
+        self.graph = g = graph.load(model, batch)
+        fusion.optimise(g)
+        self.mem = MemoryPlan(g)
+        # keep_all (tests, debugging): no buffer reuse, so ``tensor`` can read any intermediate.
+        self.mem.plan(
+            g.nodes,
+            keep=set(g.values) - {n for n, v in g.values.items() if v.const is not None}
+            if keep_all
+            else set(g.outputs),
+        )
+        self.lowerer = Lowerer(g, self.mem, rt, fp16)
+        self.lowerer.choices = dict(choices or {})
+        self.launches: list[Launch] = lower_graph(self.lowerer)
+        self.store_dtype = np.dtype(np.float16 if fp16 else np.float32)
+        self.batch = g.batch
+        log.info(
+            "planned %d nodes as %d launches, pool %.1f MiB, batch %d",
+            len(g.nodes),
+            len(self.launches),
+            self.mem.size * self.store_dtype.itemsize / 2**20,
+            g.batch,
+        )
+
+    def _upload(self, feeds: dict[str, np.ndarray]) -> None:
+        g = self.graph
+        self._staged: list[np.ndarray] = []  # copies are asynchronous: keep the host arrays until finish()
+        for name in g.inputs:
+            if name not in feeds:
+                raise BackendError(f"missing input {name!r}")
+            arr = np.asarray(feeds[name])
+            if tuple(arr.shape) != g.values[name].shape:
+                raise BackendError(
+                    f"input {name!r} has shape {arr.shape}, the plan expects {g.values[name].shape}"
+                )
+            host = np.ascontiguousarray(arr, dtype=self.store_dtype)
+            off, _ = self.mem.address(name)
+            cl.enqueue_copy(
+                self.rt.queue,
+                self.lowerer.pool,
+                host,
+                dst_offset=off * self.store_dtype.itemsize,
+                is_blocking=False,
+            )
+            self._staged.append(host)
+
+    def _download(self) -> list[np.ndarray]:
+        g = self.graph
+        outs = []
+        for name in g.outputs:
+            value = g.values[name]
+            if value.const is not None:
+                outs.append(value.const.copy())
+                continue
+            host = np.empty(value.shape, self.store_dtype)
+            off, _ = self.mem.address(name)
+            cl.enqueue_copy(
+                self.rt.queue, host, self.lowerer.pool, src_offset=off * self.store_dtype.itemsize
+            )
+            if value.dtype.kind in "iu":
+                info = np.iinfo(value.dtype)
+                host = np.clip(np.rint(host), info.min, info.max)
+            outs.append(host.astype(value.dtype))
+        return outs
+
+    def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        try:
+            self._upload(feeds)
+            q = self.rt.queue
+            for launch in self.launches:
+                cl.enqueue_nd_range_kernel(q, launch.kernel, launch.gsize, launch.lsize)
+            outs = self._download()
+            q.finish()
+        except cl.Error as exc:
+            raise BackendError(f"OpenCL run failed: {describe_error(exc)}") from None
+        return outs
+
+    def profile(self, feeds: dict[str, np.ndarray]) -> list[KernelTime]:
+        """One run with an event per launch; device time of each launch (profiling queue)."""
+        self._upload(feeds)
+        events = [
+            cl.enqueue_nd_range_kernel(self.rt.queue, la.kernel, la.gsize, la.lsize) for la in self.launches
+        ]
+        self.rt.queue.finish()
+        return [
+            KernelTime(
+                la.node, la.kernel_name, (ev.profile.end - ev.profile.start) * 1e-6, la.flops, la.nbytes
+            )
+            for la, ev in zip(self.launches, events, strict=True)
+        ]
+
+    def tensor(self, name: str) -> np.ndarray:
+        """Read any tensor back through its view (meaningful for plans built with keep_all)."""
+        value = self.graph.values[name]
+        off, bstride = self.mem.address(name)
+        n = value.shape[0] if value.shape else 1
+        inner = int(np.prod(value.shape[1:])) if value.shape else 1
+        host = np.empty(int(bstride) * (n - 1) + inner, self.store_dtype)
+        cl.enqueue_copy(
+            self.rt.queue, host, self.lowerer.pool, src_offset=int(off) * self.store_dtype.itemsize
+        )
+        rows = np.stack([host[i * int(bstride) : i * int(bstride) + inner] for i in range(n)])
+        return rows.reshape(value.shape).astype(np.float32)

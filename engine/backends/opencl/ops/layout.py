@@ -1,0 +1,194 @@
+"""Data movement: Transpose, Slice, Split, Concat (inputs that could not be written in place),
+Gather with constant indices, constant Pad, Expand, and Reshape-likes of non-contiguous views.
+All are one strided N-d copy (``copy.cl``) with the right strides; nothing is computed."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...base import BackendError
+from ..graph import Node
+from ..lower import Lowerer, broadcast_strides, lowering
+from ..memory import VIEW_OPS
+from . import shapes
+
+
+def copy_view(
+    lw: Lowerer,
+    node: Node,
+    src: str,
+    dst: str,
+    dims: list[int],
+    src_strides: list[int],
+    dst_strides: list[int],
+    src_extra: int = 0,
+    dst_extra: int = 0,
+    label: str = "copy",
+) -> None:
+    total = int(np.prod(dims)) if dims else 1
+    if total == 0:
+        return
+    (sbuf, soff, _), (dbuf, doff, _) = lw.addr(src), lw.addr(dst)
+    k, meta, rng = lw.nd("copy", "copy_nd", dims, dst_strides, src_strides)
+    args = [meta, np.int32(total), sbuf, np.int32(soff + src_extra), dbuf, np.int32(doff + dst_extra)]
+    lw.add(node, label, k, args, rng, 0.0, float(2 * lw.itemsize * total))
+
+
+@lowering("Transpose")
+def lower_transpose(lw: Lowerer, node: Node) -> None:
+    x, y = node.inputs[0], node.outputs[0]
+    st = lw.strides(x)
+    perm = node.attrs["perm"]
+    copy_view(lw, node, x, y, list(lw.shape(y)), [st[p] for p in perm], lw.strides(y), label="transpose")
+
+
+@lowering("Identity", "Cast", *VIEW_OPS)
+def lower_reshape_copy(lw: Lowerer, node: Node) -> None:
+    x, y = node.inputs[0], node.outputs[0]
+    if y in lw.mem.alias:
+        return  # a view of x: nothing runs
+    # y owns contiguous storage (these ops never write views), in x's element order.
+    shape = list(lw.shape(x))
+    copy_view(lw, node, x, y, shape, lw.strides(x), _contig(tuple(shape)), label="reshape_copy")
+
+
+@lowering("Slice")
+def lower_slice(lw: Lowerer, node: Node) -> None:
+    x, y = node.inputs[0], node.outputs[0]
+    st = lw.strides(x)
+    extra = 0
+    src = list(st)
+    resolved = node.attrs.get("resolved") or {
+        a: (s, step) for a, s, _, step in shapes.slice_params(lw.g, node)
+    }
+    for axis, (start, step) in resolved.items():  # composed with an earlier Slice by fusion.py
+        extra += start * st[axis]
+        src[axis] = st[axis] * step
+    copy_view(lw, node, x, y, list(lw.shape(y)), src, lw.strides(y), src_extra=extra, label="slice")
+
+
+@lowering("Split")
+def lower_split(lw: Lowerer, node: Node) -> None:
+    x = node.inputs[0]
+    axis = node.attrs.get("axis", 0) % len(lw.shape(x))
+    st = lw.strides(x)
+    start = 0
+    for y, size in zip(node.outputs, shapes.split_sizes(lw.g, node), strict=False):
+        if y:
+            copy_view(
+                lw,
+                node,
+                x,
+                y,
+                list(lw.shape(y)),
+                st,
+                lw.strides(y),
+                src_extra=start * st[axis],
+                label="split",
+            )
+        start += size
+
+
+@lowering("Concat")
+def lower_concat(lw: Lowerer, node: Node) -> None:
+    y = node.outputs[0]
+    axis = node.attrs["axis"]
+    yst = lw.strides(y)
+    start = 0
+    for t in node.inputs:
+        length = lw.shape(t)[axis]
+        if lw.mem.alias.get(t, (None,))[0] != y:  # not already written in place by its producer
+            copy_view(
+                lw,
+                node,
+                t,
+                y,
+                list(lw.shape(t)),
+                lw.strides(t) if not lw.g.is_const(t) else _contig(lw.shape(t)),
+                yst,
+                dst_extra=start * yst[axis],
+                label="concat_copy",
+            )
+        start += length
+
+
+def _contig(shape: tuple[int, ...]) -> list[int]:
+    st = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        st[i] = st[i + 1] * shape[i + 1]
+    return st
+
+
+@lowering("Gather")
+def lower_gather(lw: Lowerer, node: Node) -> None:
+    x, y = node.inputs[0], node.outputs[0]
+    idx = lw.g.const(node.inputs[1]).astype(np.int64)
+    xs = lw.shape(x)
+    axis = node.attrs.get("axis", 0) % len(xs)
+    if idx.size > 64:
+        raise BackendError(f"Gather node {node.name!r}: more than 64 constant indices is not supported")
+    st = lw.strides(x)
+    ys = lw.shape(y)
+    yst = _contig(ys)  # Gather outputs are never views (memory.WRITES_VIEWS)
+    dims = [d for i, d in enumerate(xs) if i != axis]
+    src = [s for i, s in enumerate(st) if i != axis]
+    flat = idx.reshape(-1)
+    block = int(np.prod(ys[axis + idx.ndim :])) if ys else 1
+    for j, raw in enumerate(flat):
+        i = int(raw) % xs[axis]
+        # output slot j along the (flattened) index dims: every dim before axis keeps its stride.
+        dst = [s for k, s in enumerate(yst) if k < axis or k >= axis + idx.ndim]
+        copy_view(lw, node, x, y, dims, src, dst, src_extra=i * st[axis], dst_extra=j * block, label="gather")
+
+
+@lowering("Pad")
+def lower_pad(lw: Lowerer, node: Node) -> None:
+    mode = node.attrs.get("mode", "constant")
+    if mode != "constant":
+        raise BackendError(f"Pad node {node.name!r}: mode {mode!r} is not supported (constant only)")
+    x, y = node.inputs[0], node.outputs[0]
+    value = 0.0
+    if len(node.inputs) > 2 and node.inputs[2]:
+        value = float(lw.g.const(node.inputs[2]).reshape(-1)[0])
+    value = float(node.attrs.get("value", value))
+    ys = lw.shape(y)
+    total = int(np.prod(ys))
+    ybuf, yoff, _ = lw.addr(y)
+    lw.add(
+        node,
+        "fill",
+        lw.kernel("copy", "fill"),
+        [np.int32(total), np.float32(value), ybuf, yoff],
+        (total,),
+        0.0,
+        float(lw.itemsize * total),
+    )
+    pads = shapes.pad_amounts(lw.g, node)
+    yst = lw.strides(y)
+    extra = sum(p * s for p, s in zip(pads[: len(ys)], yst, strict=True))
+    copy_view(lw, node, x, y, list(lw.shape(x)), lw.strides(x), yst, dst_extra=extra, label="pad_copy")
+
+
+@lowering("Expand")
+def lower_expand(lw: Lowerer, node: Node) -> None:
+    x, y = node.inputs[0], node.outputs[0]
+    out = lw.shape(y)
+    copy_view(lw, node, x, y, list(out), broadcast_strides(lw, x, out), lw.strides(y), label="expand")
+
+
+@lowering("StridedView")
+def lower_strided_view(lw: Lowerer, node: Node) -> None:
+    """A collapsed chain of data-movement nodes (fusion._collapse_view_chains): one strided copy
+    from the (contiguous) source at element offset + sum(coord * stride)."""
+    x, y = node.inputs[0], node.outputs[0]
+    copy_view(
+        lw,
+        node,
+        x,
+        y,
+        list(lw.shape(y)),
+        node.attrs["strides"],
+        lw.strides(y),
+        src_extra=node.attrs["offset"],
+        label="strided_copy",
+    )

@@ -1,0 +1,139 @@
+"""OpenCL device selection, context and queue, and program builds through the disk cache.
+
+Devices are chosen by a case-insensitive substring of ``"<platform> / <device>"``; a GPU wins over a
+CPU when no selector is given. OpenCL status codes become their names in errors, and a failed build
+raises ``BackendError`` carrying the build log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyopencl as cl
+
+from yaguar import kernels
+
+from ..base import BackendError
+from .program_cache import ProgramCache
+
+log = logging.getLogger(__name__)
+
+
+def status_name(code: int) -> str:
+    """The name of an OpenCL status code (``-5`` -> ``CL_OUT_OF_RESOURCES``)."""
+    for name in dir(cl.status_code):
+        if not name.startswith("_") and getattr(cl.status_code, name) == code:
+            return f"CL_{name}"
+    return f"CL_ERROR_{code}"
+
+
+def describe_error(exc: cl.Error) -> str:
+    code = getattr(exc, "code", None)
+    if callable(code):
+        code = code()
+    return f"{status_name(code) if isinstance(code, int) else 'OpenCL error'}: {str(exc)[:300]}"
+
+
+def device_label(device: cl.Device) -> str:
+    return f"{device.platform.name.strip()} / {device.name.strip()}"
+
+
+def list_devices() -> list[cl.Device]:
+    try:
+        platforms = cl.get_platforms()
+    except cl.Error as exc:  # "platform not found" is how an ICD loader with no driver answers
+        raise BackendError(f"no OpenCL platform: {describe_error(exc)}") from None
+    devices: list[cl.Device] = []
+    for platform in platforms:
+        try:
+            devices.extend(platform.get_devices())
+        except cl.Error as exc:
+            log.info("OpenCL platform %s has no usable device: %s", platform.name, describe_error(exc))
+    if not devices:
+        raise BackendError("no OpenCL device found")
+    return devices
+
+
+def select_device(selector: str | None) -> cl.Device:
+    """The first device whose "platform / device" label contains ``selector``; GPUs first otherwise."""
+    devices = list_devices()
+    if selector:
+        matches = [d for d in devices if selector.lower() in device_label(d).lower()]
+        if not matches:
+            labels = ", ".join(device_label(d) for d in devices)
+            raise BackendError(f"no OpenCL device matches {selector!r}; available: {labels}")
+        return matches[0]
+    gpus = [d for d in devices if d.type & cl.device_type.GPU]
+    return (gpus or devices)[0]
+
+
+@dataclass
+class Runtime:
+    """One device, its context and an in-order profiling queue, and the program cache."""
+
+    device: cl.Device
+    cache: ProgramCache
+    context: cl.Context = field(init=False)
+    queue: cl.CommandQueue = field(init=False)
+    _programs: dict[str, cl.Program] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self.context = cl.Context([self.device])
+            self.queue = cl.CommandQueue(
+                self.context, properties=cl.command_queue_properties.PROFILING_ENABLE
+            )
+        except cl.Error as exc:
+            raise BackendError(f"cannot open {device_label(self.device)}: {describe_error(exc)}") from None
+
+    @property
+    def label(self) -> str:
+        return device_label(self.device)
+
+    @property
+    def driver(self) -> str:
+        return f"{self.device.driver_version} / {self.device.version}"
+
+    def program(self, name: str, defines: dict[str, int | str] | None = None) -> cl.Program:
+        """Build (or load from the cache) kernel file ``name`` with ``-D`` defines."""
+        options = [f"-D{k}={v}" for k, v in sorted((defines or {}).items())]
+        options.append("-cl-mad-enable")
+        source = kernels.source(name)
+        key = hashlib.sha256("\0".join([self.label, self.driver, source, *options]).encode()).hexdigest()
+        if key in self._programs:
+            return self._programs[key]
+        program = self._load_cached(key, options)
+        if program is None:
+            program = self._build_source(name, source, options)
+            try:
+                binary = program.get_info(cl.program_info.BINARIES)[0]
+                self.cache.put(key, binary)
+            except cl.Error as exc:
+                log.info("cannot read the binary of %s to cache it: %s", name, describe_error(exc))
+        self._programs[key] = program
+        return program
+
+    def _load_cached(self, key: str, options: list[str]) -> cl.Program | None:
+        binary = self.cache.get(key)
+        if binary is None:
+            return None
+        try:
+            return cl.Program(self.context, [self.device], [binary]).build(options=options)
+        except cl.Error as exc:  # a stale or foreign binary: rebuild from source
+            log.info("cached OpenCL binary %s unusable (%s); rebuilding", key[:12], describe_error(exc))
+            self.cache.drop(key)
+            return None
+
+    def _build_source(self, name: str, source: str, options: list[str]) -> cl.Program:
+        try:
+            return cl.Program(self.context, source).build(options=options)
+        except cl.RuntimeError as exc:  # pyopencl puts the compiler's build log in the message
+            raise BackendError(f"OpenCL build of {name}.cl failed ({' '.join(options)}):\n{exc}") from None
+
+
+def open_runtime(selector: str | None, cache_dir: Path) -> Runtime:
+    device = select_device(selector)
+    return Runtime(device=device, cache=ProgramCache(cache_dir))

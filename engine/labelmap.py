@@ -1,0 +1,88 @@
+"""Built-in tables that map a model's own labels onto Yaguar's categories and species.
+
+Categories are what rangers filter on (animal, person, vehicle); species are scientific names, known
+only where a label really names one. A COCO detector on camera-trap frames often names the wrong
+animal (a jaguar as "giraffe"), so COCO animal classes map to the category "animal" and to no species.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .manifest import LabelSpec
+
+COCO_PERSON = frozenset({"person"})
+COCO_VEHICLE = frozenset(
+    {"bicycle", "car", "motorcycle", "motorbike", "airplane", "aeroplane", "bus", "train", "truck", "boat"}
+)
+COCO_ANIMAL = frozenset(
+    {"bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"}
+)
+
+MEGADETECTOR = {"animal": "animal", "person": "person", "vehicle": "vehicle"}
+
+# ImageNet classes that name one species (or a genus) found in camera-trap work; matched on the first
+# comma-separated name of the label line.
+IMAGENET_SPECIES = {
+    "jaguar": "Panthera onca",
+    "cougar": "Puma concolor",
+    "leopard": "Panthera pardus",
+    "great grey owl": "Strix nebulosa",
+    "macaw": "Ara",
+    "lorikeet": "Trichoglossus",
+    "toucan": "Ramphastos",
+    "vulture": "Cathartidae",
+    "bald eagle": "Haliaeetus leucocephalus",
+    "howler monkey": "Alouatta",
+    "spider monkey": "Ateles",
+    "capuchin": "Cebus",
+    "three-toed sloth": "Bradypus",
+    "armadillo": "Dasypus novemcinctus",
+    "grey fox": "Urocyon cinereoargenteus",
+    "red fox": "Vulpes vulpes",
+    "coyote": "Canis latrans",
+    "timber wolf": "Canis lupus",
+    "american black bear": "Ursus americanus",
+    "wild boar": "Sus scrofa",
+    "common iguana": "Iguana iguana",
+    "boa constrictor": "Boa constrictor",
+    "otter": "Lutrinae",
+}
+
+_INAT = re.compile(r"^([A-Z][a-z]+(?: [a-z-]+){1,2}) \(")
+
+
+def category_of(label: str, spec: LabelSpec) -> str | None:
+    """Yaguar category of a detector label, or None when the label is none of animal/person/vehicle."""
+    if label in spec.categories:
+        return spec.categories[label]
+    if spec.table == "coco":
+        if label in COCO_PERSON:
+            return "person"
+        if label in COCO_VEHICLE:
+            return "vehicle"
+        if label in COCO_ANIMAL:
+            return "animal"
+        return None
+    if spec.table == "megadetector":
+        return MEGADETECTOR.get(label)
+    return None
+
+
+def species_of(label: str, spec: LabelSpec) -> str | None:
+    """Scientific name a classifier label stands for, or None when it names no taxon we know."""
+    if label in spec.species:
+        return spec.species[label]
+    if spec.table == "inat":
+        match = _INAT.match(label)
+        return match.group(1) if match else None
+    if spec.table == "imagenet":
+        return IMAGENET_SPECIES.get(label.split(",", maxsplit=1)[0].strip().lower())
+    return None
+
+
+def display_label(label: str, spec: LabelSpec) -> str:
+    """A short label for people: the first ImageNet synonym, the common name of an iNat label."""
+    if spec.table == "imagenet":
+        return label.split(",", maxsplit=1)[0].strip()
+    return label

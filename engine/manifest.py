@@ -1,0 +1,220 @@
+"""Model manifests: a small TOML file that says what an ONNX file is and how to feed and read it.
+
+The engine never guesses a model's conventions: input size, layout, colour order, dtype, normalisation,
+output format and labels all come from the manifest, and `check_model` refuses a model file whose
+tensors do not match what the manifest promises (a wrong file under the right name).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .backends.base import Backend
+
+MANIFEST_DIR = Path(__file__).resolve().parent / "manifests"
+
+DetectorFormat = Literal["yolox", "fastestdet", "yolov5", "yolov8"]
+ClassifierFormat = Literal["probabilities", "logits", "quantized"]
+
+
+class ManifestError(ValueError):
+    """A manifest or its model file is unusable; the message is one line that says why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputSpec(_Strict):
+    name: str | None = Field(default=None, description="input tensor name; None: the model's first input")
+    width: int = Field(ge=16, le=4096, description="model input width in pixels")
+    height: int = Field(ge=16, le=4096, description="model input height in pixels")
+    layout: Literal["NCHW", "NHWC"] = Field(description="tensor layout")
+    colour: Literal["RGB", "BGR"] = Field(description="channel order the model was trained on")
+    dtype: Literal["float32", "uint8"] = Field(description="element type of the input tensor")
+    resize: Literal["letterbox", "stretch"] = Field(
+        default="letterbox", description="letterbox keeps the aspect ratio and pads; stretch resizes plainly"
+    )
+    pad_value: int = Field(default=114, ge=0, le=255, description="grey level of letterbox padding")
+    align: Literal["top-left", "centre"] = Field(
+        default="top-left", description="where a letterboxed image sits: YOLOX top-left, YOLOv5/v8 centre"
+    )
+    scale: float = Field(default=1.0, gt=0, le=1.0, description="pixel values are multiplied by this first")
+    mean: list[float] = Field(default=[0.0, 0.0, 0.0], min_length=3, max_length=3, description="subtracted")
+    std: list[float] = Field(default=[1.0, 1.0, 1.0], min_length=3, max_length=3, description="divided by")
+
+
+class OutputSpec(_Strict):
+    format: DetectorFormat | ClassifierFormat = Field(description="how the raw output is decoded")
+    strides: list[int] = Field(default=[8, 16, 32], min_length=1, description="YOLOX grid strides")
+    quant_scale: float = Field(
+        default=1 / 256, gt=0, description="quantized output: probability = value * this"
+    )
+    label_offset: int = Field(
+        default=0,
+        ge=-10,
+        le=10,
+        description="label line = output index minus this: 1 skips an unused output 0; -1 skips a "
+        "'background' first line that the model has no output for",
+    )
+
+
+class LabelSpec(_Strict):
+    file: str | None = Field(default=None, description="labels file beside the model, one label a line")
+    names: list[str] | None = Field(default=None, description="labels inline, in output order")
+    table: Literal["coco", "imagenet", "inat", "megadetector", "none"] = Field(
+        default="none",
+        description="built-in mapping of labels to categories and species (engine/labelmap.py)",
+    )
+    categories: dict[str, Literal["animal", "person", "vehicle"]] = Field(
+        default_factory=dict, description="label -> category, overriding the built-in table"
+    )
+    species: dict[str, str] = Field(
+        default_factory=dict, description="label -> scientific name, overriding the built-in table"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LabelSpec:
+        if (self.file is None) == (self.names is None):
+            raise ValueError("labels: give exactly one of 'file' or 'names'")
+        return self
+
+
+class Manifest(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="short model name")
+    version: str = Field(min_length=1, max_length=40, description="model version, stored with every result")
+    kind: Literal["detector", "classifier"]
+    description: str = Field(default="", max_length=500)
+    file: str = Field(pattern=r"^[^/\\]+\.onnx$", description="ONNX file name inside the model directory")
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="checksum of the file")
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="where `yaguar models fetch` gets it"
+    )
+    export_command: str | None = Field(
+        default=None, max_length=1000, description="how to make the ONNX file on a connected machine"
+    )
+    licence: str | None = Field(default=None, max_length=80)
+    input: InputSpec
+    output: OutputSpec
+    labels: LabelSpec
+    score_threshold: float = Field(default=0.3, ge=0, le=1, description="detections below are dropped")
+    applies_to: list[str] = Field(
+        default_factory=list,
+        description="classifier: run only on boxes with these detector labels (e.g. a bird classifier on "
+        "'bird'); empty: every animal box",
+    )
+    nms_iou: float = Field(default=0.45, gt=0, le=1, description="IoU above which same-class boxes merge")
+
+    @model_validator(mode="after")
+    def _format_fits_kind(self) -> Manifest:
+        detector_formats = {"yolox", "fastestdet", "yolov5", "yolov8"}
+        if (self.kind == "detector") != (self.output.format in detector_formats):
+            raise ValueError(f"output format {self.output.format!r} is not a {self.kind} format")
+        return self
+
+    @property
+    def ident(self) -> str:
+        """name@version, the string stored with each detection and event."""
+        return f"{self.name}@{self.version}"
+
+    def model_path(self, model_dir: Path) -> Path:
+        return Path(model_dir) / self.file
+
+    def load_labels(self, model_dir: Path) -> list[str]:
+        if self.labels.names is not None:
+            return list(self.labels.names)
+        path = Path(model_dir) / str(self.labels.file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ManifestError(f"{self.name}: cannot read labels file {path}: {exc.strerror}") from None
+        return [line.strip() for line in lines if line.strip()]
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate one manifest; raise ManifestError with a one-line reason."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ManifestError(f"manifest {path.name}: cannot read it ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"manifest {path.name}: not valid TOML ({exc})") from None
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ManifestError(f"manifest {path.name} is invalid: {problems}") from None
+
+
+def find_manifest(name: str, manifest_dirs: list[Path] | None = None) -> Manifest:
+    """A manifest by model name (file ``<name>.toml``) or by path."""
+    if name.endswith(".toml"):
+        return load_manifest(Path(name))
+    for folder in [*(manifest_dirs or []), MANIFEST_DIR]:
+        candidate = Path(folder) / f"{name}.toml"
+        if candidate.is_file():
+            return load_manifest(candidate)
+    raise ManifestError(
+        f"no manifest named {name!r} (looked in {', '.join(str(d) for d in manifest_dirs or [])}"
+        f"{', ' if manifest_dirs else ''}{MANIFEST_DIR})"
+    )
+
+
+def all_manifests(manifest_dirs: list[Path] | None = None) -> list[tuple[Path, Manifest | ManifestError]]:
+    """Every manifest found, each with its parsed form or the error that stops it."""
+    found: dict[str, Path] = {}
+    for folder in [MANIFEST_DIR, *(manifest_dirs or [])]:
+        for path in sorted(Path(folder).glob("*.toml")):
+            found[path.stem] = path
+    result: list[tuple[Path, Manifest | ManifestError]] = []
+    for path in found.values():
+        try:
+            result.append((path, load_manifest(path)))
+        except ManifestError as exc:
+            result.append((path, exc))
+    return result
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model(manifest: Manifest, backend: Backend) -> None:
+    """Refuse a loaded model whose input tensor does not match the manifest (wrong file, wrong manifest)."""
+    inputs = backend.inputs
+    names = [i.name for i in inputs]
+    info = (
+        inputs[0]
+        if manifest.input.name is None
+        else next((i for i in inputs if i.name == manifest.input.name), None)
+    )
+    if info is None:
+        raise ManifestError(
+            f"{manifest.ident}: the model has no input {manifest.input.name!r} (it has {names})"
+        )
+    if info.dtype != manifest.input.dtype:
+        raise ManifestError(
+            f"{manifest.ident}: model input is {info.dtype}, the manifest says {manifest.input.dtype}"
+        )
+    if len(info.shape) != 4:
+        raise ManifestError(f"{manifest.ident}: model input has {len(info.shape)} dimensions, expected 4")
+    spec = manifest.input
+    expected = (3, spec.height, spec.width) if spec.layout == "NCHW" else (spec.height, spec.width, 3)
+    for got, want in zip(info.shape[1:], expected, strict=True):
+        if isinstance(got, int) and got != want:
+            raise ManifestError(
+                f"{manifest.ident}: model input shape {list(info.shape)} does not match the manifest's "
+                f"{spec.layout} {spec.width}x{spec.height}"
+            )

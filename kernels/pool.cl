@@ -1,0 +1,48 @@
+// Max / average pooling on NCHW (views with any batch stride). One work-item per output element.
+// Build-time IS_MAX: 1 max, 0 average; runtime count_pad: the average divides by the window
+// clipped to the padded input (count_include_pad) instead of the valid taps.
+__kernel void pool2d(__global const store_t* x, int x_off, int x_bs, __global store_t* y, int y_off, int y_bs,
+                     int c, int h, int w, int ho, int wo, int kh, int kw, int sy, int sx, int py, int px,
+                     int dy, int dx, int count_pad) {
+    const int is_max = IS_MAX;
+    const int ox = get_global_id(0), oy = get_global_id(1), z = get_global_id(2);
+    if (ox >= wo || oy >= ho) return;
+    const int ch = z % c, n = z / c;
+    const __global store_t* xc = x + x_off + n * x_bs + ch * h * w;
+    float acc = is_max ? -INFINITY : 0.0f;
+    int cnt = 0;
+    for (int ky = 0; ky < kh; ky++) {
+        const int iy = oy * sy - py + ky * dy;
+        if (iy < 0 || iy >= h) continue;
+        for (int kx = 0; kx < kw; kx++) {
+            const int ix = ox * sx - px + kx * dx;
+            if (ix < 0 || ix >= w) continue;
+            const float v = LD(xc, iy * w + ix);
+            acc = is_max ? fmax(acc, v) : acc + v;
+            cnt++;
+        }
+    }
+    if (!is_max) {
+        // With count_include_pad the divisor is the window clipped to the padded input.
+        int full = 0;
+        if (count_pad) {
+            const int y0 = oy * sy - py, x0 = ox * sx - px;
+            const int y1 = min(y0 + (kh - 1) * dy + 1, h + py), x1 = min(x0 + (kw - 1) * dx + 1, w + px);
+            full = ((y1 - y0 + dy - 1) / dy) * ((x1 - x0 + dx - 1) / dx);
+        }
+        acc /= (float)(count_pad ? full : max(cnt, 1));
+    }
+    ST(acc, y + y_off + n * y_bs, (ch * ho + oy) * wo + ox);
+}
+
+// Global average / max pooling: one work-item per (n, c), reduces H*W.
+__kernel void global_pool(__global const store_t* x, int x_off, int x_bs, __global store_t* y, int y_off,
+                          int y_bs, int c, int hw) {
+    const int is_max = IS_MAX;
+    const int ch = get_global_id(0), n = get_global_id(1);
+    if (ch >= c) return;
+    const __global store_t* xc = x + x_off + n * x_bs + ch * hw;
+    float acc = is_max ? -INFINITY : 0.0f;
+    for (int i = 0; i < hw; i++) acc = is_max ? fmax(acc, LD(xc, i)) : acc + LD(xc, i);
+    ST(is_max ? acc : acc / (float)hw, y + y_off + n * y_bs, ch);
+}

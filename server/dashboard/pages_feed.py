@@ -1,0 +1,91 @@
+"""The feed of events: filters, pages by key, and the live stream that adds new events without reload."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from .auth import requires
+from .core import dashboard_of
+from .queries import CATEGORIES, REVIEW_STATES, FeedFilter, FilterError, feed_page, filter_choices
+
+log = logging.getLogger(__name__)
+
+CHOICES_TTL_S = 30.0  # the camera and species lists change rarely; no need to read them on every view
+
+
+async def _choices(request: web.Request) -> dict[str, list[str]]:
+    dash = dashboard_of(request)
+    cached = dash.choices_cache
+    if cached is not None and time.monotonic() - cached[0] < CHOICES_TTL_S:
+        return cached[1]
+    choices = await dash.read(filter_choices)
+    dash.choices_cache = (time.monotonic(), choices)
+    return choices
+
+
+async def _parse(request: web.Request) -> FeedFilter:
+    try:
+        return FeedFilter.from_query(request.query)
+    except FilterError as exc:
+        dash = dashboard_of(request)
+        dash.metrics.refused.labels("bad_input").inc()
+        log.info("feed filter refused: %s", exc)
+        raise await dash.bad_request(request, exc) from None
+
+
+@requires("viewer")
+async def feed(request: web.Request) -> web.StreamResponse:
+    dash = dashboard_of(request)
+    flt = (await _parse(request)).without_ids()
+    cursor = request.query.get("before") or None
+
+    def load(db: Session):
+        return feed_page(db, flt, cursor, dash.config.page_size)
+
+    try:
+        page = await dash.read(load)
+    except FilterError as exc:
+        dash.metrics.refused.labels("bad_input").inc()
+        log.info("feed cursor refused: %s", exc)
+        raise await dash.bad_request(request, exc) from None
+    next_url = f"/?{flt.query_string(before=page.next_cursor)}" if page.next_cursor else None
+    return await dash.render(
+        request,
+        "feed.html",
+        page=page,
+        flt=flt,
+        choices=await _choices(request),
+        categories=CATEGORIES,
+        review_states=REVIEW_STATES,
+        next_url=next_url,
+        first_page=cursor is None,
+        filter_qs=flt.query_string(),
+    )
+
+
+@requires("viewer", data=True)
+async def feed_rows(request: web.Request) -> web.StreamResponse:
+    """Rows for the given event ids that pass the page's filters: what the live feed inserts."""
+    dash = dashboard_of(request)
+    flt = await _parse(request)
+    if not flt.ids:
+        return web.Response(text="", content_type="text/html")
+    page = await dash.read(lambda db: feed_page(db, flt, None, len(flt.ids)))
+    return await dash.render(request, "_feed_rows.html", rows=page.rows)
+
+
+@requires("viewer", data=True)
+async def feed_stream(request: web.Request) -> web.StreamResponse:
+    return await dashboard_of(request).live.stream(request)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/", feed),
+        web.get("/feed/rows", feed_rows),
+        web.get("/feed/stream", feed_stream),
+    ]
