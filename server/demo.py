@@ -19,7 +19,7 @@ from yaguar.paths import shared_data_dir
 
 from .config import StationConfig, config_from_dict
 from .local_broker import Broker
-from .simulator import SimAgent, load_jpegs
+from .simulator import FieldCamera, load_jpegs
 
 if TYPE_CHECKING:
     from .station import Station
@@ -53,8 +53,9 @@ def cmd_demo(args: argparse.Namespace, _config: StationConfig) -> int:
     with Broker(workdir / "broker") as broker:
         station = Station(demo_config(broker, workdir, args.port, token)).start()
         password = _demo_admin(station)
+        address = f"{broker.host}:{broker.port}"
         agents = [
-            SimAgent(f"demo-cam-{i + 1:02d}", broker.host, broker.port, jpegs, burst_size=3).connect()
+            FieldCamera(f"demo-cam-{i + 1:02d}", address, jpegs, workdir / "spools" / str(i)).start()
             for i in range(args.agents)
         ]
         print(f"Yaguar demo: {len(agents)} simulated cameras replaying {len(jpegs)} images from {folder}")
@@ -65,17 +66,19 @@ def cmd_demo(args: argparse.Namespace, _config: StationConfig) -> int:
             rounds = 0
             while not stop.is_set() and (args.rounds == 0 or rounds < args.rounds):
                 for agent in agents:
-                    agent.publish_burst()
+                    agent.burst()
                 rounds += 1
                 stop.wait(args.interval)
-            for agent in agents:
-                agent.wait_acked(30)
-            stored = sum(list(a.acks.values()).count("stored") for a in agents)
-            print(f"Cameras sent {sum(a.next_seq for a in agents)} frames; the station stored {stored}.")
+            drained = all(agent.wait_drained(30) for agent in agents)
+            captured = sum(agent.captured for agent in agents)
+            print(
+                f"Cameras captured {captured} frames; "
+                + ("the station has them all." if drained else "some are still waiting in their spools.")
+            )
             stop.wait(args.linger)  # a bounded demo keeps the dashboard up a while, or until Ctrl+C
         finally:
             for agent in agents:
-                agent.close()
+                agent.stop()
             station.stop()
     return 0
 
