@@ -6,6 +6,7 @@ Sections: ``[mqtt]``, ``[storage]``, ``[ingest]``, ``[http]``, plus ``[pipeline]
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from pathlib import Path
@@ -136,12 +137,16 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Station
 
 def config_from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> StationConfig:
     env = os.environ if env is None else env
+    data = copy.deepcopy(data)  # the caller's dict stays as it was
     for var, (section, key) in ENV_SECRETS.items():
         if env.get(var):
             value: Any = env[var]
             if key == "api_tokens":
                 value = [token.strip() for token in value.split(",") if token.strip()]
-            data.setdefault(section, {})[key] = value
+            table = data.setdefault(section, {})
+            if not isinstance(table, dict):  # e.g. `mqtt = 5` in the file: say so, do not crash
+                raise ConfigError(f"{section}: must be a [{section}] table, not {type(table).__name__}")
+            table[key] = value
     try:
         return StationConfig.model_validate(data)
     except ValidationError as exc:

@@ -4,6 +4,7 @@ ambiguous timeout left 'unknown' and settled by asking Twilio, a station killed 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
