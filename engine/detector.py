@@ -17,6 +17,7 @@ from .postprocess import (
     decode_yolov5,
     decode_yolov8,
     decode_yolox,
+    iou_xywh,
     nms,
     normalise,
 )
@@ -141,4 +142,18 @@ class Detector:
             found.append(
                 Detection(category, label, round(float(score), 4), [round(float(v), 4) for v in bbox])
             )
-        return found
+        return merge_same_category(found, self.manifest.nms_iou)
+
+
+def merge_same_category(found: list[Detection], iou_threshold: float) -> list[Detection]:
+    """Keep one box per object once labels become categories: a COCO detector often boxes one jaguar as
+    both "cat" and "dog", which class-aware NMS keeps apart but which is one animal for the count.
+    ``found`` is in descending score order, so the most confident box of each object stays."""
+    kept: list[Detection] = []
+    for detection in found:
+        if all(
+            other.category != detection.category or iou_xywh(other.bbox, detection.bbox) <= iou_threshold
+            for other in kept
+        ):
+            kept.append(detection)
+    return kept

@@ -92,3 +92,14 @@ def test_batch_gives_the_same_boxes_as_one_by_one(yolox: Detector, images: Path)
     batched = yolox.detect(pixels)
     single = [yolox.detect([p])[0] for p in pixels]
     assert [[d.bbox for d in r] for r in batched] == [[d.bbox for d in r] for r in single]
+
+
+def test_one_animal_boxed_as_two_coco_classes_counts_once() -> None:
+    from yaguar.engine.detector import Detection, merge_same_category
+
+    cat = Detection("animal", "cat", 0.8, [0.40, 0.40, 0.20, 0.20])
+    dog = Detection("animal", "dog", 0.5, [0.41, 0.40, 0.20, 0.21])  # the same jaguar, another label
+    other = Detection("animal", "dog", 0.45, [0.05, 0.05, 0.10, 0.10])  # a second animal
+    person = Detection("person", "person", 0.6, [0.40, 0.40, 0.20, 0.20])  # overlap across categories stays
+    kept = merge_same_category([cat, person, dog, other], iou_threshold=0.45)
+    assert kept == [cat, person, other]
