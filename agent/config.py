@@ -16,8 +16,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 
+from yaguar.config_base import Section, TlsConfig
 from yaguar.protocol.messages import RemoteConfig, short_error
 from yaguar.protocol.topics import DEVICE_ID_PATTERN
 
@@ -30,22 +31,6 @@ HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 class ConfigError(ValueError):
     """A configuration that cannot be used; the message is one line for a person."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TlsConfig(Section):
-    ca_file: Path = Field(description="CA certificate that signed the broker's certificate")
-    cert_file: Path | None = Field(default=None, description="client certificate (its CN is the device id)")
-    key_file: Path | None = Field(default=None, description="client key, with cert_file")
-
-    @model_validator(mode="after")
-    def _cert_and_key(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("tls: give both cert_file and key_file, or neither")
-        return self
 
 
 class MqttConfig(Section):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yaguar.durable import fsync_dir
 from yaguar.protocol.messages import FrameMeta
 
 MAGIC = b"YGF1"
@@ -89,14 +90,6 @@ def read_frame_meta(path: Path) -> FrameMeta:
     if size != _HEADER.size + length + meta.size:
         raise SpoolError(f"{path.name}: {size} bytes on disk, its metadata says otherwise")
     return meta
-
-
-def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:

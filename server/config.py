@@ -12,9 +12,10 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError
 
 from yaguar.alerts.config import AlertsConfig
+from yaguar.config_base import Section, TlsConfig
 from yaguar.engine.config import PipelineConfig
 from yaguar.protocol.topics import SHARED_GROUP
 
@@ -28,22 +29,6 @@ ENV_SECRETS = {
     "YAGUAR_TWILIO_AUTH_TOKEN": ("alerts", "twilio_auth_token"),
     "YAGUAR_SESSION_SECRET": ("dashboard", "session_secret"),
 }
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TlsConfig(Section):
-    ca_file: Path = Field(description="CA certificate that signed the broker's certificate")
-    cert_file: Path | None = Field(default=None, description="client certificate, when the broker asks")
-    key_file: Path | None = Field(default=None, description="client key, with cert_file")
-
-    @model_validator(mode="after")
-    def _cert_and_key(self) -> TlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("tls: give both cert_file and key_file, or neither")
-        return self
 
 
 class MqttConfig(Section):

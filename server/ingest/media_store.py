@@ -12,6 +12,8 @@ import secrets
 from concurrent.futures import Executor
 from pathlib import Path
 
+from yaguar.durable import fsync_dir
+
 
 class MediaStore:
     def __init__(self, root: Path) -> None:
@@ -48,7 +50,7 @@ class MediaStore:
             for tmp, final in zip(temps, todo, strict=True):
                 os.replace(tmp, final)
             for directory in {final.parent for final in todo}:
-                _fsync_dir(directory)
+                fsync_dir(directory)
         except BaseException:
             for tmp in temps:
                 tmp.unlink(missing_ok=True)
@@ -62,14 +64,6 @@ class MediaStore:
             tmp.unlink(missing_ok=True)
             count += 1
         return count
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_synced(job: tuple[Path, bytes]) -> None:
