@@ -1,6 +1,14 @@
 // Max / average pooling on NCHW (views with any batch stride). One work-item per output element.
 // Build-time IS_MAX: 1 max, 0 average; runtime count_pad: the average divides by the window
-// clipped to the padded input (count_include_pad) instead of the valid taps.
+// clipped to the padded input (count_include_pad) instead of the valid taps. KH/KW: the window as
+// build-time defines (unrolled taps); without them the runtime kh/kw are used.
+#ifdef KH
+#define TAPS_UNROLL _Pragma("unroll")
+#else
+#define KH kh
+#define KW kw
+#define TAPS_UNROLL
+#endif
 __kernel void pool2d(__global const store_t* x, int x_off, int x_bs, __global store_t* y, int y_off, int y_bs,
                      int c, int h, int w, int ho, int wo, int kh, int kw, int sy, int sx, int py, int px,
                      int dy, int dx, int count_pad) {
@@ -11,10 +19,12 @@ __kernel void pool2d(__global const store_t* x, int x_off, int x_bs, __global st
     const __global store_t* xc = x + x_off + n * x_bs + ch * h * w;
     float acc = is_max ? -INFINITY : 0.0f;
     int cnt = 0;
-    for (int ky = 0; ky < kh; ky++) {
+    TAPS_UNROLL
+    for (int ky = 0; ky < KH; ky++) {
         const int iy = oy * sy - py + ky * dy;
         if (iy < 0 || iy >= h) continue;
-        for (int kx = 0; kx < kw; kx++) {
+        TAPS_UNROLL
+        for (int kx = 0; kx < KW; kx++) {
             const int ix = ox * sx - px + kx * dx;
             if (ix < 0 || ix >= w) continue;
             const float v = LD(xc, iy * w + ix);

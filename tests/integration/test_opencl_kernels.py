@@ -386,3 +386,30 @@ def test_bad_options_and_bad_input_are_clear_errors(cache_dir: Path) -> None:
     be = OpenCLBackend(m, {"cache_dir": cache_dir, "device": "portable"})
     with pytest.raises(BackendError, match="shape"):
         be.run({"x": np.zeros((1, 4), np.float32)})
+
+
+def test_auto_without_an_opencl_platform_starts_on_onnxruntime(tmp_path: Path) -> None:
+    """A station with no OpenCL driver (the ICD loader finds no platform): ``auto`` loads the model
+    on onnxruntime and says why in one log line. Run in a fresh process so the loader is cold."""
+    import os
+    import subprocess
+    import sys
+
+    import onnx
+
+    path = tmp_path / "relu.onnx"
+    onnx.save(model([helper.make_node("Relu", ["x"], ["y"])], {"x": [1, 3]}, ["y"]), str(path))
+    code = (
+        "import logging, sys; logging.basicConfig(level=logging.INFO, stream=sys.stdout, format='%(message)s')\n"
+        "from yaguar.engine.backends import create_backend\n"
+        f"b = create_backend('auto', {str(path)!r}, {{'cache_dir': {str(tmp_path)!r}}})\n"
+        "print('KIND', b.kind)\n"
+    )
+    env = {**os.environ, "OCL_ICD_VENDORS": str(tmp_path / "no-vendors"), "OCL_ICD_FILENAMES": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-1] == "KIND onnxruntime"
+    assert any("relu.onnx: using onnxruntime instead" in line and "OpenCL" in line for line in lines)

@@ -19,6 +19,7 @@ import pyopencl as cl
 
 from .compiler import Plan
 from .lower import round_up
+from .ops.conv import tile_lsize
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -60,8 +61,8 @@ def _time(rt: Runtime, kernel: cl.Kernel, gsize: tuple[int, ...], lsize: tuple[i
 
 
 def _shape(lw, gsize: tuple[int, ...], choice: dict[str, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(global, local) for a tile choice: its work-group width WG, or the default shape."""
-    lsize = (choice["WG"],) + (1,) * (len(gsize) - 1) if "WG" in choice else lw.local_size(gsize)
+    """(global, local) for a tile choice: the work-group it requires or its width WG, else the default."""
+    lsize = tile_lsize(choice, len(gsize)) or lw.local_size(gsize)
     return tuple(round_up(g, loc) for g, loc in zip(gsize, lsize, strict=True)), lsize
 
 
@@ -86,8 +87,8 @@ def tune_plan(plan: Plan, cache: TuneCache) -> int:
         for tile in info["candidates"]:
             kernel, args, gsize, _ = info["build"](tile)
             kernel.set_args(*args)
-            for wg in widths:
-                cand = {**tile, "WG": wg}
+            for wg in [None] if tile.get("LMEM") else widths:  # the local-memory GEMM fixes its group
+                cand = tile if wg is None else {**tile, "WG": wg}
                 gs, ls = _shape(lw, gsize, cand)
                 results.append((_time(rt, kernel, gs, ls), cand, kernel, gs, ls))
         ms, cand, kernel, gsize, lsize = min(results, key=lambda r: r[0])

@@ -37,12 +37,25 @@ def default_tiles(kind: str, cout_g: int, width: int) -> dict[str, int]:
     return {"TM": 8 if cout_g > 4 else 4, "NV": 1}
 
 
+LMEM_TILES = [{"LMEM": 1, "TM": 4, "BM": 32, "BN": 64, "BK": 16}, {"LMEM": 1, "TM": 8, "BM": 64, "BN": 64, "BK": 16}]
+
+
+def tile_lsize(t: dict[str, int], ndim: int) -> tuple[int, ...] | None:
+    """The work-group a tile choice requires (the local-memory GEMM's is fixed), or None."""
+    if t.get("LMEM"):
+        return (t["BN"] // 8, t["BM"] // t["TM"], 1)
+    if "WG" in t:
+        return (t["WG"],) + (1,) * (ndim - 1)
+    return None
+
+
 def candidates(kind: str) -> list[dict[str, int]]:
     if kind == "dw":
         return [{"NV": 1, "ROWS": 1}, {"NV": 2, "ROWS": 1}, {"NV": 4, "ROWS": 1}]
     if kind == "dw_s1":
         return [{"NV": nv, "ROWS": rows} for nv in (1, 2) for rows in (1, 2, 4)]
-    return [{"TM": tm, "NV": nv} for tm in (4, 8) for nv in (1, 2, 4) if tm * nv <= 16]
+    blocked = [{"TM": tm, "NV": nv} for tm in (4, 6, 8) for nv in (1, 2, 4) if tm * nv <= 16]
+    return blocked + (LMEM_TILES if kind == "1x1" else [])
 
 
 @lowering("Conv")
@@ -77,6 +90,8 @@ def lower_conv(lw: Lowerer, node: Node) -> None:
         kind, sig_w = "general", wo
     signature = f"{kind}:{n}x{cin}x{h}x{w}->{cout}x{ho}x{wo}:k{kh}x{kw}s{sy}{sx}g{groups}"
     tiles = lw.choices.get(signature)
+    if tiles is None and kind == "1x1" and lw.is_gpu:
+        tiles = LMEM_TILES[0]  # GPUs want the local-memory tiles; CPUs the register-blocked kernel
     tiles = tiles or default_tiles(kind, cout_g, sig_w)
     weight_cache: dict[int, object] = {}
 
@@ -100,6 +115,20 @@ def lower_conv(lw: Lowerer, node: Node) -> None:
             ]
             return k, args, (-(-wo // (8 * t["NV"])), -(-ho // rows), n * cout), f"conv2d_dw[k{kh}s{sx}]"
         tm = t["TM"]
+        if t.get("LMEM"):  # local-memory tiled GEMM (GPUs): plain [K][co_pad] weights
+            co_pad = round_up(cout, t["BM"])
+            key = -t["BM"]
+            if key not in weight_cache:
+                plain = np.zeros((cin, co_pad), np.float32)
+                plain[:, :cout] = weight.reshape(cout, cin).T
+                weight_cache[key] = lw.const_buffer(plain)
+            defs = {"TM": tm, "BM": t["BM"], "BN": t["BN"], "BK": t["BK"]}
+            k = lw.kernel("conv2d_1x1_lmem", "conv2d_1x1_lmem", defs)
+            args = [xbuf, xoff, xbs, weight_cache[key], bias_buf, np.int32(co_pad), ybuf, yoff, ybs,
+                    np.int32(cin), np.int32(cout), np.int32(ho * wo), *epi]  # fmt: skip
+            lx, ly = t["BN"] // 8, t["BM"] // tm
+            gsize = (-(-(ho * wo) // t["BN"]) * lx, -(-cout // t["BM"]) * ly, n)
+            return k, args, gsize, "conv2d_1x1_lmem"
         co_pad = round_up(cout_g, tm)
         if tm not in weight_cache:
             # [group][co block][ci][ky][kx][TM]: a work-item's weights are one contiguous run
@@ -153,6 +182,6 @@ def lower_conv(lw: Lowerer, node: Node) -> None:
         gsize,
         flops,
         nbytes,
-        lsize=(tiles["WG"],) + (1,) * (len(gsize) - 1) if "WG" in tiles else None,
+        lsize=tile_lsize(tiles, len(gsize)),
         tune={"signature": signature, "candidates": candidates(kind), "build": build, "current": tiles},
     )

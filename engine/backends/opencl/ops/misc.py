@@ -63,7 +63,7 @@ def lower_pool(lw: Lowerer, node: Node) -> None:
     lw.add(
         node,
         f"pool2d.{'max' if is_max else 'avg'}",
-        lw.kernel("pool", "pool2d", {"IS_MAX": is_max}),
+        lw.kernel("pool", "pool2d", {"IS_MAX": is_max, **({"KH": kh, "KW": kw} if kh * kw <= 49 else {})}),
         args,
         (wo, ho, n * c),
         float(n * c * ho * wo * kh * kw),
