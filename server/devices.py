@@ -74,9 +74,7 @@ def hash_password(password: str, iterations: int = 101, salt: bytes | None = Non
     """A Mosquitto 2.0 password-file hash: ``$7$<iterations>$<b64 salt>$<b64 PBKDF2-SHA512>``."""
     salt = salt if salt is not None else secrets.token_bytes(SALT_BYTES)
     digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return "${}${}${}${}".format(
-        HASH_TYPE_SHA512_PBKDF2, iterations, base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
-    )
+    return f"${HASH_TYPE_SHA512_PBKDF2}${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
 def check_password(password: str, entry: str) -> bool:

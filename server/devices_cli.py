@@ -9,7 +9,7 @@ from .config import StationConfig
 from .devices import add_device, list_devices, reload_broker, revoke_device, set_station_password
 
 
-def _sessions(config: StationConfig):  # noqa: ANN202 - a sessionmaker
+def _sessions(config: StationConfig):
     from .storage import make_db_engine, make_session_factory, upgrade
 
     engine = make_db_engine(config.storage.database_url)

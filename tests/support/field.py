@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.broker import Broker, free_port, wait_for_port
-from yaguar.server.simulator import SimAgent
 
 
 class StationProcess:
@@ -94,29 +93,6 @@ def wait_stored(station: StationProcess, count: int, timeout: float) -> int:
     return n
 
 
-def settle(agents: Iterable[SimAgent], timeout: float, stall_s: float = 15.0) -> int:
-    """Wait for every agent's last Ack. When no Ack at all arrives for ``stall_s`` while frames are still
-    unacknowledged, the agents send those again (the real agent's ack timeout; resending on a timer
-    instead would flood a station that is merely busy). Returns the number of resend rounds."""
-    agents = list(agents)
-    deadline = time.monotonic() + timeout
-    rounds = 0
-    last_count, last_change = -1, time.monotonic()
-    while time.monotonic() < deadline:
-        if not any(agent.pending for agent in agents):
-            return rounds
-        count = sum(agent.ack_count for agent in agents)
-        if count != last_count:
-            last_count, last_change = count, time.monotonic()
-        elif time.monotonic() - last_change > stall_s:
-            for agent in agents:
-                agent.resend_pending()
-            rounds += 1
-            last_change = time.monotonic()
-        time.sleep(0.1)
-    return rounds
-
-
 @dataclass
 class Audit:
     captured: int
@@ -156,24 +132,6 @@ def audit(station: StationProcess, captured: dict[str, dict[int, str]], agents: 
         corrupt=corrupt,
         unacknowledged=sum(a.pending if isinstance(a.pending, int) else len(a.pending) for a in agents),
     )
-
-
-class RecordingAgent(SimAgent):
-    """A SimAgent that remembers every frame it captured (seq -> sha256), acknowledged or not."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.sent: dict[int, str] = {}
-        self.reconnects = 0
-
-    def publish(self, seq: int, payload: bytes, props: object) -> None:
-        self.sent[seq] = hashlib.sha256(payload).hexdigest()
-        super().publish(seq, payload, props)
-
-    def _on_connect(self, client, userdata, flags, reason, props) -> None:  # noqa: ANN001
-        if self.connected.is_set():
-            self.reconnects += 1
-        super()._on_connect(client, userdata, flags, reason, props)
 
 
 def captured_by(agents: Iterable[object]) -> dict[str, dict[int, str]]:

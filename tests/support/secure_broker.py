@@ -40,6 +40,9 @@ class ProductionBroker(Broker):
             "persistence_location /var/lib/mosquitto/": f"persistence_location {self.workdir}/",
             "log_dest syslog": f"log_dest file {self.log_path}",
         }
+        if self.devices.auth == "certificate":  # the commented-out client-certificate lines, switched on
+            for option in ("require_certificate true", "use_identity_as_username true", "crlfile "):
+                replacements[f"#   {option}"] = option
         for old, new in replacements.items():
             assert old in text, f"the production config no longer has {old!r}"
             text = text.replace(old, new)
