@@ -163,7 +163,10 @@ class StationMqtt:
         self.ack(item)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        # The inbox is larger than receive_maximum, so this never blocks the network thread.
+        # The inbox is larger than receive_maximum, so this does not block while the broker honours our
+        # Receive Maximum. Mosquitto 2.0.11 was seen sending a large queued backlog at once after a
+        # session resume; then put() blocks and paho stops reading until the writer catches up:
+        # backpressure, with the agents' Acks delayed but nothing lost.
         self.inbox.put(
             Received(
                 topic=message.topic,
