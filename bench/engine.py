@@ -5,8 +5,10 @@ wants): YOLOX-nano, FastestDet and MobileNetV2 (int8 QDQ) at batch 1 and batch 8
 model and batch, milliseconds per image for both backends and the ratio onnxruntime / OpenCL
 (> 1: OpenCL is faster; the PoCL target is >= 0.5 for YOLOX-nano at batch 8), then the top kernels
 of one profiled OpenCL run (OpenCL profiling events) with their achieved GFLOP/s and GB/s.
-onnxruntime runs a copy of each model re-batched to N (its Reshape targets fixed the same way the
-OpenCL planner fixes them), so both sides process a real batch.
+onnxruntime is the station's own OnnxRuntimeBackend (one thread per core, thread spinning off as
+the station runs it; --ort-spinning turns it on) on a copy of each model re-batched to N (its
+Reshape targets fixed the same way the OpenCL planner fixes them), so both sides process a real
+batch. Conv tiles chosen by an earlier --autotune run (cached on disk) are used when present.
 
     .venv/bin/python bench/engine.py [--quick] [--device SUBSTRING] [--fp16] [--autotune]
 """
@@ -17,6 +19,7 @@ import argparse
 import collections
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -105,11 +108,17 @@ def main() -> int:
         "--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS)
     )
     ap.add_argument("--batches", default="1,8")
+    ap.add_argument(
+        "--ort-spinning",
+        action="store_true",
+        help="let onnxruntime's threads spin (the station turns spinning off)",
+    )
     ap.add_argument("--top", type=int, default=5, help="kernels listed per model and batch")
     args = ap.parse_args()
 
     import onnxruntime as ort
 
+    from yaguar.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
     from yaguar.engine.backends.opencl import OpenCLBackend
 
     data = shared_data_dir()
@@ -120,23 +129,22 @@ def main() -> int:
     batches = [int(b) for b in args.batches.split(",")]
     options = {"device": args.device, "fp16": args.fp16, "autotune": args.autotune}
     rows, tables = [], []
+    workdir = tempfile.TemporaryDirectory()  # the re-batched copies onnxruntime loads
     jobs = [(name, b) for name in args.models.split(",") for b in batches]
     for name, batch in tqdm(jobs, desc="benchmark", unit="case"):
         file, prep, size = MODELS[name]
         path = data / "models" / file
         model = onnx.load(str(path))
         x = images(data, batch, prep, size)
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        sess = ort.InferenceSession(
-            rebatch(model, batch).SerializeToString(), so, providers=["CPUExecutionProvider"]
-        )
-        in_name = sess.get_inputs()[0].name
+        batched = Path(workdir.name) / f"{name}_batch{batch}.onnx"
+        onnx.save(rebatch(model, batch), str(batched))
+        ref_be = OnnxRuntimeBackend(batched, {"allow_spinning": args.ort_spinning})
+        in_name = ref_be.inputs[0].name
         ocl = OpenCLBackend(path, options)
         feeds = {in_name: x}
-        ref, got = sess.run(None, feeds)[0], ocl.run(feeds)[0]
+        ref, got = ref_be.run(feeds)[0], ocl.run(feeds)[0]
         diff = float(np.abs(ref.astype(np.float64) - got.astype(np.float64)).max())
-        ort_best, ort_med = (t / batch for t in timed(lambda s=sess, f=feeds: s.run(None, f), repeats))
+        ort_best, ort_med = (t / batch for t in timed(lambda r=ref_be, f=feeds: r.run(f), repeats))
         ocl_best, ocl_med = (t / batch for t in timed(lambda o=ocl, f=feeds: o.run(f), repeats))
         rows.append((name, batch, ort_best, ocl_best, ort_med, ocl_med, diff))
         per = collections.defaultdict(lambda: [0.0, 0.0, 0.0, 0])
@@ -153,7 +161,11 @@ def main() -> int:
         tables.append((name, batch, total, len(prof), top))
 
     print(f"\nOpenCL device: {ocl.describe()}")
-    print(f"onnxruntime {ort.__version__} CPU; ms per image, best of {repeats} runs (median in brackets)\n")
+    spin = "on" if args.ort_spinning else "off, as the station runs it"
+    print(
+        f"onnxruntime {ort.__version__} CPU via the station's OnnxRuntimeBackend (one thread per core, "
+        f"spinning {spin}); ms per image, best of {repeats} runs (median in brackets)\n"
+    )
     print(
         f"{'model':14s} {'batch':>5s} {'onnxruntime':>20s} {'opencl':>20s} {'ratio ort/ocl':>14s} {'max |diff|':>11s}"
     )

@@ -26,36 +26,12 @@ typedef float store_t;
 #define ACT_HARDSWISH 7
 #define ACT_TANH 8
 
-// exp for the conv epilogue's sigmoid/SiLU, cheaper than the library's (no special cases beyond
-// clamping): 2^n * p(f) with n = rint(x / ln2), f = x - n * ln2 split in two parts (Cody-Waite)
-// and a degree-6 Taylor polynomial on |f| <= ln2/2: relative error ~2e-7, like exp itself.
-inline float8 exp8_fast(float8 x) {
-    x = clamp(x, -87.0f, 88.0f);
-    const float8 n = rint(x * 1.44269504f);
-    const float8 f = mad(n, (float8)(-1.428606765330187e-06f), mad(n, (float8)(-0.693145751953125f), x));
-    float8 p = (float8)(1.0f / 720.0f);
-    p = mad(p, f, (float8)(1.0f / 120.0f));
-    p = mad(p, f, (float8)(1.0f / 24.0f));
-    p = mad(p, f, (float8)(1.0f / 6.0f));
-    p = mad(p, f, (float8)(0.5f));
-    p = mad(p, f, (float8)(1.0f));
-    p = mad(p, f, (float8)(1.0f));
-    return p * as_float8((convert_int8(n) + 127) << 23);
-}
-
-// 1/d: the hardware estimate refined by one Newton step (relative error ~1e-7 for any estimate
-// within 1e-3), cheaper than a division.
-inline float8 recip8(float8 d) {
-    const float8 r = native_recip(d);
-    return r * mad(-d, r, (float8)(2.0f));
-}
-
 inline float8 act8(float8 v, int act, float a, float b) {
     switch (act) {
     case ACT_RELU: return fmax(v, 0.0f);
     case ACT_CLIP: return fmin(fmax(v, a), b);
-    case ACT_SIGMOID: return recip8(1.0f + exp8_fast(-v));
-    case ACT_SILU: return v * recip8(1.0f + exp8_fast(-v));
+    case ACT_SIGMOID: return 1.0f / (1.0f + exp(-v));
+    case ACT_SILU: return v / (1.0f + exp(-v));
     case ACT_LEAKY: return select(v * a, v, v >= 0.0f);
     case ACT_HARDSIGMOID: return fmin(fmax(v * a + b, 0.0f), 1.0f);
     case ACT_HARDSWISH: return v * fmin(fmax(v * a + b, 0.0f), 1.0f);

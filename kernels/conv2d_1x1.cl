@@ -2,18 +2,29 @@
 // One work-item computes TM output channels x (8*NV) consecutive pixels; the weights are stored
 // [co block][k][TM] (padded to a multiple of TM) so a work-item reads one contiguous run of them
 // with no bounds checks.
-// Defines: TM (channels per work-item), NV (float8 vectors of pixels per work-item).
+// Defines: TM (channels per work-item), NV (float8 vectors of pixels per work-item), and CO_INNER:
+// when 1 a work-item loops over every channel block itself (global dim 1 is 1), so its pixel
+// columns of X stay in L1 across the blocks instead of being re-read from L2 by other groups.
 #define TN (8 * NV)
+#ifndef CO_INNER
+#define CO_INNER 0
+#endif
 
 __kernel void conv2d_1x1(__global const store_t* x, int x_off, int x_bs,
                          __global const float* w, __global const float* bias, int co_pad,
                          __global store_t* y, int y_off, int y_bs,
                          int K, int cout, int hw, EPI_ARGS) {
     const int p0 = get_global_id(0) * TN;
-    const int co0 = get_global_id(1) * TM;
     const int n = get_global_id(2);
-    if (p0 >= hw || co0 >= cout) return;
     const __global store_t* xp = x + x_off + n * x_bs + p0;
+#if CO_INNER
+    if (p0 >= hw) return;
+    for (int co0 = 0; co0 < cout; co0 += TM) {
+#else
+    const int co0 = get_global_id(1) * TM;
+    if (p0 >= hw || co0 >= cout) return;
+    {
+#endif
     const __global float* wp = w + co0 * K;  // blocked [co block][k][TM]: one contiguous run
     float8 acc[TM][NV];
 #pragma unroll
@@ -62,5 +73,6 @@ __kernel void conv2d_1x1(__global const store_t* x, int x_off, int x_bs,
                 }
             }
         }
+    }
     }
 }

@@ -1,6 +1,20 @@
 // Resize on NCHW. Build-time defines: MODE 0 nearest, 1 (bi)linear; COORD 0 half_pixel,
 // 1 asymmetric, 2 align_corners, 3 pytorch_half_pixel, 4 tf_half_pixel_for_nn; NEAREST
 // 0 round_prefer_floor, 1 round_prefer_ceil, 2 floor, 3 ceil. Scales are output/input (ONNX).
+// FY/FX: the integer factors of the _nearest_int variant.
+#ifndef MODE
+#define MODE 0
+#endif
+#ifndef COORD
+#define COORD 1
+#endif
+#ifndef NEAREST
+#define NEAREST 2
+#endif
+#ifndef FY
+#define FY 1
+#define FX 1
+#endif
 inline float src_coord(int o, float scale, int in_len, int out_len) {
     switch (COORD) {
     case 1: return o / scale;
@@ -44,4 +58,19 @@ __kernel void resize2d(__global const store_t* x, int x_off, int x_bs, __global 
     }
 #endif
     ST(v, y + y_off + n * y_bs, (ch * ho + oy) * wo + ox);
+}
+
+// Variant _nearest_int: nearest with integer factors FY, FX where the source is floor(o / F)
+// (asymmetric + floor, or half_pixel + round_prefer_*: no ties ever occur there). Eight outputs per
+// work-item, one vector store; no float coordinates.
+__kernel void resize2d_nearest_int(__global const store_t* x, int x_off, int x_bs, __global store_t* y, int y_off,
+                                   int y_bs, int c, int h, int w, int ho, int wo) {
+    const int ox0 = get_global_id(0) * 8, oy = get_global_id(1), z = get_global_id(2);
+    if (ox0 >= wo) return;
+    const int ch = z % c, n = z / c;
+    const __global store_t* row = x + x_off + n * x_bs + (ch * h + oy / FY) * w;
+    float t[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) t[j] = LD(row, min((ox0 + j) / FX, w - 1));
+    store8(vload8(0, t), y + y_off + n * y_bs, (ch * ho + oy) * wo + ox0, min(8, wo - ox0));
 }

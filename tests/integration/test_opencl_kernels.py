@@ -175,6 +175,8 @@ RESIZE_CASES = [
         [1, 1, 2, 2],
     ),
     ({"mode": "nearest"}, [1, 1, 1.5, 1.5]),
+    ({"mode": "nearest"}, [1, 1, 3, 2]),  # integer factors: the vector variant
+    ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric"}, [1, 1, 2, 2]),  # not floor: generic
     ({"mode": "linear"}, [1, 1, 2, 2]),
     ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, [1, 1, 2.0, 3.0]),
     ({"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}, [1, 1, 0.5, 0.5]),
@@ -361,17 +363,23 @@ def test_autotune_choices_are_cached_per_device(tmp_path: Path) -> None:
 
     from yaguar.engine.backends.opencl import OpenCLBackend
 
-    c1, k1 = _conv("c1", "x", 13, 31, k=1)
-    m = model([c1], {"x": [1, 13, 13, 13]}, ["c1"], k1)
+    # A depthwise stride-2 layer: 3 tiles x 3 work-group widths keep this test short on a cold
+    # PoCL (each candidate is a program build); the 1x1 variants are tested above.
+    w = rand(13, 1, 3, 3, seed=1)
+    node = helper.make_node(
+        "Conv", ["x", "W"], ["c1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4, group=13
+    )
+    m = model([node], {"x": [1, 13, 13, 13]}, ["c1"], {"W": w})
     first = OpenCLBackend(m, {"cache_dir": tmp_path, "autotune": True})
     data = json.loads((tmp_path / "autotune.json").read_text())
     ((device_key, choices),) = data.items()
     assert first.runtime.label in device_key and len(choices) == 1
+    assert next(iter(choices)).startswith("dw:") and "WG" in next(iter(choices.values()))
     second = OpenCLBackend(m, {"cache_dir": tmp_path, "autotune": True})
     plan = second.plan_for({"x": np.zeros((1, 13, 13, 13), np.float32)})
     assert plan.launches[0].tune["current"] == next(iter(choices.values()))
     x = rand(1, 13, 13, 13)
-    close(second.run({"x": x})[0], ort_run(m, {"x": x})[0], k=13)
+    close(second.run({"x": x})[0], ort_run(m, {"x": x})[0], k=9)
 
 
 def test_bad_options_and_bad_input_are_clear_errors(cache_dir: Path) -> None:
@@ -413,3 +421,31 @@ def test_auto_without_an_opencl_platform_starts_on_onnxruntime(tmp_path: Path) -
     lines = out.stdout.strip().splitlines()
     assert lines[-1] == "KIND onnxruntime"
     assert any("relu.onnx: using onnxruntime instead" in line and "OpenCL" in line for line in lines)
+
+
+CONV1X1_VARIANTS = [
+    {"LMEM": 1, "TM": 4, "BM": 32, "BN": 64, "BK": 16},
+    {"LMEM": 1, "TM": 8, "BM": 64, "BN": 64, "BK": 16},
+    {"TM": 8, "NV": 1, "CO_INNER": 1},
+    {"TM": 6, "NV": 2},
+]
+
+
+@pytest.mark.parametrize("tile", CONV1X1_VARIANTS, ids=lambda t: "-".join(f"{k}{v}" for k, v in t.items()))
+@pytest.mark.parametrize(("n", "c", "hw", "co"), [(2, 13, 97, 31), (1, 31, 7, 13)])
+def test_conv1x1_variants(tile: dict, n: int, c: int, hw: int, co: int, cache_dir: Path) -> None:
+    """The autotuner's other 1x1 kernels are exact on odd sizes too (K, pixels and channels that
+    are not multiples of their tiles, batch > 1, the fused epilogue): the local-memory tiled GEMM
+    (the GPU default), the channel-loop-inside variant, a 6-channel tile."""
+    from yaguar.engine.backends.opencl.compiler import Plan
+    from yaguar.engine.backends.opencl.runtime import open_runtime
+
+    c1, k1 = _conv("c1", "x", c, co, k=1)
+    m = model([c1, helper.make_node("Relu", ["c1"], ["y"])], {"x": [n, c, hw, hw]}, ["y"], k1)
+    rt = open_runtime(None, cache_dir)
+    signature = Plan(m, rt, None, False).launches[0].tune["signature"]
+    plan = Plan(m, rt, None, False, choices={signature: tile})
+    assert plan.launches[0].kernel_name == ("conv2d_1x1_lmem" if tile.get("LMEM") else "conv2d_1x1")
+    assert plan.launches[0].tune["current"] == tile
+    x = rand(n, c, hw, hw)
+    close(plan.run({"x": x})[0], ort_run(m, {"x": x})[0], k=c)

@@ -37,7 +37,10 @@ def default_tiles(kind: str, cout_g: int, width: int) -> dict[str, int]:
     return {"TM": 8 if cout_g > 4 else 4, "NV": 1}
 
 
-LMEM_TILES = [{"LMEM": 1, "TM": 4, "BM": 32, "BN": 64, "BK": 16}, {"LMEM": 1, "TM": 8, "BM": 64, "BN": 64, "BK": 16}]
+LMEM_TILES = [
+    {"LMEM": 1, "TM": 4, "BM": 32, "BN": 64, "BK": 16},
+    {"LMEM": 1, "TM": 8, "BM": 64, "BN": 64, "BK": 16},
+]
 
 
 def tile_lsize(t: dict[str, int], ndim: int) -> tuple[int, ...] | None:
@@ -55,133 +58,140 @@ def candidates(kind: str) -> list[dict[str, int]]:
     if kind == "dw_s1":
         return [{"NV": nv, "ROWS": rows} for nv in (1, 2) for rows in (1, 2, 4)]
     blocked = [{"TM": tm, "NV": nv} for tm in (4, 6, 8) for nv in (1, 2, 4) if tm * nv <= 16]
-    return blocked + (LMEM_TILES if kind == "1x1" else [])
+    if kind != "1x1":
+        return blocked
+    co_inner = [{"TM": 8, "NV": 1, "CO_INNER": 1}, {"TM": 4, "NV": 2, "CO_INNER": 1}]
+    return blocked + co_inner + LMEM_TILES
+
+
+class ConvLayer:
+    """One Conv node's shapes, buffers and fused epilogue; ``build(tiles)`` binds a kernel variant
+    (called again by the autotuner for each candidate)."""
+
+    def __init__(self, lw: Lowerer, node: Node) -> None:
+        self.lw = lw
+        x, y = node.inputs[0], node.outputs[0]
+        self.n, self.cin, self.h, self.w = lw.shape(x)
+        _, self.cout, self.ho, self.wo = lw.shape(y)
+        self.weight = lw.g.const(node.inputs[1]).astype(np.float32)
+        has_bias = len(node.inputs) > 2 and node.inputs[2]
+        bias = lw.g.const(node.inputs[2]).astype(np.float32) if has_bias else np.zeros(self.cout, np.float32)
+        self.groups = int(node.attrs.get("group", 1))
+        self.kh, self.kw = node.attrs["kernel_shape"]
+        (self.sy, self.sx), self.pads, (self.dy, self.dx) = (
+            node.attrs["strides"], node.attrs["pads"], node.attrs["dilations"])  # fmt: skip
+        self.cin_g, self.cout_g = self.cin // self.groups, self.cout // self.groups
+        if self.sx > 2:
+            raise BackendError(f"Conv node {node.name!r}: x stride {self.sx} > 2 is not supported")
+        self.x_args = list(lw.addr(x))
+        self.y_args = list(lw.addr(y))
+        self.bias_buf = lw.const_buffer(bias)
+        self.epi = epilogue_args(lw, node)
+        self.weights: dict[int, object] = {}
+        if self.groups == self.cin == self.cout and self.cin_g == 1:
+            # stride 1 without dilation can compute several output rows per work-item (_rows variant)
+            s1 = self.sy == self.sx == self.dy == self.dx == 1 and self.kw <= 9
+            self.kind, self.width = ("dw_s1" if s1 else "dw"), self.wo
+        elif self.kh == self.kw == 1 and self.sy == self.sx == 1 and not any(self.pads) and self.groups == 1:
+            self.kind, self.width = "1x1", self.ho * self.wo
+        else:
+            self.kind, self.width = "general", self.wo
+        self.signature = (f"{self.kind}:{self.n}x{self.cin}x{self.h}x{self.w}->{self.cout}x{self.ho}x{self.wo}"
+                          f":k{self.kh}x{self.kw}s{self.sy}{self.sx}g{self.groups}")  # fmt: skip
+
+    def build(self, t: dict[str, int]) -> tuple:
+        if self.kind.startswith("dw"):
+            return self._depthwise(t)
+        if t.get("LMEM"):
+            return self._local_memory_gemm(t)
+        return self._blocked(t)
+
+    def _depthwise(self, t: dict[str, int]) -> tuple:
+        wbuf = self.weights.setdefault(
+            0, self.lw.const_buffer(self.weight.reshape(self.cout, self.kh * self.kw))
+        )
+        rows = t.get("ROWS", 1)
+        defs = {"NV": t["NV"], "KH": self.kh, "KW": self.kw, "SX": self.sx, "DY": self.dy, "DX": self.dx,
+                "ROWS": rows}  # fmt: skip
+        k = self.lw.kernel("conv2d_dw", "conv2d_dw_rows" if rows > 1 else "conv2d_dw", defs)
+        dims = (self.cout, self.h, self.w, self.ho, self.wo, self.sy, self.pads[0], self.pads[1])
+        args = [*self.x_args, wbuf, self.bias_buf, *self.y_args, *map(np.int32, dims), *self.epi]
+        gsize = (-(-self.wo // (8 * t["NV"])), -(-self.ho // rows), self.n * self.cout)
+        return k, args, gsize, f"conv2d_dw[k{self.kh}s{self.sx}]"
+
+    def _local_memory_gemm(self, t: dict[str, int]) -> tuple:
+        """1x1 as a GEMM tiled through local memory (GPUs): plain [K][co_pad] weights."""
+        co_pad = round_up(self.cout, t["BM"])
+        if -t["BM"] not in self.weights:
+            plain = np.zeros((self.cin, co_pad), np.float32)
+            plain[:, : self.cout] = self.weight.reshape(self.cout, self.cin).T
+            self.weights[-t["BM"]] = self.lw.const_buffer(plain)
+        defs = {"TM": t["TM"], "BM": t["BM"], "BN": t["BN"], "BK": t["BK"]}
+        k = self.lw.kernel("conv2d_1x1_lmem", "conv2d_1x1_lmem", defs)
+        hw = self.ho * self.wo
+        args = [*self.x_args, self.weights[-t["BM"]], self.bias_buf, np.int32(co_pad), *self.y_args,
+                np.int32(self.cin), np.int32(self.cout), np.int32(hw), *self.epi]  # fmt: skip
+        lx, ly = t["BN"] // 8, t["BM"] // t["TM"]
+        return k, args, (-(-hw // t["BN"]) * lx, -(-self.cout // t["BM"]) * ly, self.n), "conv2d_1x1_lmem"
+
+    def _blocked(self, t: dict[str, int]) -> tuple:
+        tm, g = t["TM"], self.groups
+        co_pad = round_up(self.cout_g, tm)
+        if tm not in self.weights:
+            # [group][co block][ci][ky][kx][TM]: a work-item's weights are one contiguous run
+            # (strided TM-slices of a [.., co] layout overflowed L1 with mostly unused lines).
+            padded = np.zeros((g, co_pad, self.cin_g, self.kh, self.kw), np.float32)
+            padded[:, : self.cout_g] = self.weight.reshape(g, self.cout_g, self.cin_g, self.kh, self.kw)
+            blocked = padded.reshape(g, co_pad // tm, tm, self.cin_g, self.kh, self.kw).transpose(
+                0, 1, 3, 4, 5, 2
+            )
+            self.weights[tm] = self.lw.const_buffer(np.ascontiguousarray(blocked))
+        head = [*self.x_args, self.weights[tm], self.bias_buf, np.int32(co_pad), *self.y_args]
+        if self.kind == "1x1":
+            inner = t.get("CO_INNER", 0)
+            k = self.lw.kernel("conv2d_1x1", "conv2d_1x1", {"TM": tm, "NV": t["NV"], "CO_INNER": inner})
+            hw = self.ho * self.wo
+            args = [*head, np.int32(self.cin), np.int32(self.cout), np.int32(hw), *self.epi]
+            blocks = 1 if inner else -(-self.cout // tm)
+            return k, args, (-(-hw // (8 * t["NV"])), blocks, self.n), "conv2d_1x1"
+        defs = {
+            "TM": tm,
+            "NV": t["NV"],
+            "KH": self.kh,
+            "KW": self.kw,
+            "SX": self.sx,
+            "DY": self.dy,
+            "DX": self.dx,
+        }
+        k = self.lw.kernel("conv2d", "conv2d", defs)
+        dims = (
+            self.cin_g,
+            self.cout_g,
+            g,
+            self.h,
+            self.w,
+            self.ho,
+            self.wo,
+            self.sy,
+            self.pads[0],
+            self.pads[1],
+        )
+        args = [*head, *map(np.int32, dims), *self.epi]
+        gsize = (-(-self.wo // (8 * t["NV"])), self.ho, self.n * g * (-(-self.cout_g // tm)))
+        return k, args, gsize, f"conv2d[k{self.kh}s{self.sx}]"
 
 
 @lowering("Conv")
 def lower_conv(lw: Lowerer, node: Node) -> None:
-    x, y = node.inputs[0], node.outputs[0]
-    n, cin, h, w = lw.shape(x)
-    _, cout, ho, wo = lw.shape(y)
-    weight = lw.g.const(node.inputs[1]).astype(np.float32)
-    bias = (
-        lw.g.const(node.inputs[2]).astype(np.float32)
-        if len(node.inputs) > 2 and node.inputs[2]
-        else np.zeros(cout, np.float32)
-    )
-    groups = int(node.attrs.get("group", 1))
-    kh, kw = node.attrs["kernel_shape"]
-    (sy, sx), pads, (dy, dx) = node.attrs["strides"], node.attrs["pads"], node.attrs["dilations"]
-    cin_g, cout_g = cin // groups, cout // groups
-    if sx > 2:
-        raise BackendError(f"Conv node {node.name!r}: x stride {sx} > 2 is not supported")
-    xbuf, xoff, xbs = lw.addr(x)
-    ybuf, yoff, ybs = lw.addr(y)
-    bias_buf = lw.const_buffer(bias)
-    epi = epilogue_args(lw, node)
-    flops = 2.0 * n * cout * ho * wo * cin_g * kh * kw
-    nbytes = float(lw.itemsize * (n * cin * h * w + n * cout * ho * wo) + 4 * weight.size)
-    if groups == cin == cout and cin_g == 1:
-        # stride 1 without dilation can compute several output rows per work-item (_rows variant)
-        kind, sig_w = ("dw_s1" if sy == sx == dy == dx == 1 and kw <= 9 else "dw"), wo
-    elif kh == kw == 1 and sy == sx == 1 and not any(pads) and groups == 1:
-        kind, sig_w = "1x1", ho * wo
-    else:
-        kind, sig_w = "general", wo
-    signature = f"{kind}:{n}x{cin}x{h}x{w}->{cout}x{ho}x{wo}:k{kh}x{kw}s{sy}{sx}g{groups}"
-    tiles = lw.choices.get(signature)
-    if tiles is None and kind == "1x1" and lw.is_gpu:
+    layer = ConvLayer(lw, node)
+    tiles = lw.choices.get(layer.signature)
+    if tiles is None and layer.kind == "1x1" and lw.is_gpu:
         tiles = LMEM_TILES[0]  # GPUs want the local-memory tiles; CPUs the register-blocked kernel
-    tiles = tiles or default_tiles(kind, cout_g, sig_w)
-    weight_cache: dict[int, object] = {}
-
-    def build(t: dict[str, int]) -> tuple:
-        if kind.startswith("dw"):
-            wbuf = weight_cache.setdefault(0, lw.const_buffer(weight.reshape(cout, kh * kw)))
-            rows = t.get("ROWS", 1)
-            defs = {"NV": t["NV"], "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx, "ROWS": rows}
-            k = lw.kernel("conv2d_dw", "conv2d_dw_rows" if rows > 1 else "conv2d_dw", defs)
-            args = [
-                xbuf,
-                xoff,
-                xbs,
-                wbuf,
-                bias_buf,
-                ybuf,
-                yoff,
-                ybs,
-                *map(np.int32, (cout, h, w, ho, wo, sy, pads[0], pads[1])),
-                *epi,
-            ]
-            return k, args, (-(-wo // (8 * t["NV"])), -(-ho // rows), n * cout), f"conv2d_dw[k{kh}s{sx}]"
-        tm = t["TM"]
-        if t.get("LMEM"):  # local-memory tiled GEMM (GPUs): plain [K][co_pad] weights
-            co_pad = round_up(cout, t["BM"])
-            key = -t["BM"]
-            if key not in weight_cache:
-                plain = np.zeros((cin, co_pad), np.float32)
-                plain[:, :cout] = weight.reshape(cout, cin).T
-                weight_cache[key] = lw.const_buffer(plain)
-            defs = {"TM": tm, "BM": t["BM"], "BN": t["BN"], "BK": t["BK"]}
-            k = lw.kernel("conv2d_1x1_lmem", "conv2d_1x1_lmem", defs)
-            args = [xbuf, xoff, xbs, weight_cache[key], bias_buf, np.int32(co_pad), ybuf, yoff, ybs,
-                    np.int32(cin), np.int32(cout), np.int32(ho * wo), *epi]  # fmt: skip
-            lx, ly = t["BN"] // 8, t["BM"] // tm
-            gsize = (-(-(ho * wo) // t["BN"]) * lx, -(-cout // t["BM"]) * ly, n)
-            return k, args, gsize, "conv2d_1x1_lmem"
-        co_pad = round_up(cout_g, tm)
-        if tm not in weight_cache:
-            # [group][co block][ci][ky][kx][TM]: a work-item's weights are one contiguous run
-            # (strided TM-slices of a [.., co] layout overflowed L1 with mostly unused lines).
-            padded = np.zeros((groups, co_pad, cin_g, kh, kw), np.float32)
-            padded[:, :cout_g] = weight.reshape(groups, cout_g, cin_g, kh, kw)
-            blocked = padded.reshape(groups, co_pad // tm, tm, cin_g, kh, kw).transpose(0, 1, 3, 4, 5, 2)
-            weight_cache[tm] = lw.const_buffer(np.ascontiguousarray(blocked))
-        wbuf = weight_cache[tm]
-        if kind == "1x1":
-            k = lw.kernel("conv2d_1x1", "conv2d_1x1", {"TM": tm, "NV": t["NV"]})
-            args = [
-                xbuf,
-                xoff,
-                xbs,
-                wbuf,
-                bias_buf,
-                np.int32(co_pad),
-                ybuf,
-                yoff,
-                ybs,
-                np.int32(cin),
-                np.int32(cout),
-                np.int32(ho * wo),
-                *epi,
-            ]
-            return k, args, (-(-(ho * wo) // (8 * t["NV"])), -(-cout // tm), n), "conv2d_1x1"
-        defs = {"TM": tm, "NV": t["NV"], "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx}
-        k = lw.kernel("conv2d", "conv2d", defs)
-        args = [
-            xbuf,
-            xoff,
-            xbs,
-            wbuf,
-            bias_buf,
-            np.int32(co_pad),
-            ybuf,
-            yoff,
-            ybs,
-            *map(np.int32, (cin_g, cout_g, groups, h, w, ho, wo, sy, pads[0], pads[1])),
-            *epi,
-        ]
-        return k, args, (-(-wo // (8 * t["NV"])), ho, n * groups * (-(-cout_g // tm))), f"conv2d[k{kh}s{sx}]"
-
-    k, args, gsize, name = build(tiles)
-    lw.add(
-        node,
-        name,
-        k,
-        args,
-        gsize,
-        flops,
-        nbytes,
-        lsize=tile_lsize(tiles, len(gsize)),
-        tune={"signature": signature, "candidates": candidates(kind), "build": build, "current": tiles},
-    )
+    tiles = tiles or default_tiles(layer.kind, layer.cout_g, layer.width)
+    k, args, gsize, name = layer.build(tiles)
+    flops = 2.0 * layer.n * layer.cout * layer.ho * layer.wo * layer.cin_g * layer.kh * layer.kw
+    io = layer.n * (layer.cin * layer.h * layer.w + layer.cout * layer.ho * layer.wo)
+    tune = {"signature": layer.signature, "candidates": candidates(layer.kind), "build": layer.build,
+            "current": tiles}  # fmt: skip
+    lw.add(node, name, k, args, gsize, flops, float(lw.itemsize * io + 4 * layer.weight.size),
+           lsize=tile_lsize(tiles, len(gsize)), tune=tune)  # fmt: skip

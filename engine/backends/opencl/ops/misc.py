@@ -124,6 +124,16 @@ def lower_resize(lw: Lowerer, node: Node) -> None:
         np.float32(scales[2]),
         np.float32(scales[3]),
     ]
+    fy, fx = ho // h, wo // w
+    floor_map = (coord == "asymmetric" and nearest == "floor") or (
+        coord in ("half_pixel", "pytorch_half_pixel") and nearest.startswith("round_prefer")
+    )
+    if mode == "nearest" and floor_map and ho == fy * h and wo == fx * w and scales[2:] == [fy, fx]:
+        # integer upsampling whose source index is floor(o / F) (YOLO's 2x): the vector variant
+        k = lw.kernel("resize", "resize2d_nearest_int", {"FY": fy, "FX": fx})
+        lw.add(node, "resize.nearest", k, args[:11], (-(-wo // 8), ho, n * c), 0.0,
+               float(lw.itemsize * n * c * (h * w + ho * wo)))  # fmt: skip
+        return
     defs = {"MODE": int(mode != "nearest"), "COORD": _COORD[coord], "NEAREST": _NEAREST[nearest]}
     lw.add(
         node,
