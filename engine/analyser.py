@@ -69,6 +69,10 @@ class Analyser:
         options: dict[str, object] = {"threads": config.inference_threads()}
         if config.device:
             options["device"] = config.device
+        if config.backend != "onnxruntime":
+            options.update(fp16=config.opencl_fp16, autotune=config.opencl_autotune)
+            if config.opencl_cache_dir:
+                options["cache_dir"] = str(config.opencl_cache_dir)
         self.detector = Detector(
             find_manifest(config.detector, extra),
             model_dir,

@@ -20,6 +20,13 @@ class PipelineConfig(BaseModel):
         description="inference backend; auto tries OpenCL and falls back to onnxruntime",
     )
     device: str | None = Field(default=None, max_length=120, description="backend device selector (OpenCL)")
+    opencl_cache_dir: Path | None = Field(
+        default=None, description="compiled OpenCL programs and tuning results; None: ~/.cache/yaguar/opencl"
+    )
+    opencl_fp16: bool = Field(default=False, description="store OpenCL tensors as fp16 (GPUs); compute stays fp32")
+    opencl_autotune: bool = Field(
+        default=False, description="tune OpenCL tile sizes at first load (slow once, cached on disk)"
+    )
     threads: int = Field(
         default=0,
         ge=0,
