@@ -54,6 +54,12 @@ def big_jpegs(data: Path) -> list[bytes]:
     return [p.read_bytes() for p in files]
 
 
+def unique_frames(jpegs: list[bytes], agent: int, count: int) -> list[bytes]:
+    """Every frame its own bytes, as in the field: real JPEGs with a few bytes after the end-of-image
+    marker (cameras append data there too), so the station's content-addressed store writes each one."""
+    return [jpegs[(agent + i) % len(jpegs)] + f"yaguar-bench {agent} {i}".encode() for i in range(count)]
+
+
 def publish_all(agents: list[SimAgent], frames_per_agent: int) -> float:
     start = time.time()
     for _ in range(frames_per_agent):
@@ -71,7 +77,7 @@ def run_raw(broker: Broker, jpegs: list[bytes], agents_n: int, per_agent: int) -
     )
     assert proc.stdout.readline().strip() == "ready"
     agents = [
-        SimAgent(f"raw-{i:02d}", broker.host, broker.port, jpegs, burst_size=1).connect()
+        SimAgent(f"raw-{i:02d}", broker.host, broker.port, unique_frames(jpegs, i, per_agent), 1).connect()
         for i in range(agents_n)
     ]
     start = publish_all(agents, per_agent)
@@ -103,7 +109,7 @@ def run_station(
         time.sleep(0.5)  # let it subscribe
         agents = [
             SimAgent(
-                f"cam-{i:02d}", broker.host, broker.port, jpegs[i % len(jpegs) :] + jpegs[: i % len(jpegs)], 1
+                f"cam-{i:02d}", broker.host, broker.port, unique_frames(jpegs, i, per_agent), 1
             ).connect()
             for i in range(agents_n)
         ]

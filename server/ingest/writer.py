@@ -55,7 +55,7 @@ class IngestWriter:
             max_clock_skew=timedelta(seconds=config.max_clock_skew_s),
         )
         # sha256, file writes and fsyncs release the GIL: a few threads overlap them across a batch.
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ingest-io")
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-io")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
 
