@@ -23,7 +23,9 @@ class PipelineConfig(BaseModel):
     opencl_cache_dir: Path | None = Field(
         default=None, description="compiled OpenCL programs and tuning results; None: ~/.cache/yaguar/opencl"
     )
-    opencl_fp16: bool = Field(default=False, description="store OpenCL tensors as fp16 (GPUs); compute stays fp32")
+    opencl_fp16: bool = Field(
+        default=False, description="store OpenCL tensors as fp16 (GPUs); compute stays fp32"
+    )
     opencl_autotune: bool = Field(
         default=False, description="tune OpenCL tile sizes at first load (slow once, cached on disk)"
     )

@@ -11,7 +11,9 @@ from yaguar.server.simulator import main as sim_main
 from yaguar.server.storage.models import Media
 
 
-def test_sim_cameras_reach_the_station_through_the_agent_code(broker, tmp_path: Path, images: Path, capsys) -> None:
+def test_sim_cameras_reach_the_station_through_the_agent_code(
+    broker, tmp_path: Path, images: Path, capsys
+) -> None:
     with running_station(broker, tmp_path / "st", http=False) as station:
         rc = sim_main(
             [
