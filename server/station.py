@@ -53,7 +53,7 @@ class Station:
         upgrade(self.context.engine)
         self.ingest = IngestService(self.context)
         self.context.agents = self.ingest.link
-        for factory in components.FACTORIES:
+        for factory in components.factories():
             component = factory(self.context)
             if component is not None:
                 self.components.append(component)
