@@ -12,6 +12,7 @@ p99; the station acks after the commit), and the ratio stored / raw. Target: >= 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -143,6 +144,7 @@ def main() -> int:
     parser.add_argument("--frames-per-agent", type=int, default=15)
     parser.add_argument("--quick", action="store_true", help="5 frames per agent, one run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side; the best is reported")
+    parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     per_agent = 5 if args.quick else args.frames_per_agent
     args.repeat = 1 if args.quick else args.repeat
@@ -153,16 +155,39 @@ def main() -> int:
     jpegs = big_jpegs(data)
     mean_mb = sum(map(len, jpegs)) / len(jpegs) / 1e6
     total = args.agents * per_agent
-    print(f"{args.agents} agents x {per_agent} frames = {total} real JPEGs, mean {mean_mb:.2f} MB")
-    raws, stations = [], []
-    # Alternate the reference and the station, and keep the best of each: the machine is shared and
-    # noisy, and the best run is the one least disturbed by others.
-    for attempt in range(args.repeat):
+    if not args.single:
+        print(f"{args.agents} agents x {per_agent} frames = {total} real JPEGs, mean {mean_mb:.2f} MB")
+    if args.single:  # one run of each side, as a child of the loop below; prints one JSON line
         with tempfile.TemporaryDirectory(prefix="yaguar-bench-") as tmp:
             with Broker(Path(tmp) / "broker-raw") as broker:
-                raws.append(run_raw(broker, jpegs, args.agents, per_agent))
+                raw = run_raw(broker, jpegs, args.agents, per_agent)
             with Broker(Path(tmp) / "broker-station") as broker:
-                stations.append(run_station(broker, jpegs, args.agents, per_agent, Path(tmp)))
+                station = run_station(broker, jpegs, args.agents, per_agent, Path(tmp))
+        print(json.dumps({"raw": raw, "station": station}))
+        return 0
+    raws, stations = [], []
+    # Alternate the reference and the station, and keep the best of each: the machine is shared and
+    # noisy, and the best run is the one least disturbed by others. Each run is a fresh process: in one
+    # long-lived process the 20 publishers got slower run after run (the station 88 -> 61 -> 47 frames/s
+    # while separate processes gave 83, 91, 100), which measured the harness, not the station.
+    for attempt in range(args.repeat):
+        child = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--single",
+                "--agents",
+                str(args.agents),
+                "--frames-per-agent",
+                str(per_agent),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        run = json.loads(child.stdout.strip().splitlines()[-1])
+        raws.append(tuple(run["raw"]))
+        stations.append(run["station"])
         print(
             f"  run {attempt + 1}: raw {raws[-1][0]:.1f} frames/s, station {stations[-1]['fps']:.1f} frames/s"
         )
