@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from tests.support.broker import Broker
 from tests.support.field import SpoolAgent, StationProcess, audit, captured_by, wait_drained
 from tests.support.small_jpegs import small_real_jpegs
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.tmpfs import tiny_tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -130,22 +132,9 @@ def test_agents_sigkilled_at_random_points(tmp_path: Path, images: Path) -> None
 
 
 @pytest.fixture
-def tiny_fs(tmp_path: Path):
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root and mount(8)")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=768k,mode=0700", "tmpfs", str(mount)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"tmpfs mount refused: {done.stderr.decode().strip()[:200]}")
-    try:
+def tiny_fs(tmp_path: Path) -> Iterator[Path]:
+    with tiny_tmpfs(tmp_path / "tiny", "768k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.slow

@@ -3,15 +3,13 @@ when the test may mount one). The policy applies, the agent keeps running, the e
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.integration.agent_support import agent_config, wait_until
+from tests.support.tmpfs import tiny_tmpfs
 from yaguar.agent.service import Agent
 
 
@@ -58,22 +56,8 @@ def test_byte_cap(tmp_path: Path, images: Path, policy: str) -> None:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a tmpfs needs root and mount(8)")
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"mount is not permitted here: {result.stderr.strip()[:120]}")
-    try:
+    with tiny_tmpfs(tmp_path / "tiny", "1200k") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 @pytest.mark.parametrize("policy", ["drop_oldest", "refuse_new"])

@@ -3,10 +3,10 @@ clears, it is stored. Two station workers on a shared subscription split the str
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from tests.support.mqtt_client import mqtt_client
 from tests.support.station import running_station
+from tests.support.tmpfs import tiny_tmpfs
 from tests.unit.test_protocol_frames import frame_props
 from yaguar.protocol import Ack
 from yaguar.server.simulator import SimAgent
@@ -68,19 +69,9 @@ def test_station_stopped_while_locked_gets_the_frame_again(broker, tmp_path, ima
 
 
 @pytest.fixture
-def tiny_disk(tmp_path: Path):
-    """A 2 MB tmpfs for the media root (root only; skipped where mounting is not allowed)."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    if not shutil.which("mount"):
-        pytest.skip("mount is not available")
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, check=False
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    with tiny_tmpfs(tmp_path / "tiny", "2m") as mount:
+        yield mount
 
 
 def test_full_disk_delays_but_loses_nothing(broker, tmp_path, images: Path, tiny_disk: Path) -> None:

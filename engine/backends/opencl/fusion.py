@@ -10,6 +10,7 @@ import numpy as np
 
 from ..base import BackendError
 from .graph import Graph, Node, Value
+from .ops.shapes import VIEW_OPS
 
 # Activation codes shared with kernels/common.cl.
 ACT = {
@@ -23,7 +24,6 @@ ACT = {
     "HardSwish": 7,
     "Tanh": 8,
 }
-_VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 
 
 def optimise(g: Graph) -> None:
@@ -141,7 +141,7 @@ def _fold_qdq_pairs(g: Graph) -> None:
             continue
         cur = prod.get(dq.inputs[0])
         chain = []
-        while cur is not None and cur.op in _VIEW_OPS and len(users.get(cur.outputs[0], [])) == 1:
+        while cur is not None and cur.op in VIEW_OPS and len(users.get(cur.outputs[0], [])) == 1:
             chain.append(cur)
             cur = prod.get(cur.inputs[0])
         if cur is None or cur.op != "QuantizeLinear":

@@ -157,7 +157,7 @@ def _build(model: onnx.ModelProto, batch: int | None, base: Graph | None) -> Gra
             values[node.outputs[0]] = Value(node.outputs[0], tuple(arr.shape), arr.dtype, arr)
             continue
         foldable = all(v is None or v.const is not None for v in ins) or node.op in _SHAPE_ONLY
-        if foldable and node.op not in shapes.NEVER_FOLD:
+        if foldable:
             arrays = [
                 None if v is None else (v.const if v.const is not None else np.zeros(v.shape, np.float32))
                 for v in ins

@@ -15,56 +15,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graph import Graph, Node
+from .ops.shapes import BINARY, UNARY, VIEW_OPS
 
 ALIGN = 32  # elements; keeps every tensor on a 128-byte boundary
 
-# Ops whose lowering writes an output view with any batch stride / reads input views that way.
-WRITES_VIEWS = {
-    "Conv",
-    "MaxPool",
-    "AveragePool",
-    "Resize",
-    "Upsample",
-    "GlobalAveragePool",
-    "GlobalMaxPool",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Max",
-    "Min",
-    "Pow",
-    "PRelu",
-    "SiLU",
-    "Relu",
-    "Clip",
-    "Sigmoid",
-    "Tanh",
-    "LeakyRelu",
-    "HardSigmoid",
-    "HardSwish",
-    "Exp",
-    "Log",
-    "Sqrt",
-    "Neg",
-    "Abs",
-    "Reciprocal",
-    "Floor",
-    "Ceil",
-    "Erf",
-    "FakeQuant",
-    "DequantizeLinear",
-    "QuantizeLinear",
-    "Transpose",
-    "Slice",
-    "Concat",
-    "Split",
-    "Expand",
-    "StridedView",
-}
+# Ops whose lowering writes an output view with any batch stride / reads input views that way: every
+# elementwise op (all but the unary ops that are not kernels of their own), plus these.
+WRITES_VIEWS = (
+    BINARY
+    | (UNARY - {"Identity", "Dropout", "Softmax", "LogSoftmax"})
+    | {"QuantizeLinear", "Conv", "MaxPool", "AveragePool", "Resize", "Upsample", "GlobalAveragePool"}
+    | {"GlobalMaxPool", "Transpose", "Slice", "Concat", "Split", "Expand", "StridedView"}
+)
 # A StridedView's element map was computed for a contiguous source, so it cannot read a view.
 READS_VIEWS = WRITES_VIEWS - {"StridedView"}
-VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 
 
 @dataclass

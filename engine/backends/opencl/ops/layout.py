@@ -9,8 +9,8 @@ import numpy as np
 from ...base import BackendError
 from ..graph import Node
 from ..lower import Lowerer, broadcast_strides, lowering
-from ..memory import VIEW_OPS
 from . import shapes
+from .shapes import VIEW_OPS
 
 
 def copy_view(

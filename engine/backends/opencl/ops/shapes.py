@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 Shape = tuple[int, ...]
 F32 = np.dtype(np.float32)
-NEVER_FOLD: set[str] = set()
 
 UNARY = {
     "Relu",
@@ -44,6 +43,8 @@ UNARY = {
     "SiLU",
 }
 BINARY = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "PRelu"}
+# Ops that only relabel a contiguous tensor's shape: never a kernel, always a view.
+VIEW_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze"}
 
 
 def _in(g: Graph, n: Node, i: int) -> Shape:
