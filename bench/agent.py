@@ -42,6 +42,7 @@ from tests.support.broker import Broker  # noqa: E402
 from yaguar.paths import shared_data_dir  # noqa: E402
 from yaguar.protocol.frame import build_meta, to_properties  # noqa: E402
 from yaguar.protocol.topics import Kind, topic  # noqa: E402
+from yaguar.server.simulator import percentile  # noqa: E402
 
 DEVICE = "bench-cam"
 REFERENCE_DEVICE = "bench-ref"
@@ -55,11 +56,6 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # -- the subscriber: its own process, prints "<device> <seq> <burst_index> <monotonic>" per frame --------
@@ -333,11 +329,11 @@ def main() -> int:
         f"Agent benchmark: {triggers} PIR edges, {len(jpegs)} real JPEGs (mean {mean_kb:.0f} KiB), "
         f"{os.cpu_count()} CPUs",
         "PIR edge -> first frame at the subscriber (target p50 < 150 ms):",
-        f"  p50 {p50 * ms:6.1f} ms   p99 {pct(lat, 0.99) * ms:6.1f} ms   max {max(lat) * ms:6.1f} ms",
+        f"  p50 {p50 * ms:6.1f} ms   p99 {percentile(lat, 99) * ms:6.1f} ms   max {max(lat) * ms:6.1f} ms",
         f"  of which edge -> spooled (fsync'd): p50 {statistics.median(to_spool) * ms:6.1f} ms   "
-        f"p99 {pct(to_spool, 0.99) * ms:6.1f} ms",
+        f"p99 {percentile(to_spool, 99) * ms:6.1f} ms",
         f"  reference, bare paho publish -> subscriber: p50 {ref50 * ms:6.1f} ms   "
-        f"p99 {pct(ref_lat, 0.99) * ms:6.1f} ms",
+        f"p99 {percentile(ref_lat, 99) * ms:6.1f} ms",
         f"  ratio agent/reference (p50): {p50 / ref50:.1f}x",
         "Agent CPU per frame:",
         f"  yaguar-agent process (timelapse, {alone['frames']:.0f} frames): {alone['cpu_ms']:.1f} ms",
