@@ -28,7 +28,9 @@ import re
 from datetime import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+
+from yaguar.config_base import Section
 
 Severity = Literal["low", "medium", "high"]
 Language = Literal["es", "en"]
@@ -45,10 +47,6 @@ def parse_hhmm(value: str) -> time:
     if not match:
         raise ValueError(f"{value!r} is not a time of day as HH:MM (00:00 to 23:59)")
     return time(int(match.group(1)), int(match.group(2)))
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class DailyWindow(Section):
