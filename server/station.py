@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
+from sqlalchemy.orm import Session, sessionmaker
 
 from . import components
 from .app import make_app
@@ -46,7 +47,7 @@ class Station:
         self._http_error: BaseException | None = None
 
     @property
-    def session_factory(self):
+    def session_factory(self) -> sessionmaker[Session]:
         return self.context.session_factory
 
     def start(self) -> Station:
