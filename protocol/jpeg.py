@@ -75,7 +75,8 @@ def inspect_jpeg(data: bytes, max_pixels: int | None = None) -> JpegInfo:
                 raise JpegError("corrupt_jpeg", "JPEG has image data before its frame header")
             # Inside entropy-coded data 0xFF is always followed by 0x00 or a restart marker, so an
             # FF D9 after the scan starts is the end of the image (EXIF thumbnails end before it).
-            if data.find(EOI, pos) == -1:
+            # Searched from the end, where it is: a forward search stops at every 0xFF in the scan.
+            if data.rfind(EOI, pos) == -1:
                 raise JpegError("truncated_jpeg", "the JPEG is truncated (no end-of-image marker)")
             return info
         pos += 2 + length

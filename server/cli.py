@@ -7,6 +7,7 @@ subcommand sets ``func(args, config) -> int``.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import logging
 import signal
@@ -31,6 +32,9 @@ def cmd_run(args: argparse.Namespace, config: StationConfig) -> int:
     from .station import Station
 
     station = Station(config).start()
+    # Everything loaded at start-up (libraries, models, config) lives as long as the process: keep it out
+    # of the garbage collector's scans, which otherwise revisit it while frames stream in.
+    gc.freeze()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

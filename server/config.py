@@ -65,6 +65,11 @@ class StorageConfig(Section):
         default="FULL", description="FULL: a committed frame survives a power cut"
     )
     busy_timeout_ms: int = Field(default=5000, ge=0, le=600_000)
+    drop_frames_from_cache: bool = Field(
+        default=True,
+        description="free a new frame's pages from the OS page cache once it is on disk (keeps the cache "
+        "for the database and thumbnails)",
+    )
 
 
 class IngestConfig(Section):

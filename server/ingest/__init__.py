@@ -21,7 +21,7 @@ class IngestService:
         # Larger than the broker's in-flight window, so the network thread never blocks on it.
         size = max(config.ingest.queue_size, config.mqtt.receive_maximum * 2)
         self.inbox: queue.Queue[Received] = queue.Queue(maxsize=size)
-        self.media = MediaStore(ctx.media_root)
+        self.media = MediaStore(ctx.media_root, config.storage.drop_frames_from_cache)
         self.link = StationMqtt(config.mqtt, self.inbox, self.metrics)
         self.writer = IngestWriter(
             config.ingest,

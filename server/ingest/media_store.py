@@ -9,16 +9,25 @@ from __future__ import annotations
 
 import os
 import secrets
-from concurrent.futures import Executor
 from pathlib import Path
 
 from yaguar.durable import fsync_dir
 
 
 class MediaStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, drop_from_cache: bool = True) -> None:
         self.root = Path(root).resolve()
+        self.drop_from_cache = drop_from_cache
         self.root.mkdir(parents=True, exist_ok=True)
+        self._make_top_directories()
+
+    def _make_top_directories(self) -> None:
+        """The 256 first-level directories, made once, so writing a frame creates at most one."""
+        missing = [self.root / f"{i:02x}" for i in range(256) if not (self.root / f"{i:02x}").is_dir()]
+        for directory in missing:
+            directory.mkdir(exist_ok=True)
+        if missing:
+            fsync_dir(self.root)
 
     @staticmethod
     def relative_path(sha256: str) -> str:
@@ -29,33 +38,38 @@ class MediaStore:
         path = (self.root / relative).resolve()
         return path if path.is_relative_to(self.root) and path.is_file() else None
 
-    def write_many(self, frames: list[tuple[str, bytes]], pool: Executor | None = None) -> list[str]:
-        """Durably write (sha256, bytes) pairs; return their relative paths. Files already present (same
-        content, same name) are not written again. With a thread pool the writes and fsyncs overlap
-        (fsync releases the GIL, and the disk merges the flushes); directories are fsynced once."""
-        relatives = [self.relative_path(sha256) for sha256, _ in frames]
-        todo = {}
-        for (_sha256, data), relative in zip(frames, relatives, strict=True):
-            final = self.root / relative
-            if not final.exists():
-                todo[final] = data
-        temps: list[Path] = []
+    def write(self, sha256: str, data: bytes) -> str:
+        """Durably write a frame; return its path relative to the root once the file is durable. A file
+        already present (same content, same name) is not written again. Safe from many threads:
+        concurrent fsyncs share the filesystem's journal commits."""
+        relative = self.relative_path(sha256)
+        final = self.root / relative
+        if final.exists():
+            return relative
+        if not final.parent.is_dir():  # a new directory's name must survive a power cut too
+            final.parent.mkdir(exist_ok=True)
+            fsync_dir(final.parent.parent)
+        tmp = final.parent / f".{final.stem}.{secrets.token_hex(4)}.tmp"
         try:
-            for final in todo:
-                final.parent.mkdir(parents=True, exist_ok=True)
-                temps.append(final.parent / f".{final.stem}.{secrets.token_hex(4)}.tmp")
-            jobs = list(zip(temps, todo.values(), strict=True))
-            for _ in (pool.map if pool else map)(_write_synced, jobs):
-                pass  # consume the results, so the first failed write raises here
-            for tmp, final in zip(temps, todo, strict=True):
-                os.replace(tmp, final)
-            for directory in {final.parent for final in todo}:
-                fsync_dir(directory)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+                if self.drop_from_cache:
+                    # A new frame is read once by the pipeline, if at all; the page cache is better
+                    # spent on the database and thumbnails. Freeing the pages now also lets the next
+                    # frame reuse memory that is still mapped (a big saving on virtual machines).
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
         except BaseException:
-            for tmp in temps:
-                tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
-        return relatives
+        fsync_dir(final.parent)
+        return relative
 
     def remove_temp_files(self) -> int:
         """Delete temp files left by a crash mid-write; returns how many."""
@@ -64,11 +78,3 @@ class MediaStore:
             tmp.unlink(missing_ok=True)
             count += 1
         return count
-
-
-def _write_synced(job: tuple[Path, bytes]) -> None:
-    tmp, data = job
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())

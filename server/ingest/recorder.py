@@ -58,8 +58,8 @@ class Checked:
         self.error, self.outcome = error, "rejected"
 
     def reset(self) -> None:
-        """Forget what a failed transaction decided; keep what ``check`` found."""
-        self.error, self.media_id, self.path = self.invalid, None, None
+        """Forget what a failed transaction decided; keep what ``check`` found and the written file."""
+        self.error, self.media_id = self.invalid, None
         self.outcome = "rejected" if self.invalid else "recorded"
 
     def seq(self) -> int | None:

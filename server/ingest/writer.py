@@ -1,13 +1,19 @@
 """The one writer: takes received messages in batches, stores them, and only then acknowledges them.
 
-Batching turns many small transactions (each an fsync with synchronous=FULL) into one, which is what
-lets a 2-core station keep up with a whole network of cameras. A batch that cannot be committed
-(database locked, disk full) is retried and never acknowledged before it commits: if the station dies
-meanwhile, the broker delivers it again.
+Two stages, so the disk and the CPU work side by side: the first checks each message and writes its
+frame's file (a pool of threads, one message per task: hashing, writing and fsyncing overlap across the
+batch), the second commits batches to the database in arrival order and acknowledges them. While one
+batch commits, the next one's files are written. Committing several ready batches in one transaction
+(each an fsync with synchronous=FULL) is what lets a 2-core station keep up with a network of cameras.
+
+A batch whose files cannot be written (disk full) or that cannot be committed (database locked) is
+retried and never acknowledged before it commits: if the station dies meanwhile, the broker delivers it
+again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import queue
@@ -56,22 +62,39 @@ class IngestWriter:
         )
         # sha256, file writes and fsyncs release the GIL: a few threads overlap them across a batch.
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ingest-io")
+        # Written batches waiting for their commit; small, so a stuck database stops the intake.
+        self._written: queue.Queue[list[Checked]] = queue.Queue(maxsize=4)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True),
+            threading.Thread(target=self._commit_loop, name="ingest-commit", daemon=True),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
-        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _run(self) -> None:
+    # --- stage 1: check and write files
+    def _write_loop(self) -> None:
         while not self._stop.is_set():
             batch = self._take_batch()
-            if batch:
-                self._process(batch)
+            if batch and (checked := self._check_and_write(batch)) is not None:
+                self._hand_over(checked)
+
+    def _hand_over(self, checked: list[Checked]) -> None:
+        while not self._stop.is_set():
+            try:
+                self._written.put(checked, timeout=0.2)
+                return
+            except queue.Full:
+                continue  # the commit stage is behind (or retrying); wait for it
 
     def _take_batch(self) -> list[Received]:
         try:
@@ -89,38 +112,78 @@ class IngestWriter:
         self.metrics.queue_depth.set(self.inbox.qsize())
         return batch
 
-    def _process(self, batch: list[Received]) -> None:
-        checked = list(self._pool.map(lambda item: check(item, self.limits), batch))
+    def _check_and_write(self, batch: list[Received]) -> list[Checked] | None:
+        """The batch checked, with every valid frame's file durable; None if stopped before that."""
+        checked = list(self._pool.map(self._check_one, batch))
+        while True:
+            todo = [c for c in checked if c.frame is not None and c.outcome != "rejected" and c.path is None]
+            try:
+                for c, path in zip(todo, self._pool.map(self._write_frame, todo), strict=True):
+                    c.path = path
+                return checked
+            except OSError as exc:
+                reason = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
+                self._retry_later(reason, exc, checked)
+            if self._stop.wait(self.config.retry_delay_s):
+                return None
+
+    def _check_one(self, item: Received) -> Checked:
+        checked = check(item, self.limits)
+        if checked.frame is not None and checked.outcome != "rejected":
+            # On failure it is written again, and the failure reported, by _check_and_write.
+            with contextlib.suppress(OSError):
+                checked.path = self._write_frame(checked)
+        return checked
+
+    def _write_frame(self, checked: Checked) -> str:
+        return self.media.write(checked.frame.meta.sha256, checked.item.payload)
+
+    # --- stage 2: commit and acknowledge, in arrival order
+    def _commit_loop(self) -> None:
+        while True:
+            try:
+                batch = self._written.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            while len(batch) < self.config.batch_max:  # batches already written: one transaction
+                try:
+                    batch += self._written.get_nowait()
+                except queue.Empty:
+                    break
+            if not self._commit_until_done(batch):
+                return
+            self._acknowledge(batch)
+            stored = [c.media_id for c in batch if c.outcome == "stored" and c.media_id is not None]
+            if stored:
+                self.on_stored(stored)
+
+    def _commit_until_done(self, checked: list[Checked]) -> bool:
         while not self._commit(checked):
             if self._stop.wait(self.config.retry_delay_s):
                 log.warning(
-                    "stopping with %d messages not committed; the broker will deliver them again", len(batch)
+                    "stopping with %d messages not committed; the broker will deliver them again",
+                    len(checked),
                 )
-                return
-        self._acknowledge(checked)
-        stored = [c.media_id for c in checked if c.outcome == "stored" and c.media_id is not None]
-        if stored:
-            self.on_stored(stored)
+                return False
+        return True
 
     def _commit(self, checked: list[Checked]) -> bool:
-        frames = [c for c in checked if c.frame is not None and c.outcome != "rejected"]
         try:
-            paths = self.media.write_many([(c.frame.meta.sha256, c.item.payload) for c in frames], self._pool)
-            for c, path in zip(frames, paths, strict=True):
-                c.path = path
             with self.session_factory.begin() as session:
                 record(session, checked, self.config.accept_unknown_devices)
         except OSError as exc:
             reason = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
-            self._commit_failed(reason, exc, checked)
+            self._retry_later(reason, exc, checked)
             return False
         except OperationalError as exc:
             reason = "database_locked" if "locked" in str(exc).lower() else "database_error"
-            self._commit_failed(reason, exc, checked)
+            self._retry_later(reason, exc, checked)
             return False
         return True
 
-    def _commit_failed(self, reason: str, exc: Exception, checked: list[Checked]) -> None:
+    def _retry_later(self, reason: str, exc: Exception, checked: list[Checked]) -> None:
         for c in checked:  # a retry starts from the messages' own verdicts, not this attempt's
             c.reset()
         self.metrics.commit_failures.labels(reason).inc()
