@@ -9,20 +9,24 @@ Three places copied or allocated the whole frame again and again, under the GIL:
 - ``decode_publish`` cuts topic, packet id and properties off the front with ``struct.unpack`` and
   slicing, a fresh copy of the frame at each step. Here it reads through a ``memoryview`` and copies the
   payload once.
-- ``Client._sock_recv`` is called with the whole remaining packet length, so each ``recv`` (tens per
-  frame, each returning what the socket holds) allocated a buffer of the frame's size and shrank it.
-  Capping the request at ``RECV_CHUNK`` keeps those buffers small and reused.
+- ``Client._packet_read`` receives a packet's body with ``recv`` calls for the whole remaining length
+  (tens per frame, each allocating a buffer of the frame's size) and appends each piece to a growing
+  ``bytearray``. Here the body is received with ``recv_into`` straight into one buffer of its final
+  size; paho's own code then handles the complete packet as before. The command byte and the length
+  are read as paho reads them.
 
 The decoded results are the same as paho's (``tests/unit/test_paho_speedup.py``), errors included.
 """
 
 from __future__ import annotations
 
+import socket
+import ssl
 import struct
 
 from paho.mqtt import _packet
-from paho.mqtt.client import Client
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.client import MQTT_LOG_ERR, Client, time_func
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
@@ -31,7 +35,7 @@ RECV_CHUNK = 256 * 1024
 
 _original_unpack = Properties.unpack
 _original_decode_publish = _packet.decode_publish
-_original_sock_recv = Client._sock_recv
+_original_packet_read = Client._packet_read
 
 
 def _unpack_properties_only(self: Properties, buffer: bytes) -> tuple[Properties, int]:
@@ -73,18 +77,70 @@ def _decode_publish(
     )
 
 
-def _sock_recv_chunked(self: Client, bufsize: int) -> bytes:
-    return _original_sock_recv(self, min(bufsize, RECV_CHUNK))
+def _packet_read(self: Client) -> MQTTErrorCode:
+    state = self._in_packet
+    if not isinstance(self._sock, socket.socket):  # websockets: paho's own reader
+        return _original_packet_read(self)
+    try:
+        if state["command"] == 0:
+            command = self._sock_recv(1)
+            if not command:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            state["command"] = command[0]
+        while not state["have_remaining"]:  # the remaining length: 1 to 4 bytes, 7 bits each
+            byte = self._sock_recv(1)
+            if not byte:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            state["remaining_count"].append(byte[0])
+            if len(state["remaining_count"]) > 4:
+                return MQTTErrorCode.MQTT_ERR_PROTOCOL
+            state["remaining_length"] += (byte[0] & 127) * state["remaining_mult"]
+            state["remaining_mult"] *= 128
+            if not byte[0] & 128:
+                state["have_remaining"] = 1
+                state["to_process"] = state["remaining_length"]
+                state["packet"] = bytearray(state["remaining_length"])
+        body = state["packet"]
+        with memoryview(body) as view:
+            for _ in range(100):  # as paho: let the loop do other work during a huge packet
+                if not state["to_process"]:
+                    break
+                start = len(body) - state["to_process"]
+                received = _recv_into(self, view[start : start + RECV_CHUNK])
+                if not received:
+                    return MQTTErrorCode.MQTT_ERR_CONN_LOST
+                state["to_process"] -= received
+            with self._msgtime_mutex:
+                self._last_bytes_received = time_func()
+            if state["to_process"]:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+    except BlockingIOError:
+        return MQTTErrorCode.MQTT_ERR_AGAIN
+    except OSError as err:
+        self._easy_log(MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+        return MQTTErrorCode.MQTT_ERR_CONN_LOST
+    return _original_packet_read(self)  # the whole packet is in: paho decodes, dispatches and resets
+
+
+def _recv_into(self: Client, buffer: memoryview) -> int:
+    """``socket.recv_into`` with paho's mapping of TLS's want-read/want-write to "try again"."""
+    try:
+        return self._sock.recv_into(buffer)
+    except ssl.SSLWantReadError as err:
+        raise BlockingIOError() from err
+    except ssl.SSLWantWriteError as err:
+        self._call_socket_register_write()
+        raise BlockingIOError() from err
 
 
 def install() -> None:
     Properties.unpack = _unpack_properties_only
     _packet.decode_publish = _decode_publish
-    Client._sock_recv = _sock_recv_chunked
+    Client._packet_read = _packet_read
 
 
 def uninstall() -> None:
     """Back to paho's own code (the tests compare both)."""
     Properties.unpack = _original_unpack
     _packet.decode_publish = _original_decode_publish
-    Client._sock_recv = _original_sock_recv
+    Client._packet_read = _original_packet_read

@@ -1,15 +1,18 @@
-"""The paho receive-path fixes decode frames exactly as paho does, without copying the payload again and
-again."""
+"""The paho receive-path fixes read and decode frames exactly as paho does, without copying the payload
+again and again."""
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
 from paho.mqtt import _packet
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -116,23 +119,85 @@ def test_properties_without_user_properties() -> None:
     assert fast.payload == b"payload" and fast.properties["ContentType"] == "image/jpeg"
 
 
-def test_receive_asks_the_socket_for_a_chunk_at_most() -> None:
-    """paho passes the whole remaining length; the socket is asked for RECV_CHUNK at most, and a frame
-    larger than that still arrives whole through a real client and broker (tests/integration)."""
-    from paho.mqtt.client import Client
+def publish_packet(body: bytes, header: int = 0x30) -> bytes:
+    """A whole PUBLISH packet: fixed header, remaining length (variable-byte integer), body."""
+    length, encoded = len(body), bytearray()
+    while True:
+        byte, length = length % 128, length // 128
+        encoded.append(byte | (128 if length else 0))
+        if not length:
+            return bytes([header]) + bytes(encoded) + body
 
-    left, right = socket.socketpair()
+
+def read_with(install, pieces: list[bytes]) -> tuple[list, list]:
+    """Feed a packet to a client's reader over a real socket, in pieces, as the network would."""
+    install()
+    messages: list = []
     client = Client(CallbackAPIVersion.VERSION2, protocol=5)
-    client._sock = left
-    data = b"x" * (3 * paho_speedup.RECV_CHUNK)
-    sender = threading.Thread(target=right.sendall, args=(data,))
+    client.on_message = lambda _c, _u, message: messages.append(
+        (message.topic, message.payload, message.qos, message.properties.json())
+    )
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    client._sock = ours
+
+    def send() -> None:
+        for piece in pieces:
+            theirs.sendall(piece)
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=send)
     sender.start()
-    received = b""
-    while len(received) < len(data):
-        chunk = client._sock_recv(len(data) - len(received))
-        assert 0 < len(chunk) <= paho_speedup.RECV_CHUNK
-        received += chunk
-    sender.join()
-    assert received == data
-    left.close()
-    right.close()
+    codes = []
+    deadline = time.monotonic() + 20
+    try:
+        while not messages and time.monotonic() < deadline:
+            select.select([ours], [], [], 0.5)
+            codes.append(client._packet_read())
+    finally:
+        sender.join()
+        ours.close()
+        theirs.close()
+    return messages, codes
+
+
+def test_a_frame_arriving_in_pieces_is_read_as_paho_reads_it(monkeypatch) -> None:
+    sizes: list[int] = []
+    real_recv_into = paho_speedup._recv_into
+    monkeypatch.setattr(
+        paho_speedup, "_recv_into", lambda c, buf: sizes.append(len(buf)) or real_recv_into(c, buf)
+    )
+    payload = bytes(range(256)) * 9000  # 2.3 MB: a 4-byte remaining length, many recv_into calls
+    body = publish_body(payload)
+    body = body[: 2 + 21] + body[2 + 21 + 2 :]  # qos 0: no packet id, so no PUBACK to send
+    packet = publish_packet(body)
+    pieces = [packet[:1], packet[1:3], packet[3:1000], packet[1000:1_500_000], packet[1_500_000:]]
+    ours, our_codes = read_with(paho_speedup.install, pieces)
+    theirs, _ = read_with(paho_speedup.uninstall, pieces)
+    assert ours == theirs
+    assert len(ours) == 1 and ours[0][0] == "yaguar/v1/cam-1/frame" and ours[0][1] == payload
+    assert MQTTErrorCode.MQTT_ERR_AGAIN in our_codes  # it waited for the missing pieces, then went on
+    assert len(sizes) > 1 and max(sizes) <= paho_speedup.RECV_CHUNK  # our reader, straight into place
+
+
+def test_a_closed_connection_mid_packet_is_reported() -> None:
+    paho_speedup.install()
+    client = Client(CallbackAPIVersion.VERSION2, protocol=5)
+    ours, theirs = socket.socketpair()
+    client._sock = ours
+    theirs.sendall(publish_packet(b"\x00\x03a/b" + b"\x00" + b"x" * 5000)[:2000])
+    theirs.close()
+    codes = {client._packet_read() for _ in range(3)}
+    ours.close()
+    assert MQTTErrorCode.MQTT_ERR_CONN_LOST in codes
+
+
+def test_a_remaining_length_over_four_bytes_is_a_protocol_error() -> None:
+    paho_speedup.install()
+    client = Client(CallbackAPIVersion.VERSION2, protocol=5)
+    ours, theirs = socket.socketpair()
+    client._sock = ours
+    theirs.sendall(b"\x30\xff\xff\xff\xff\x7f")
+    assert client._packet_read() == MQTTErrorCode.MQTT_ERR_PROTOCOL
+    ours.close()
+    theirs.close()
