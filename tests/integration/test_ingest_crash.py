@@ -128,4 +128,4 @@ def test_kill_9_mid_stream_then_restart_stores_every_frame_once(broker, tmp_path
     assert {(d, s) for d, s, _, _ in rows} == expected
     for _, _, sha, path in rows:
         assert hashlib.sha256((workdir / "media" / path).read_bytes()).hexdigest() == sha
-    assert not list((workdir / "media").glob("*/*/.*.tmp")), "partial files left behind"
+    assert not list((workdir / "media").glob("*/.*.tmp")), "partial files left behind"

@@ -19,13 +19,13 @@ def test_a_frame_lands_whole_under_its_hash(tmp_path, drop_from_cache: bool) -> 
     store = MediaStore(tmp_path / "media", drop_from_cache=drop_from_cache)
     data = b"\xff\xd8" + bytes(range(256)) * 5000 + b"\xff\xd9"
     relative = store.write(sha(data), data)
-    assert relative == f"{sha(data)[:2]}/{sha(data)[2:4]}/{sha(data)}.jpg"
+    assert relative == f"{sha(data)[:2]}/{sha(data)}.jpg"
     assert (tmp_path / "media" / relative).read_bytes() == data
     assert store.resolve(relative) == tmp_path / "media" / relative
-    assert not list((tmp_path / "media").glob("*/*/.*.tmp"))
+    assert not list((tmp_path / "media").glob("*/.*.tmp"))
 
 
-def test_first_level_directories_are_made_up_front(tmp_path) -> None:
+def test_the_256_directories_are_made_up_front(tmp_path) -> None:
     MediaStore(tmp_path / "media")
     tops = sorted(p.name for p in (tmp_path / "media").iterdir())
     assert tops == [f"{i:02x}" for i in range(256)]
@@ -48,7 +48,7 @@ def test_many_threads_writing_the_same_and_other_frames(tmp_path) -> None:
     for data, relative in zip(frames, paths, strict=True):
         assert (tmp_path / "media" / relative).read_bytes() == data
     assert len(set(paths)) == 10
-    assert not list((tmp_path / "media").glob("*/*/.*.tmp"))
+    assert not list((tmp_path / "media").glob("*/.*.tmp"))
 
 
 def test_resolve_never_leaves_the_root(tmp_path) -> None:
@@ -61,8 +61,14 @@ def test_resolve_never_leaves_the_root(tmp_path) -> None:
 
 def test_temp_files_of_a_crash_are_removed(tmp_path) -> None:
     store = MediaStore(tmp_path / "media")
-    leftover = tmp_path / "media" / "ab" / "cd" / ".abcd.1234.tmp"
-    leftover.parent.mkdir(parents=True)
-    leftover.write_bytes(b"half a frame")
-    assert store.remove_temp_files() == 1
-    assert not leftover.exists()
+    leftovers = [
+        tmp_path / "media" / "ab" / ".abcd.1234.tmp",
+        tmp_path / "media" / "ab" / "cd" / ".abcd.5.tmp",
+    ]
+    for leftover in leftovers:  # this layout, and the older two-level one
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"half a frame")
+    kept = tmp_path / "media" / "ab" / "cd" / "abcd.jpg"
+    kept.write_bytes(b"a whole frame")
+    assert store.remove_temp_files() == 2
+    assert not any(p.exists() for p in leftovers) and kept.exists()
