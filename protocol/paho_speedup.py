@@ -7,8 +7,9 @@ Three places copied or allocated the whole frame again and again, under the GIL:
   copies of the frame per message. Here it is given only the property bytes (their length is the
   variable-byte integer in front).
 - ``decode_publish`` cuts topic, packet id and properties off the front with ``struct.unpack`` and
-  slicing, a fresh copy of the frame at each step. Here it reads through a ``memoryview`` and copies the
-  payload once.
+  slicing, a fresh copy of the frame at each step. Here it reads through a ``memoryview``; a large
+  payload is then the receive buffer itself with the header cut off its front (a ``bytearray``,
+  O(1)), a small one is copied into ``bytes`` as before.
 - ``Client._packet_read`` receives a packet's body with ``recv`` calls for the whole remaining length
   (tens per frame, each allocating a buffer of the frame's size) and appends each piece to a growing
   ``bytearray``. Here the body is received with ``recv_into`` straight into one buffer of its final
@@ -32,6 +33,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
 RECV_CHUNK = 256 * 1024
+# From this size on a payload is handed over in the buffer it was received into (a ``bytearray``)
+# instead of being copied into ``bytes``: camera frames, never the small JSON messages.
+IN_PLACE_MIN = 64 * 1024
 
 _original_unpack = Properties.unpack
 _original_decode_publish = _packet.decode_publish
@@ -65,7 +69,10 @@ def _decode_publish(
             properties = Properties(PacketTypes.PUBLISH)
             _props, properties_length = properties.unpack(view[pos:])
             pos += properties_length
-        payload = bytes(view[pos:])
+        in_place = isinstance(packet, bytearray) and len(packet) - pos >= IN_PLACE_MIN
+        payload = packet if in_place else bytes(view[pos:])
+    if in_place:
+        del packet[:pos]  # O(1) for a bytearray: the frame stays where it was received
     return _packet.PublishPacket(
         dup=bool(header & 0x08),
         qos=qos,

@@ -32,7 +32,7 @@ class Received:
     """One message from the broker, waiting for the writer."""
 
     topic: str
-    payload: bytes
+    payload: bytes | bytearray  # a frame arrives as the bytearray it was received into
     properties: Properties | None
     mid: int
     qos: int

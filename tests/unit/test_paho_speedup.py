@@ -46,7 +46,10 @@ def decode_both(header: int, body: bytes | bytearray, protocol=MQTTProtocolVersi
     for setup in (paho_speedup.install, paho_speedup.uninstall):
         setup()
         try:
-            packet = _packet.decode_publish(header, body, protocol)
+            # Each decoder gets its own copy: ours hands a large bytearray payload over in place.
+            packet = _packet.decode_publish(
+                header, bytearray(body) if isinstance(body, bytearray) else body, protocol
+            )
             # Properties has no __eq__: compare what it holds
             results.append(packet._replace(properties=packet.properties and packet.properties.json()))
         except Exception as exc:  # compared below: both must fail the same way
@@ -58,10 +61,19 @@ def test_same_result_as_paho_and_payload_untouched() -> None:
     payload = bytes(range(256)) * 6000  # 1.5 MB
     fast, slow = decode_both(0x32, bytearray(publish_body(payload)))
     assert fast == slow  # every field: dup, qos, retain, topic, mid, properties, payload
-    assert fast.payload == payload and isinstance(fast.payload, bytes)
+    assert fast.payload == payload
+    assert isinstance(fast.payload, bytearray)  # handed over in place, not copied
+
     assert fast.mid == 7 and fast.topic == b"yaguar/v1/cam-1/frame"
     assert dict(fast.properties["UserProperty"])["seq"] == "42"
     assert fast.properties["ContentType"] == "image/jpeg"
+
+
+def test_small_payloads_and_bytes_packets_are_copied_into_bytes() -> None:
+    small, _ = decode_both(0x32, bytearray(publish_body(b"small json")))
+    assert small.payload == b"small json" and isinstance(small.payload, bytes)
+    big_bytes, _ = decode_both(0x32, publish_body(b"x" * 100_000))
+    assert big_bytes.payload == b"x" * 100_000 and isinstance(big_bytes.payload, bytes)
 
 
 @pytest.mark.parametrize("header", [0x30, 0x32, 0x3B, 0x34])  # qos 0, 1, 1 + dup + retain, 2
