@@ -31,13 +31,14 @@ class JpegInfo:
     components: int
 
 
-def inspect_jpeg(data: bytes, max_pixels: int | None = None) -> JpegInfo:
+def inspect_jpeg(data: bytes | bytearray | memoryview, max_pixels: int | None = None) -> JpegInfo:
     """Check the structure of a JPEG and return its size, or raise ``JpegError``.
 
     ``max_pixels`` refuses headers that announce more pixels than any camera makes, before anything
     tries to allocate them.
     """
-    data = bytes(data)  # one copy at most; bytes.find below scans without copying again
+    if not isinstance(data, bytes | bytearray):  # a memoryview: rfind below needs bytes (one copy)
+        data = bytes(data)
     if len(data) == 0:
         raise JpegError("empty_payload", "the image is empty (0 bytes)")
     if bytes(data[:2]) != SOI:
