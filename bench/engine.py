@@ -8,7 +8,8 @@ of one profiled OpenCL run (OpenCL profiling events) with their achieved GFLOP/s
 onnxruntime is the station's own OnnxRuntimeBackend (one thread per core, thread spinning off as
 the station runs it; --ort-spinning turns it on) on a copy of each model re-batched to N (its
 Reshape targets fixed the same way the OpenCL planner fixes them), so both sides process a real
-batch. Conv tiles chosen by an earlier --autotune run (cached on disk) are used when present.
+batch. Conv tiles chosen by an earlier --autotune run (cached on disk, keyed by device, driver and
+the conv kernels' source, so an edited kernel starts from the defaults again) are used when present.
 
     .venv/bin/python bench/engine.py [--quick] [--device SUBSTRING] [--fp16] [--autotune]
 """

@@ -15,6 +15,41 @@ typedef float store_t;
 #define ST8(v, p, i) vstore8((v), 0, (p) + (i))
 #endif
 
+// INLINE: the helpers below run inside register-blocked loops; PoCL's LLVM otherwise keeps epi8 as
+// a real call (float8 arguments on the stack, every accumulator spilled around it), which cost
+// as much as a 64-deep GEMM step per output tile.
+#define INLINE inline __attribute__((always_inline))
+
+// MAD: a*b + c in the kernels' inner loops. With -DUSE_FMA (the host saw hardware FMA) it is fma():
+// PoCL compiles mad() as a separate multiply and add (twice the floating-point instructions and
+// a longer dependency chain in every GEMM step); fma() becomes one vfmadd.
+#if defined(USE_FMA) && USE_FMA
+#define MAD(a, b, c) fma((a), (b), (c))
+#else
+#define MAD(a, b, c) mad((a), (b), (c))
+#endif
+
+// Sigmoid of the conv epilogue: the rational approximation onnxruntime's MLAS uses (logistic.cpp,
+// |error| < 1e-6 absolute), 11 multiply-adds and one divide instead of a call to exp(), which PoCL
+// runs at about a third of that speed; SiLU (x * sigmoid(x)) follows every conv of YOLOX, so this
+// was a fifth of its device time. Inputs are clamped to [-18, 18], where sigmoid is 0 or 1 in fp32.
+INLINE float8 sigmoid8(float8 v) {
+    float8 x = select(v, (float8)(-18.0f), v < -18.0f);  // compare+blend: NaN stays NaN
+    x = select(x, (float8)(18.0f), x > 18.0f);
+    const float8 x2 = x * x;
+    float8 p = MAD(x2, (float8)(4.37031012579801e-11f), (float8)(1.15627324459942e-07f));
+    p = MAD(x2, p, (float8)(6.08574864600143e-05f));
+    p = MAD(x2, p, (float8)(8.51377133304701e-03f));
+    p = MAD(x2, p, (float8)(2.48287947061529e-01f));
+    float8 q = MAD(x2, (float8)(6.10247389755681e-13f), (float8)(5.76102136993427e-09f));
+    q = MAD(x2, q, (float8)(6.29106785017040e-06f));
+    q = MAD(x2, q, (float8)(1.70198817374094e-03f));
+    q = MAD(x2, q, (float8)(1.16817656904453e-01f));
+    q = MAD(x2, q, (float8)(9.93151921023180e-01f));
+    const float8 r = (x * p) / q + 0.5f;
+    return select(r, (float8)(0.0f), r < 0.0f);  // as MLAS: the far tail rounds to -6e-8
+}
+
 // Activation codes (match ops/epilogue.py).
 #define ACT_NONE 0
 #define ACT_RELU 1
@@ -26,12 +61,12 @@ typedef float store_t;
 #define ACT_HARDSWISH 7
 #define ACT_TANH 8
 
-inline float8 act8(float8 v, int act, float a, float b) {
+INLINE float8 act8(float8 v, int act, float a, float b) {
     switch (act) {
     case ACT_RELU: return fmax(v, 0.0f);
     case ACT_CLIP: return fmin(fmax(v, a), b);
-    case ACT_SIGMOID: return 1.0f / (1.0f + exp(-v));
-    case ACT_SILU: return v / (1.0f + exp(-v));
+    case ACT_SIGMOID: return sigmoid8(v);
+    case ACT_SILU: return v * sigmoid8(v);
     case ACT_LEAKY: return select(v * a, v, v >= 0.0f);
     case ACT_HARDSIGMOID: return fmin(fmax(v * a + b, 0.0f), 1.0f);
     case ACT_HARDSWISH: return v * fmin(fmax(v * a + b, 0.0f), 1.0f);
@@ -45,7 +80,7 @@ inline float8 act8(float8 v, int act, float a, float b) {
 #ifndef ACT
 #define ACT ACT_NONE
 #endif
-inline float act_s(float v, float a, float b) {
+INLINE float act_s(float v, float a, float b) {
 #if ACT == ACT_RELU
     return fmax(v, 0.0f);
 #elif ACT == ACT_CLIP
@@ -68,7 +103,7 @@ inline float act_s(float v, float a, float b) {
 }
 
 // Fake quantisation (QuantizeLinear then DequantizeLinear): rint is round-half-to-even, as ONNX says.
-inline float8 fq8(float8 v, float s, float z, float lo, float hi) {
+INLINE float8 fq8(float8 v, float s, float z, float lo, float hi) {
     return (fmin(fmax(rint(v / s) + z, lo), hi) - z) * s;
 }
 
@@ -79,7 +114,7 @@ inline float8 fq8(float8 v, float s, float z, float lo, float hi) {
 #define EPI_ARGS int4 acts, float4 ap, float8 q, __global const store_t* res, int res_off, int res_bs
 #define EPI_PASS acts, ap, q, res, res_off, res_bs
 
-inline float8 epi8(float8 v, int4 acts, float4 ap, float8 q, __global const store_t* res, int res_off,
+INLINE float8 epi8(float8 v, int4 acts, float4 ap, float8 q, __global const store_t* res, int res_off,
                    int res_bs, int n, int ridx, int cnt) {
     v = act8(v, acts.x, ap.x, ap.y);
     if (acts.z) v = fq8(v, q.s0, q.s1, q.s2, q.s3);
@@ -99,7 +134,7 @@ inline float8 epi8(float8 v, int4 acts, float4 ap, float8 q, __global const stor
     return v;
 }
 
-inline void store8(float8 v, __global store_t* y, int idx, int cnt) {
+INLINE void store8(float8 v, __global store_t* y, int idx, int cnt) {
     if (cnt == 8) {
         ST8(v, y, idx);
     } else {
@@ -109,17 +144,22 @@ inline void store8(float8 v, __global store_t* y, int idx, int cnt) {
     }
 }
 
-// Eight input pixels of one row: x positions ix0 + j*SX for j in 0..7, zero outside [0, w).
-inline float8 load_row8(const __global store_t* row, int ix0, int sx, int w) {
+// Eight input pixels of one row: x positions ix0 + j*SX for j in 0..7, ``fill`` outside [0, w).
+INLINE float8 load_row8_or(const __global store_t* row, int ix0, int sx, int w, float fill) {
     if (sx == 1 && ix0 >= 0 && ix0 + 8 <= w) return LD8(row, ix0);
     if (sx == 2 && ix0 >= 0 && ix0 + 16 <= w) {
         const float8 lo = LD8(row, ix0), hi = LD8(row, ix0 + 8);
         return (float8)(lo.even, hi.even);
     }
-    // Edge of the row: a branch-free gather at clamped positions, out-of-row lanes zeroed.
+    // Edge of the row: a branch-free gather at clamped positions, out-of-row lanes filled.
     const int8 ix = (int8)(ix0) + (int8)(0, 1, 2, 3, 4, 5, 6, 7) * sx;
     const int8 ic = clamp(ix, 0, w - 1);
     const float8 v = (float8)(LD(row, ic.s0), LD(row, ic.s1), LD(row, ic.s2), LD(row, ic.s3), LD(row, ic.s4),
                               LD(row, ic.s5), LD(row, ic.s6), LD(row, ic.s7));
-    return select((float8)(0.0f), v, (ix >= 0) & (ix < w));
+    return select((float8)(fill), v, (ix >= 0) & (ix < w));
+}
+
+// The same with zeros outside the row (convolution padding).
+INLINE float8 load_row8(const __global store_t* row, int ix0, int sx, int w) {
+    return load_row8_or(row, ix0, sx, w, 0.0f);
 }

@@ -10,12 +10,15 @@ __kernel void conv2d(__global const store_t* x, int x_off, int x_bs,
                      int cin_g, int cout_g, int groups, int h, int wd, int ho, int wo,
                      int sy, int py, int px, EPI_ARGS) {
     const int ox0 = get_global_id(0) * TN;
-    const int oy = get_global_id(1);
+    // Range dim 1 walks (output row, channel block) with the block fastest: the work-groups
+    // that read one input row band for every channel block run back to back, so the band is
+    // still in L1/L2 for the second block instead of coming back from L3.
     const int ncob = (cout_g + TM - 1) / TM;
+    const int oy = get_global_id(1) / ncob;
+    const int cob = get_global_id(1) % ncob;
     const int z = get_global_id(2);
-    const int cob = z % ncob;
-    const int g = (z / ncob) % groups;
-    const int n = z / (ncob * groups);
+    const int g = z % groups;
+    const int n = z / groups;
     if (ox0 >= wo) return;
     const int co0 = cob * TM;
     const __global store_t* xg = x + x_off + n * x_bs + g * cin_g * h * wd;
@@ -54,7 +57,7 @@ __kernel void conv2d(__global const store_t* x, int x_off, int x_bs,
                 for (int m = 0; m < TM; m++) {
                     const float wm = wk[m];
 #pragma unroll
-                    for (int v = 0; v < NV; v++) acc[m][v] = mad((float8)(wm), xv[v], acc[m][v]);
+                    for (int v = 0; v < NV; v++) acc[m][v] = MAD((float8)(wm), xv[v], acc[m][v]);
                 }
             }
         }

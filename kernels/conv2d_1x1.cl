@@ -40,7 +40,7 @@ __kernel void conv2d_1x1(__global const store_t* x, int x_off, int x_bs,
             for (int m = 0; m < TM; m++) {
                 const float wm = wp[k * TM + m];
 #pragma unroll
-                for (int v = 0; v < NV; v++) acc[m][v] = mad((float8)(wm), xv[v], acc[m][v]);
+                for (int v = 0; v < NV; v++) acc[m][v] = MAD((float8)(wm), xv[v], acc[m][v]);
             }
         }
     } else {
@@ -52,7 +52,7 @@ __kernel void conv2d_1x1(__global const store_t* x, int x_off, int x_bs,
             for (int m = 0; m < TM; m++) {
                 const float wm = wp[k * TM + m];
 #pragma unroll
-                for (int v = 0; v < NV; v++) acc[m][v] = mad((float8)(wm), xv[v], acc[m][v]);
+                for (int v = 0; v < NV; v++) acc[m][v] = MAD((float8)(wm), xv[v], acc[m][v]);
             }
         }
     }

@@ -35,7 +35,7 @@ void conv2d_1x1_lmem(__global const store_t* x, int x_off, int x_bs,
         for (int kk = 0; kk < BK; kk++) {
             const float8 xv = vload8(lx, xs[kk]);
 #pragma unroll
-            for (int m = 0; m < TM; m++) acc[m] = mad((float8)(ws[kk][ly * TM + m]), xv, acc[m]);
+            for (int m = 0; m < TM; m++) acc[m] = MAD((float8)(ws[kk][ly * TM + m]), xv, acc[m]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }

@@ -45,6 +45,30 @@ __kernel void pool2d(__global const store_t* x, int x_off, int x_bs, __global st
     ST(acc, y + y_off + n * y_bs, (ch * ho + oy) * wo + ox);
 }
 
+// Variant _max8 (max pooling without dilation, x stride SX of 1 or 2, window KH x KW built in):
+// eight outputs of one row per work-item, each tap one vector load (-inf outside the row) and a
+// vector max, instead of one output and KH*KW bounds-checked scalar loads per work-item.
+#ifdef SX
+__kernel void pool2d_max8(__global const store_t* x, int x_off, int x_bs, __global store_t* y, int y_off,
+                          int y_bs, int c, int h, int w, int ho, int wo, int kh, int kw, int sy, int sx,
+                          int py, int px, int dy, int dx, int count_pad) {
+    const int ox0 = get_global_id(0) * 8, oy = get_global_id(1), z = get_global_id(2);
+    if (ox0 >= wo) return;
+    const int ch = z % c, n = z / c;
+    const __global store_t* xc = x + x_off + n * x_bs + ch * h * w;
+    float8 acc = (float8)(-INFINITY);
+    TAPS_UNROLL
+    for (int ky = 0; ky < KH; ky++) {
+        const int iy = oy * sy - py + ky;
+        if (iy < 0 || iy >= h) continue;
+        const __global store_t* row = xc + iy * w;
+        TAPS_UNROLL
+        for (int kx = 0; kx < KW; kx++) acc = fmax(acc, load_row8_or(row, ox0 * SX - px + kx, SX, w, -INFINITY));
+    }
+    store8(acc, y + y_off + n * y_bs, (ch * ho + oy) * wo + ox0, min(8, wo - ox0));
+}
+#endif
+
 // Global average / max pooling: one work-item per (n, c), reduces H*W.
 __kernel void global_pool(__global const store_t* x, int x_off, int x_bs, __global store_t* y, int y_off,
                           int y_bs, int c, int hw) {

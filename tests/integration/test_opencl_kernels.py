@@ -150,6 +150,8 @@ POOL_CASES = [
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, (1, 13, 97, 97)),
     ("MaxPool", {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}, (2, 31, 7, 7)),
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}, (1, 3, 8, 8)),
+    ("MaxPool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, (1, 13, 31, 97)),  # 8-wide, stride 1
+    ("MaxPool", {"kernel_shape": [3, 3], "strides": [3, 3], "dilations": [2, 2]}, (1, 3, 13, 13)),  # scalar
     ("AveragePool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, (1, 13, 7, 7)),
     (
         "AveragePool",
@@ -363,11 +365,19 @@ def test_autotune_choices_are_cached_per_device(tmp_path: Path) -> None:
 
     from yaguar.engine.backends.opencl import OpenCLBackend
 
-    # A depthwise stride-2 layer: 3 tiles x 3 work-group widths keep this test short on a cold
-    # PoCL (each candidate is a program build); the 1x1 variants are tested above.
+    # A dilated depthwise stride-2 layer (the per-pixel kernel only): 3 tiles x 3 work-group
+    # widths keep this test short on a cold PoCL (each candidate is a program build); the 1x1
+    # variants are tested above.
     w = rand(13, 1, 3, 3, seed=1)
     node = helper.make_node(
-        "Conv", ["x", "W"], ["c1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1] * 4, group=13
+        "Conv",
+        ["x", "W"],
+        ["c1"],
+        kernel_shape=[3, 3],
+        strides=[2, 2],
+        pads=[2] * 4,
+        dilations=[2, 2],
+        group=13,
     )
     m = model([node], {"x": [1, 13, 13, 13]}, ["c1"], {"W": w})
     first = OpenCLBackend(m, {"cache_dir": tmp_path, "autotune": True})

@@ -4,11 +4,14 @@ For each conv launch whose layer signature (kind, shapes, kernel, stride, groups
 choice, every candidate tile (TM output channels x 8*NV pixels) with each of three work-group
 widths (WG) is built, run ``REPEATS`` times on
 the plan's real buffers and timed with profiling events; the fastest is kept, written to
-``autotune.json`` under the cache folder keyed by device and driver, and used by later plans.
+``autotune.json`` under the cache folder keyed by device, driver and the conv kernels' source (a
+choice timed on an earlier version of a kernel says nothing about the current one), and used by
+later plans.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -16,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 import pyopencl as cl
+
+from yaguar import kernels
 
 from .compiler import Plan
 from .lower import round_up
@@ -26,10 +31,19 @@ log = logging.getLogger(__name__)
 REPEATS = 3
 
 
+TUNED_KERNELS = ("conv2d", "conv2d_1x1", "conv2d_1x1_lmem", "conv2d_dw")
+
+
+def kernel_digest() -> str:
+    """A short hash of the tuned kernels' source (with common.cl)."""
+    text = "\0".join(kernels.source(name) for name in TUNED_KERNELS)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 class TuneCache:
     def __init__(self, directory: Path, rt: Runtime) -> None:
         self.path = Path(directory) / "autotune.json"
-        self.device_key = f"{rt.label} | {rt.driver}"
+        self.device_key = f"{rt.label} | {rt.driver} | kernels {kernel_digest()}"
         try:
             self.data: dict[str, dict[str, dict[str, int]]] = json.loads(self.path.read_text())
         except (OSError, ValueError):

@@ -7,8 +7,10 @@ raises ``BackendError`` carrying the build log.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +41,18 @@ def describe_error(exc: cl.Error) -> str:
 
 def device_label(device: cl.Device) -> str:
     return f"{device.platform.name.strip()} / {device.name.strip()}"
+
+
+@functools.cache
+def host_cpu_has_fma() -> bool:
+    """The host CPU has FMA instructions (x86 flag ``fma``; AArch64 always has fused multiply-add)."""
+    if os.uname().machine.lower() in ("aarch64", "arm64"):
+        return True
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return any(line.startswith("flags") and " fma " in f"{line} " for line in fh)
+    except OSError:
+        return False
 
 
 def list_devices() -> list[cl.Device]:
@@ -93,14 +107,30 @@ class Runtime:
     def label(self) -> str:
         return device_label(self.device)
 
+    @functools.cached_property
+    def fast_fma(self) -> bool:
+        """Whether fma() is a hardware instruction here (kernels then use it for MAD). A GPU that
+        reports fused multiply-add has it; a CPU device reports it even when it would be emulated
+        in software, so there the host CPU's own flags decide (the CPU device is the host)."""
+        if not self.device.single_fp_config & cl.device_fp_config.FMA:
+            return False
+        return bool(self.device.type & cl.device_type.GPU) or host_cpu_has_fma()
+
     @property
     def driver(self) -> str:
         return f"{self.device.driver_version} / {self.device.version}"
 
+    def build_options(self, defines: dict[str, int | str] | None = None) -> list[str]:
+        """The compiler options of a kernel build: its ``-D`` defines, then the device's own."""
+        options = [f"-D{k}={v}" for k, v in sorted((defines or {}).items())]
+        if self.fast_fma:
+            options.append("-DUSE_FMA=1")
+        options.append("-cl-mad-enable")
+        return options
+
     def program(self, name: str, defines: dict[str, int | str] | None = None) -> cl.Program:
         """Build (or load from the cache) kernel file ``name`` with ``-D`` defines."""
-        options = [f"-D{k}={v}" for k, v in sorted((defines or {}).items())]
-        options.append("-cl-mad-enable")
+        options = self.build_options(defines)
         source = kernels.source(name)
         key = hashlib.sha256("\0".join([self.label, self.driver, source, *options]).encode()).hexdigest()
         if key in self._programs:

@@ -27,13 +27,21 @@ def epilogue_args(lw: Lowerer, node: Node) -> list:
     return [acts, ap, q, None, np.int32(0), np.int32(0)]
 
 
-def default_tiles(kind: str, cout_g: int, width: int) -> dict[str, int]:
-    """Measured on PoCL (AVX2): 8 channels x 8 pixels is the best 1x1 tile (16 ymm registers:
-    8 accumulators + loads), depthwise likes 16 pixels per row when the row is wide enough."""
+def default_tiles(kind: str, cout_g: int, width: int, batch: int = 1) -> dict[str, int]:
+    """Measured on PoCL (AVX2, FMA): a 1x1 work-item keeps its 24-pixel column of X in L1 and walks
+    every output-channel block (CO_INNER) with 4 x 3 float8 accumulators (12 of the 16 ymm
+    registers), unless that leaves a single work-group of 8 (a 13x13 map at batch 1: one core
+    would do the whole layer), where the channel blocks are spread over the range instead;
+    depthwise without dilation computes 4 whole output rows per work-item (_full)."""
+    if kind == "dw_full":
+        return {"FULL": 1, "ROWS": 4}
     if kind == "dw":
         return {"NV": 2 if width > 24 else 1, "ROWS": 1}
-    if kind == "dw_s1":
-        return {"NV": 2 if width > 24 else 1, "ROWS": 2}
+    if kind == "1x1":
+        nv = 3 if width > 16 else 1
+        if batch * -(-width // (8 * nv)) <= 8:
+            return {"TM": 4, "NV": nv}
+        return {"TM": 4, "NV": nv, "CO_INNER": 1}
     return {"TM": 8 if cout_g > 4 else 4, "NV": 1}
 
 
@@ -53,14 +61,16 @@ def tile_lsize(t: dict[str, int], ndim: int) -> tuple[int, ...] | None:
 
 
 def candidates(kind: str) -> list[dict[str, int]]:
+    per_pixel_dw = [{"NV": 1, "ROWS": 1}, {"NV": 2, "ROWS": 1}, {"NV": 4, "ROWS": 1}]
     if kind == "dw":
-        return [{"NV": 1, "ROWS": 1}, {"NV": 2, "ROWS": 1}, {"NV": 4, "ROWS": 1}]
-    if kind == "dw_s1":
-        return [{"NV": nv, "ROWS": rows} for nv in (1, 2) for rows in (1, 2, 4)]
+        return per_pixel_dw
+    if kind == "dw_full":
+        return [{"FULL": 1, "ROWS": rows} for rows in (2, 4, 6)] + per_pixel_dw
     blocked = [{"TM": tm, "NV": nv} for tm in (4, 6, 8) for nv in (1, 2, 4) if tm * nv <= 16]
     if kind != "1x1":
         return blocked
-    co_inner = [{"TM": 8, "NV": 1, "CO_INNER": 1}, {"TM": 4, "NV": 2, "CO_INNER": 1}]
+    co_inner = [{"TM": 8, "NV": 1, "CO_INNER": 1}, {"TM": 4, "NV": 2, "CO_INNER": 1},
+                {"TM": 4, "NV": 3, "CO_INNER": 1}]  # fmt: skip
     return blocked + co_inner + LMEM_TILES
 
 
@@ -89,9 +99,8 @@ class ConvLayer:
         self.epi = epilogue_args(lw, node)
         self.weights: dict[int, object] = {}
         if self.groups == self.cin == self.cout and self.cin_g == 1:
-            # stride 1 without dilation can compute several output rows per work-item (_rows variant)
-            s1 = self.sy == self.sx == self.dy == self.dx == 1 and self.kw <= 9
-            self.kind, self.width = ("dw_s1" if s1 else "dw"), self.wo
+            # without dilation a work-item can compute whole output rows (the _full variant)
+            self.kind, self.width = ("dw_full" if self.dy == self.dx == 1 else "dw"), self.wo
         elif self.kh == self.kw == 1 and self.sy == self.sx == 1 and not any(self.pads) and self.groups == 1:
             self.kind, self.width = "1x1", self.ho * self.wo
         else:
@@ -111,13 +120,17 @@ class ConvLayer:
             0, self.lw.const_buffer(self.weight.reshape(self.cout, self.kh * self.kw))
         )
         rows = t.get("ROWS", 1)
-        defs = {"NV": t["NV"], "KH": self.kh, "KW": self.kw, "SX": self.sx, "DY": self.dy, "DX": self.dx,
-                "ROWS": rows}  # fmt: skip
-        k = self.lw.kernel("conv2d_dw", "conv2d_dw_rows" if rows > 1 else "conv2d_dw", defs)
+        defs = {"NV": t.get("NV", 1), "KH": self.kh, "KW": self.kw, "SX": self.sx, "DY": self.dy,
+                "DX": self.dx, "ROWS": rows}  # fmt: skip
         dims = (self.cout, self.h, self.w, self.ho, self.wo, self.sy, self.pads[0], self.pads[1])
         args = [*self.x_args, wbuf, self.bias_buf, *self.y_args, *map(np.int32, dims), *self.epi]
-        gsize = (-(-self.wo // (8 * t["NV"])), -(-self.ho // rows), self.n * self.cout)
-        return k, args, gsize, f"conv2d_dw[k{self.kh}s{self.sx}]"
+        name = f"conv2d_dw[k{self.kh}s{self.sx}]"
+        if t.get("FULL"):  # whole rows per work-item (no dilation)
+            k = self.lw.kernel("conv2d_dw", "conv2d_dw_full", {**defs, "SY": self.sy})
+            return k, args, (-(-self.ho // rows), self.cout, self.n), name
+        k = self.lw.kernel("conv2d_dw", "conv2d_dw", defs)
+        gsize = (-(-self.wo // (8 * t["NV"])), self.ho, self.n * self.cout)
+        return k, args, gsize, name
 
     def _local_memory_gemm(self, t: dict[str, int]) -> tuple:
         """1x1 as a GEMM tiled through local memory (GPUs): plain [K][co_pad] weights."""
@@ -177,7 +190,7 @@ class ConvLayer:
             self.pads[1],
         )
         args = [*head, *map(np.int32, dims), *self.epi]
-        gsize = (-(-self.wo // (8 * t["NV"])), self.ho, self.n * g * (-(-self.cout_g // tm)))
+        gsize = (-(-self.wo // (8 * t["NV"])), self.ho * (-(-self.cout_g // tm)), self.n * g)
         return k, args, gsize, f"conv2d[k{self.kh}s{self.sx}]"
 
 
@@ -185,9 +198,14 @@ class ConvLayer:
 def lower_conv(lw: Lowerer, node: Node) -> None:
     layer = ConvLayer(lw, node)
     tiles = lw.choices.get(layer.signature)
-    if tiles is None and layer.kind == "1x1" and lw.is_gpu:
-        tiles = LMEM_TILES[0]  # GPUs want the local-memory tiles; CPUs the register-blocked kernel
-    tiles = tiles or default_tiles(layer.kind, layer.cout_g, layer.width)
+    if tiles is None and lw.is_gpu:
+        # GPUs want many light work-items: the local-memory GEMM for 1x1, a pixel strip per
+        # work-item for depthwise (the CPU kernels loop over whole rows / all channel blocks)
+        if layer.kind == "1x1":
+            tiles = LMEM_TILES[0]
+        elif layer.kind == "dw_full":
+            tiles = default_tiles("dw", layer.cout_g, layer.width)
+    tiles = tiles or default_tiles(layer.kind, layer.cout_g, layer.width, layer.n)
     k, args, gsize, name = layer.build(tiles)
     flops = 2.0 * layer.n * layer.cout * layer.ho * layer.wo * layer.cin_g * layer.kh * layer.kw
     io = layer.n * (layer.cin * layer.h * layer.w + layer.cout * layer.ho * layer.wo)

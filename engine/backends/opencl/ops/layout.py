@@ -8,7 +8,7 @@ import numpy as np
 
 from ...base import BackendError
 from ..graph import Node
-from ..lower import Lowerer, broadcast_strides, lowering
+from ..lower import Lowerer, broadcast_strides, collapse, lowering, nd_global
 from . import shapes
 from .shapes import VIEW_OPS
 
@@ -29,9 +29,30 @@ def copy_view(
     if total == 0:
         return
     (sbuf, soff, _), (dbuf, doff, _) = lw.addr(src), lw.addr(dst)
-    k, meta, rng = lw.nd("copy", "copy_nd", dims, dst_strides, src_strides)
+    merged, (dst_m, src_m) = collapse(list(dims) or [1], list(dst_strides) or [1], list(src_strides) or [1])
+    if merged[-1] >= RUN:
+        # RUN elements of the last axis per work-item (copy_nd_run); unit and step-2 strides of
+        # that axis become build-time constants so PoCL emits vector loads / stores.
+        defs = {"RUN": RUN, "SRC_STEP": _const_step(src_m[-1]), "DST_STEP": _const_step(dst_m[-1])}
+        rng = nd_global(merged)
+        rng, lsize = (-(-rng[0] // RUN), rng[1], rng[2]), None
+        if len(merged) <= 3:
+            defs["RANK3"] = 1
+        elif not lw.is_gpu:  # outer dims need divisions: a CPU work-item per row pays them once
+            rng, lsize = (1, rng[1], rng[2]), (1, 1, 1)
+        k, meta = lw.kernel("copy", "copy_nd_run", defs), lw.meta(merged, dst_m, src_m)
+    else:
+        (k, meta, rng), lsize = lw.nd("copy", "copy_nd", dims, dst_strides, src_strides), None
     args = [meta, np.int32(total), sbuf, np.int32(soff + src_extra), dbuf, np.int32(doff + dst_extra)]
-    lw.add(node, label, k, args, rng, 0.0, float(2 * lw.itemsize * total))
+    lw.add(node, label, k, args, rng, 0.0, float(2 * lw.itemsize * total), lsize=lsize)
+
+
+RUN = 8  # elements per work-item of copy_nd_run
+
+
+def _const_step(stride: int) -> int:
+    """A last-axis stride worth compiling in (1 or 2), else 0: read at run time."""
+    return stride if stride in (1, 2) else 0
 
 
 @lowering("Transpose")
@@ -178,17 +199,24 @@ def lower_expand(lw: Lowerer, node: Node) -> None:
 
 @lowering("StridedView")
 def lower_strided_view(lw: Lowerer, node: Node) -> None:
-    """A collapsed chain of data-movement nodes (fusion._collapse_view_chains): one strided copy
-    from the (contiguous) source at element offset + sum(coord * stride)."""
+    """A collapsed chain of data-movement nodes (views.collapse_view_chains), or a Concat of
+    Slices (views.concat_of_slices, whose concat axis is split into three): one strided copy from
+    the (contiguous) source at element offset + sum(coord * stride)."""
     x, y = node.inputs[0], node.outputs[0]
+    dims, dst = list(lw.shape(y)), lw.strides(y)
+    if "split" in node.attrs:
+        axis, k1, k2 = node.attrs["split"]
+        length, st = dims[axis] // (k1 * k2), dst[axis]
+        dims[axis : axis + 1] = [k1, k2, length]
+        dst[axis : axis + 1] = [k2 * length * st, length * st, st]
     copy_view(
         lw,
         node,
         x,
         y,
-        list(lw.shape(y)),
+        dims,
         node.attrs["strides"],
-        lw.strides(y),
+        dst,
         src_extra=node.attrs["offset"],
-        label="strided_copy",
+        label="strided_copy" if "split" not in node.attrs else "space_to_depth",
     )

@@ -60,12 +60,20 @@ def lower_pool(lw: Lowerer, node: Node) -> None:
             ),
         ),
     ]
+    taps = {"KH": kh, "KW": kw} if kh * kw <= 49 else {}
+    if is_max and dy == dx == 1 and sx in (1, 2):  # eight outputs per work-item, vector taps
+        kernel, gsize = (
+            lw.kernel("pool", "pool2d_max8", {"IS_MAX": 1, "SX": sx, **taps}),
+            (-(-wo // 8), ho, n * c),
+        )
+    else:
+        kernel, gsize = lw.kernel("pool", "pool2d", {"IS_MAX": is_max, **taps}), (wo, ho, n * c)
     lw.add(
         node,
         f"pool2d.{'max' if is_max else 'avg'}",
-        lw.kernel("pool", "pool2d", {"IS_MAX": is_max, **({"KH": kh, "KW": kw} if kh * kw <= 49 else {})}),
+        kernel,
         args,
-        (wo, ho, n * c),
+        gsize,
         float(n * c * ho * wo * kh * kw),
         float(lw.itemsize * (n * c * (h * w + ho * wo))),
     )
