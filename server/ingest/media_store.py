@@ -50,6 +50,9 @@ class MediaStore:
         final = self.root / relative
         if final.exists():
             return relative
+        if not final.parent.is_dir():  # removed by hand since start-up: made again, durably
+            final.parent.mkdir(exist_ok=True)
+            fsync_dir(self.root)
         tmp = final.parent / f".{final.stem}.{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

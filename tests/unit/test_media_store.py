@@ -31,6 +31,14 @@ def test_the_256_directories_are_made_up_front(tmp_path) -> None:
     assert tops == [f"{i:02x}" for i in range(256)]
 
 
+def test_a_directory_removed_by_hand_is_made_again(tmp_path) -> None:
+    store = MediaStore(tmp_path / "media")
+    data = b"frame after a clean-up"
+    (tmp_path / "media" / sha(data)[:2]).rmdir()
+    relative = store.write(sha(data), data)
+    assert (tmp_path / "media" / relative).read_bytes() == data
+
+
 def test_the_same_content_is_written_once(tmp_path) -> None:
     store = MediaStore(tmp_path / "media")
     data = b"frame bytes"
