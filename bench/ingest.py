@@ -185,6 +185,12 @@ def main() -> int:
     # absolute figures drift. Each run is a fresh process: in one long-lived process the 20 publishers
     # got slower run after run (the station 88 -> 61 -> 47 frames/s while separate processes gave 83,
     # 91, 100), which measured the harness, not the station.
+    if not args.quick:
+        # A run first, not counted: after the machine sat idle a minute or two the first run was seen at
+        # half speed (61-80 frames/s, then 109-148) while its memory and disk caches warmed up.
+        warm_up = [sys.executable, __file__, "--single", "--agents", str(args.agents)]
+        subprocess.run([*warm_up, "--frames-per-agent", str(per_agent)], capture_output=True, check=True)
+        print("  (one warm-up run done, not counted)")
     for attempt in tqdm(range(args.repeat), desc="runs", unit="run", leave=False):
         command = [sys.executable, __file__, "--single", "--agents", str(args.agents)]
         command += ["--frames-per-agent", str(per_agent)] + (["--station-first"] if attempt % 2 else [])
