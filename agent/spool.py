@@ -27,6 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
+from yaguar.durable import atomic_write, fsync_dir
 from yaguar.protocol.errors import ProtocolError
 from yaguar.protocol.frame import build_meta
 
@@ -37,9 +38,7 @@ from .spoolfile import (
     TMP_PREFIX,
     SpooledFrame,
     SpoolError,
-    atomic_write,
     encode_frame_file,
-    fsync_dir,
     read_frame_file,
     read_frame_meta,
     spool_summary,

@@ -1,13 +1,13 @@
 """The spool's files: one frame per file, written atomically, read back whole or refused.
 
 A file is ``MAGIC``, the metadata length (4 bytes, big-endian), the ``FrameMeta`` JSON, then the JPEG
-bytes unchanged. ``atomic_write`` is temp file, fsync, rename, fsync the directory: after a crash or a
-power cut a file is either whole or absent, and a temp file left behind is removed when the spool opens.
+bytes unchanged. Files are written with ``yaguar.durable.atomic_write`` (temp file, fsync, rename, fsync
+the directory): after a crash or a power cut a file is either whole or absent, and a temp file left
+behind is removed when the spool opens.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import struct
@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yaguar.durable import fsync_dir
+from yaguar.durable import TEMP_PREFIX
 from yaguar.protocol.messages import FrameMeta
 
 MAGIC = b"YGF1"
 _HEADER = struct.Struct(">4sI")
 SUFFIX = ".frame"
-TMP_PREFIX = ".tmp-"
+TMP_PREFIX = TEMP_PREFIX
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -90,24 +90,6 @@ def read_frame_meta(path: Path) -> FrameMeta:
     if size != _HEADER.size + length + meta.size:
         raise SpoolError(f"{path.name}: {size} bytes on disk, its metadata says otherwise")
     return meta
-
-
-def atomic_write(path: Path, data: bytes, fsync: bool = True) -> None:
-    """Write temp, fsync, rename, fsync the directory: the file is whole or absent after a crash."""
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    if fsync:
-        fsync_dir(path.parent)
 
 
 def spool_summary(directory: Path | str) -> dict[str, Any] | None:

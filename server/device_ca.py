@@ -24,16 +24,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from yaguar.durable import atomic_write
+
 
 def write_private(path: Path, data: bytes) -> None:
     """Write a secret file readable by its owner only, atomically (temp file, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, data, mode=0o600)
 
 
 BROKER_GROUP = "mosquitto"
@@ -51,10 +47,7 @@ def broker_readable(path: Path) -> None:
 
 
 def write_public(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    atomic_write(path, data, fsync=False)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:

@@ -4,12 +4,12 @@ OpenCV and kept on disk (written atomically, so two requests racing for one neve
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 from prometheus_client import Counter
+
+from yaguar.durable import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +56,7 @@ class ThumbnailCache:
             self._made.labels("unreadable").inc()
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(encoded.tobytes())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(target, encoded.tobytes(), fsync=False)  # a cache: made again if lost
         self._made.labels("made").inc()
         return target
 

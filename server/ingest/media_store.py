@@ -7,11 +7,9 @@ that was already durable.
 
 from __future__ import annotations
 
-import os
-import secrets
 from pathlib import Path
 
-from yaguar.durable import fsync_dir
+from yaguar.durable import atomic_write, fsync_dir
 
 
 class MediaStore:
@@ -53,26 +51,10 @@ class MediaStore:
         if not final.parent.is_dir():  # removed by hand since start-up: made again, durably
             final.parent.mkdir(exist_ok=True)
             fsync_dir(self.root)
-        tmp = final.parent / f".{final.stem}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-                if self.drop_from_cache:
-                    # A new frame is read once by the pipeline, if at all; the page cache is better
-                    # spent on the database and thumbnails. Freeing the pages now also lets the next
-                    # frame reuse memory that is still mapped (a big saving on virtual machines).
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        fsync_dir(final.parent)
+        # A new frame is read once by the pipeline, if at all; the page cache is better spent on the
+        # database and thumbnails. Freeing the pages now also lets the next frame reuse memory that is
+        # still mapped (a big saving on virtual machines).
+        atomic_write(final, data, drop_from_cache=self.drop_from_cache)
         return relative
 
     def remove_temp_files(self) -> int:

@@ -14,13 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import pyopencl as cl
 
 from yaguar import kernels
+from yaguar.durable import atomic_write
 
 from .compiler import Plan
 from .lower import round_up
@@ -56,10 +55,7 @@ class TuneCache:
     def save(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.data, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
+            atomic_write(self.path, json.dumps(self.data, indent=1, sort_keys=True).encode(), fsync=False)
         except OSError as exc:
             log.warning("cannot write the autotune cache %s: %s", self.path, exc)
 

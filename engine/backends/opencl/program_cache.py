@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
+
+from yaguar.durable import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,7 @@ class ProgramCache:
             return
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(binary)
-            os.replace(tmp, self._path(key))
+            atomic_write(self._path(key), binary, fsync=False)
             self.stores += 1
         except OSError as exc:  # a read-only cache folder costs rebuild time, nothing else
             log.warning("cannot write the OpenCL program cache in %s: %s", self.directory, exc)
