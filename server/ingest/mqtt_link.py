@@ -32,7 +32,8 @@ class Received:
     """One message from the broker, waiting for the writer."""
 
     topic: str
-    payload: bytes | bytearray  # a frame arrives as the bytearray it was received into
+    # A frame arrives as the bytearray it was received into; emptied once its file is written.
+    payload: bytes | bytearray
     properties: Properties | None
     mid: int
     qos: int
@@ -68,7 +69,8 @@ class StationMqtt:
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
         self._answer_lock = threading.Lock()
-        self._awaiting_answer: dict[int, Received] = {}  # our publish mid -> message to ack after it
+        # our publish mid -> (mid, qos) of the message to ack after it; not the message, which holds a frame
+        self._awaiting_answer: dict[int, tuple[int, int]] = {}
         self._answered_early: set[int] = set()
         self.connected = False
         self._stopping = False
@@ -104,8 +106,11 @@ class StationMqtt:
 
     def ack(self, item: Received) -> None:
         """Acknowledge a message to the broker: it will not be delivered again."""
-        if item.qos > 0:
-            self.client.ack(item.mid, item.qos)
+        self._ack(item.mid, item.qos)
+
+    def _ack(self, mid: int, qos: int) -> None:
+        if qos > 0:
+            self.client.ack(mid, qos)
 
     def answer_then_ack(self, topic: str, answer: bytes, item: Received) -> None:
         """Publish the agent's answer, and acknowledge ``item`` to the broker only once the broker holds
@@ -116,7 +121,7 @@ class StationMqtt:
             if info.mid in self._answered_early:
                 self._answered_early.discard(info.mid)
             else:
-                self._awaiting_answer[info.mid] = item
+                self._awaiting_answer[info.mid] = (item.mid, item.qos)
                 return
         self.ack(item)
 
@@ -156,11 +161,11 @@ class StationMqtt:
         self, _client: mqtt.Client, _userdata: object, mid: int, _reason: object, _props: object
     ) -> None:
         with self._answer_lock:
-            item = self._awaiting_answer.pop(mid, None)
-            if item is None:
+            delivery = self._awaiting_answer.pop(mid, None)
+            if delivery is None:
                 self._answered_early.add(mid)
                 return
-        self.ack(item)
+        self._ack(*delivery)
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         # The inbox is larger than receive_maximum, so this does not block while the broker honours our

@@ -136,7 +136,11 @@ class IngestWriter:
         return checked
 
     def _write_frame(self, checked: Checked) -> str:
-        return self.media.write(checked.frame.meta.sha256, checked.item.payload)
+        path = self.media.write(checked.frame.meta.sha256, checked.item.payload)
+        # The frame is on disk: free its memory now, not when the broker acks it, which comes after the
+        # agent's answer and can be a hundred frames later. Held, they cost hundreds of MB of fresh pages.
+        checked.item.payload = b""
+        return path
 
     # --- stage 2: commit and acknowledge, in arrival order
     def _commit_loop(self) -> None:
@@ -208,7 +212,7 @@ class IngestWriter:
                 log.warning("refused %s on %s: %s (%s)", kind, c.item.topic[:120], c.error, c.error.reason)
             elif c.outcome == "stored":
                 self.metrics.frames_stored.inc()
-                self.metrics.bytes_stored.inc(len(c.item.payload))
+                self.metrics.bytes_stored.inc(c.frame.meta.size)
             elif c.outcome == "duplicate":
                 self.metrics.frames_duplicate.inc()
             elif c.kind is Kind.HEARTBEAT:

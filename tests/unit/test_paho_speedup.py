@@ -109,18 +109,27 @@ def test_empty_topic_refused_in_mqtt_311() -> None:
     assert isinstance(fast, MalformedPacket) and isinstance(slow, MalformedPacket)
 
 
-def test_the_property_decoder_never_sees_the_payload(monkeypatch) -> None:
+@pytest.mark.parametrize("props", [None, b"\x0d\x08\x00\x0areply/here"])  # ours, then paho's decoder
+def test_the_property_decoders_never_see_the_payload(monkeypatch, props: bytes | None) -> None:
     seen: list[int] = []
 
-    def spy(self, buffer):
-        seen.append(len(buffer))
-        return _original_unpack(self, buffer)
+    def spy(decoder):
+        def spying(first, *rest):
+            seen.append(len(first if isinstance(first, bytes) else rest[0]))
+            return decoder(first, *rest)
 
-    monkeypatch.setattr(paho_speedup, "_original_unpack", spy)
+        return spying
+
+    monkeypatch.setattr(paho_speedup, "_original_unpack", spy(_original_unpack))
+    monkeypatch.setattr(paho_speedup, "_frame_properties", spy(paho_speedup._frame_properties))
     paho_speedup.install()
-    _packet.decode_publish(0x32, publish_body(b"\xff" * 3_000_000), MQTTProtocolVersion.MQTTv5)
-    assert len(seen) == 1
-    assert seen[0] < 2000  # the properties only, not the 3 MB frame behind them
+    body = publish_body(b"\xff" * 3_000_000, props=props)
+    packet = _packet.decode_publish(0x32, body, MQTTProtocolVersion.MQTTv5)
+    assert seen and max(seen) < 2000  # the properties only, not the 3 MB frame behind them
+    if props:
+        assert packet.properties.json() == {"ResponseTopic": "reply/here"}
+    else:
+        assert dict(packet.properties.UserProperty)["seq"] == "42"
 
 
 def test_properties_without_user_properties() -> None:
@@ -129,6 +138,52 @@ def test_properties_without_user_properties() -> None:
     fast, slow = decode_both(0x32, publish_body(b"payload", topic=b"a/b/c", props=props.pack()))
     assert fast == slow
     assert fast.payload == b"payload" and fast.properties["ContentType"] == "image/jpeg"
+
+
+def prop_bytes(*props: bytes) -> bytes:
+    """A property block: its length (one byte here), then the properties as given."""
+    body = b"".join(props)
+    assert len(body) < 128
+    return bytes([len(body)]) + body
+
+
+def utf8(text: bytes) -> bytes:
+    return len(text).to_bytes(2, "big") + text
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        prop_bytes(b"\x03" + utf8(b"image/jpeg"), b"\x02\x00\x00\x0e\x10", b"\x01\x01"),
+        prop_bytes(b"\x26" + utf8(b"k") + utf8(b"v"), b"\x26" + utf8(b"k") + utf8(b"w")),  # repeats allowed
+        prop_bytes(b"\x26" + utf8("señal".encode()) + utf8("jaguar 🐆".encode())),
+        prop_bytes(b"\x08" + utf8(b"reply/here"), b"\x09" + utf8(b"\x00\x01")),  # left to paho
+        prop_bytes(b"\x0b\x05", b"\x23\x00\x02"),  # subscription id, topic alias: left to paho
+        prop_bytes(b"\x03" + utf8(b"a"), b"\x03" + utf8(b"b")),  # a content type twice
+        prop_bytes(b"\x01\x02"),  # payload format indicator out of range
+        prop_bytes(b"\x26" + utf8(b"\xff\xfe") + utf8(b"v")),  # not UTF-8
+        prop_bytes(b"\x26" + utf8(b"\xed\xa0\x80") + utf8(b"v")),  # an encoded surrogate
+        prop_bytes(b"\x26" + utf8(b"a\x00b") + utf8(b"v")),  # U+0000
+        prop_bytes(b"\x26" + utf8(b"k") + utf8("\ufeff".encode())),  # U+FEFF
+        prop_bytes(b"\x26" + utf8(b"k") + b"\x00\x09v"),  # a string longer than the properties
+        prop_bytes(b"\x26\x00"),  # half a string length
+        prop_bytes(b"\x11\x00\x00\x00\x01"),  # session expiry: not a PUBLISH property
+        prop_bytes(b"\x7f\x00"),  # no such property
+        prop_bytes(b"\x83\x00"),  # a two-byte identifier
+    ],
+)
+def test_every_property_block_decodes_or_fails_as_in_paho(props: bytes) -> None:
+    fast, slow = decode_both(0x32, bytearray(publish_body(b"\xff\xd8" * 40_000, props=props)))
+    if isinstance(slow, Exception):
+        assert type(fast) is type(slow), (fast, slow)
+    else:
+        assert fast == slow
+
+
+def test_a_value_cut_short_is_malformed_not_read_from_the_payload() -> None:
+    # Stock paho reads the missing byte of the expiry from the payload; ours stops at the properties' end.
+    fast, _slow = decode_both(0x32, publish_body(b"\xff\xd8" * 100, props=prop_bytes(b"\x02\x00\x00\x01")))
+    assert isinstance(fast, MalformedPacket)
 
 
 def publish_packet(body: bytes, header: int = 0x30) -> bytes:
