@@ -6,6 +6,7 @@ with a reason, each refusal costs under a second and bounded memory, and the han
 from __future__ import annotations
 
 import hashlib
+import queue
 import struct
 import time
 import tracemalloc
@@ -35,9 +36,11 @@ from yaguar.protocol import (
     to_properties,
     validate_frame,
 )
-from yaguar.server.config import ConfigError, StationConfig, config_from_dict
+from yaguar.server.config import ConfigError, IngestConfig, StationConfig, config_from_dict
+from yaguar.server.ingest.media_store import MediaStore
 from yaguar.server.ingest.mqtt_link import Received
 from yaguar.server.ingest.recorder import check, record
+from yaguar.server.ingest.writer import IngestWriter
 from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
 from yaguar.server.storage.models import DeadLetter, Media
 
@@ -331,3 +334,23 @@ def test_fuzz_frame_handler(jpeg: bytes, tmp_path: Path) -> None:
     )
     assert stats["examples"] > 200 and stats["rejected"] > 0
     assert_handler_still_stores(sessions, jpeg, seq=10_001)
+
+
+def test_a_written_frame_is_freed_and_still_dead_lettered_right(jpeg: bytes, tmp_path: Path) -> None:
+    """The writer frees a frame's bytes once its file is written (they would otherwise wait in memory
+    for the broker's ack). A frame refused only at commit, here from an unregistered device, is still
+    dead-lettered with its true size and sha256."""
+    writer = IngestWriter(
+        IngestConfig(), queue.Queue(), None, None, MediaStore(tmp_path / "media"), None, lambda _ids: None
+    )
+    checked = check(Received(TOPIC, bytearray(jpeg), frame_props(jpeg, 5), mid=1, qos=1), FrameLimits())
+    checked.path = writer._write_frame(checked)
+    assert checked.item.payload == b""
+    assert (tmp_path / "media" / checked.path).read_bytes() == jpeg
+    sessions = make_session_factory(upgraded(tmp_path))
+    with sessions.begin() as session:
+        record(session, [checked], accept_unknown_devices=False)
+    assert checked.outcome == "rejected" and checked.error.reason == "unknown_device"
+    with sessions() as session:
+        dead = session.query(DeadLetter).one()
+    assert (dead.payload_size, dead.payload_sha256) == (len(jpeg), hashlib.sha256(jpeg).hexdigest())
