@@ -5,16 +5,19 @@ Reference, measured in the same run: the raw broker throughput, i.e. the same fr
 paho subscriber that only counts bytes, with the station's receive-path fixes (and, as a second
 reference, stock paho without them). Prints, per run, frames/s of each and the ratios; then the
 median run's frames/s and MB/s stored, publish-to-ack latency (p50, p99; the station acks after the
-commit) and ratio stored / raw, and the best station run. Target: >= 0.8 of raw and >= 100 frames/s on
-the 2-core development machine.
+commit), ratio stored / raw, the CPU time each process spent per frame (publishers, broker, receiver) and
+the station's peak memory, and the best station run. Target: >= 0.8 of raw and >= 100 frames/s on the
+2-core development machine.
 
-    .venv/bin/python bench/ingest.py [--quick] [--agents 20] [--frames-per-agent 15]
+    .venv/bin/python bench/ingest.py [--quick] [--agents 20] [--frames-per-agent 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -53,6 +56,7 @@ c.on_message = on_message; c.on_connect = on_connect
 c.connect(host, port); c.loop_start()
 done.wait(600)
 print(f"{count} {nbytes} {time.time()}", flush=True)
+sys.stdin.read()  # stay until the benchmark has read our CPU time
 """
 
 
@@ -65,6 +69,20 @@ def unique_frames(jpegs: list[bytes], agent: int, count: int) -> list[bytes]:
     """Every frame its own bytes, as in the field: real JPEGs with a few bytes after the end-of-image
     marker (cameras append data there too), so the station's content-addressed store writes each one."""
     return [jpegs[(agent + i) % len(jpegs)] + f"yaguar-bench {agent} {i}".encode() for i in range(count)]
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process so far (this one, with the publishers' threads, if None)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_frame(before: list[float], pids: list[int | None], frames: int) -> list[float]:
+    """ms of CPU per frame for each of ``pids`` since ``before``."""
+    return [(cpu_seconds(pid) - start) * 1000 / frames for pid, start in zip(pids, before, strict=True)]
 
 
 def publish_all(agents: list[SimAgent], frames_per_agent: int) -> float:
@@ -81,6 +99,7 @@ def run_raw(
     total = agents_n * per_agent
     proc = subprocess.Popen(
         [sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(total), client],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -89,14 +108,17 @@ def run_raw(
         SimAgent(f"raw-{i:02d}", broker.host, broker.port, unique_frames(jpegs, i, per_agent), 1).connect()
         for i in range(agents_n)
     ]
+    pids = [None, broker.proc.pid, proc.pid]
+    cpu_before = [cpu_seconds(pid) for pid in pids]
     start = publish_all(agents, per_agent)
     count, nbytes, end = proc.stdout.readline().split()
-    proc.wait(30)
+    cpu = cpu_per_frame(cpu_before, pids, total)
+    proc.communicate(timeout=30)
     for agent in agents:
         agent.close()
     elapsed = float(end) - start
     assert int(count) == total, f"raw subscriber got {count} of {total}"
-    return total / elapsed, int(nbytes) / elapsed / 1e6
+    return {"fps": total / elapsed, "mbps": int(nbytes) / elapsed / 1e6, "cpu": cpu}
 
 
 def run_station(
@@ -122,10 +144,14 @@ def run_station(
             ).connect()
             for i in range(agents_n)
         ]
+        pids = [None, broker.proc.pid, proc.pid]
+        cpu_before = [cpu_seconds(pid) for pid in pids]
         start = publish_all(agents, per_agent)
         for agent in agents:
             assert agent.wait_acked(600), f"{agent.device_id}: frames not acknowledged"
         end = time.time()
+        cpu = cpu_per_frame(cpu_before, pids, agents_n * per_agent)
+        peak_mb = int(Path(f"/proc/{proc.pid}/status").read_text().split("VmHWM:")[1].split()[0]) / 1024
         latencies = [x for a in agents for x in a.latencies]
         stored = sum(list(a.acks.values()).count("stored") for a in agents)
         nbytes = sum(a.jpegs[s % len(a.jpegs)].__len__() for a in agents for s in a.acks)
@@ -141,6 +167,8 @@ def run_station(
         "mbps": nbytes / elapsed / 1e6,
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
+        "cpu": cpu,
+        "peak_mb": peak_mb,
     }
 
 
@@ -149,7 +177,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--agents", type=int, default=20)
-    parser.add_argument("--frames-per-agent", type=int, default=15)
+    # 30 frames each: 600 frames, a few seconds of sustained load per side (15 each was noisier, and
+    # hid a station that kept frames in memory for too long)
+    parser.add_argument("--frames-per-agent", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="5 frames per agent, one run")
     parser.add_argument("--repeat", type=int, default=5, help="runs; the median ratio is reported")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
@@ -196,29 +226,35 @@ def main() -> int:
         command += ["--frames-per-agent", str(per_agent)] + (["--station-first"] if attempt % 2 else [])
         child = subprocess.run(command, capture_output=True, text=True, check=True)
         run = json.loads(child.stdout.strip().splitlines()[-1])
-        run["ratio"] = run["station"]["fps"] / run["raw"][0]
-        run["stock_ratio"] = run["station"]["fps"] / run["stock"][0]
+        run["ratio"] = run["station"]["fps"] / run["raw"]["fps"]
+        run["stock_ratio"] = run["station"]["fps"] / run["stock"]["fps"]
         runs.append(run)
         tqdm.write(
-            f"  run {attempt + 1}: raw {run['raw'][0]:6.1f} frames/s (stock paho {run['stock'][0]:6.1f}), "
+            f"  run {attempt + 1}: raw {run['raw']['fps']:6.1f} frames/s (stock paho {run['stock']['fps']:6.1f}), "
             f"station {run['station']['fps']:6.1f} frames/s, ratio {run['ratio']:.2f} "
             f"(to stock paho {run['stock_ratio']:.2f})"
         )
     median_run = sorted(runs, key=lambda r: r["ratio"])[len(runs) // 2]
     best = max(runs, key=lambda r: r["station"]["fps"])
-    raw_fps, raw_mbps = median_run["raw"]
+    raw = median_run["raw"]
     result = median_run["station"]
     print(f"median run (by ratio) of {len(runs)}:")
-    print(f"  raw broker (plain subscriber): {raw_fps:7.1f} frames/s  {raw_mbps:6.1f} MB/s")
+    print(f"  raw broker (plain subscriber): {raw['fps']:7.1f} frames/s  {raw['mbps']:6.1f} MB/s")
     print(f"  station (stored, fsync'd):     {result['fps']:7.1f} frames/s  {result['mbps']:6.1f} MB/s")
     print(
         f"  publish -> ack latency:        p50 {result['p50'] * 1000:.0f} ms   p99 {result['p99'] * 1000:.0f} ms"
     )
     print(f"  ratio stored / raw:            {median_run['ratio']:.2f}   (target >= 0.80)")
     print(
-        f"  stock paho subscriber:         {median_run['stock'][0]:7.1f} frames/s, ratio stored / stock "
+        f"  stock paho subscriber:         {median_run['stock']['fps']:7.1f} frames/s, ratio stored / stock "
         f"{median_run['stock_ratio']:.2f}"
     )
+    # Where the 2 cores go: everything runs on them, so a receiver's CPU per frame is what caps the ratio.
+    print("  CPU ms per frame (user + system): publishers / broker / receiver")
+    for side, label in (("raw", "raw subscriber"), ("stock", "stock paho"), ("station", "station")):
+        publishers, broker, receiver = median_run[side]["cpu"]
+        print(f"    {label + ':':16}{publishers:6.2f} / {broker:5.2f} / {receiver:5.2f}")
+    print(f"  station peak memory (RSS):     {result['peak_mb']:.0f} MB")
     print(
         f"best station run: {best['station']['fps']:.1f} frames/s, {best['station']['mbps']:.1f} MB/s "
         f"(target >= 100 frames/s); ratios from {min(r['ratio'] for r in runs):.2f} "
