@@ -9,6 +9,10 @@ commit), ratio stored / raw, the CPU time each process spent per frame (publishe
 the station's peak memory, and the best station run. Target: >= 0.8 of raw and >= 100 frames/s on the
 2-core development machine.
 
+``--split-cores`` is a second look, not the target's setting: the receiver (station or subscriber) gets
+one CPU to itself and the publishers and broker the others, so the figures show what the station keeps
+up with when it does not share its CPU with the simulated field.
+
     .venv/bin/python bench/ingest.py [--quick] [--agents 20] [--frames-per-agent 30]
 """
 
@@ -85,6 +89,16 @@ def cpu_per_frame(before: list[float], pids: list[int | None], frames: int) -> l
     return [(cpu_seconds(pid) - start) * 1000 / frames for pid, start in zip(pids, before, strict=True)]
 
 
+def receiver_cpu(split: bool) -> int | None:
+    """With --split-cores, the CPU the receiver gets to itself (the others are the field's)."""
+    return max(os.sched_getaffinity(0)) if split else None
+
+
+def pinned_to(cpu: int | None) -> list[str]:
+    """Command prefix that runs a child, all its threads included, on ``cpu`` alone (or as is)."""
+    return [] if cpu is None else ["taskset", "--cpu-list", str(cpu)]
+
+
 def publish_all(agents: list[SimAgent], frames_per_agent: int) -> float:
     start = time.time()
     for _ in range(frames_per_agent):
@@ -94,11 +108,17 @@ def publish_all(agents: list[SimAgent], frames_per_agent: int) -> float:
 
 
 def run_raw(
-    broker: Broker, jpegs: list[bytes], agents_n: int, per_agent: int, client: str = "fixed"
+    broker: Broker,
+    jpegs: list[bytes],
+    agents_n: int,
+    per_agent: int,
+    client: str = "fixed",
+    pin_cpu: int | None = None,
 ) -> tuple[float, float]:
     total = agents_n * per_agent
+    subscriber = [sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(total), client]
     proc = subprocess.Popen(
-        [sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(total), client],
+        [*pinned_to(pin_cpu), *subscriber],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -122,7 +142,7 @@ def run_raw(
 
 
 def run_station(
-    broker: Broker, jpegs: list[bytes], agents_n: int, per_agent: int, workdir: Path
+    broker: Broker, jpegs: list[bytes], agents_n: int, per_agent: int, workdir: Path, pin_cpu: int | None
 ) -> dict[str, float]:
     http_port = free_port()
     config = workdir / "station.toml"
@@ -131,8 +151,9 @@ def run_station(
         f'[storage]\ndatabase_url = "sqlite:///{workdir / "station.db"}"\nmedia_root = "{workdir / "media"}"\n'
         f"[http]\nport = {http_port}\n"
     )
+    station = [sys.executable, "-m", "yaguar.server.cli", "--config", str(config), "--log-level", "WARNING"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "yaguar.server.cli", "--config", str(config), "--log-level", "WARNING", "run"],
+        [*pinned_to(pin_cpu), *station, "run"],
         stdout=subprocess.DEVNULL,
     )
     try:
@@ -182,6 +203,9 @@ def main() -> int:
     parser.add_argument("--frames-per-agent", type=int, default=30)
     parser.add_argument("--quick", action="store_true", help="5 frames per agent, one run")
     parser.add_argument("--repeat", type=int, default=5, help="runs; the median ratio is reported")
+    parser.add_argument(
+        "--split-cores", action="store_true", help="the receiver on a CPU of its own (see above)"
+    )
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--station-first", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -197,16 +221,23 @@ def main() -> int:
     if not args.single:
         print(f"{args.agents} agents x {per_agent} frames = {total} real JPEGs, mean {mean_mb:.2f} MB")
     if args.single:  # one run of each side, as a child of the loop below; prints one JSON line
+        pin_cpu = receiver_cpu(args.split_cores)
+        if pin_cpu is not None:  # the publishers (this process's threads) and the broker: the other CPUs
+            os.sched_setaffinity(0, os.sched_getaffinity(0) - {pin_cpu})
         with tempfile.TemporaryDirectory(prefix="yaguar-bench-") as tmp:
             sides = {}
             order = ("station", "raw", "stock") if args.station_first else ("raw", "stock", "station")
             for side in order:
                 with Broker(Path(tmp) / f"broker-{side}") as broker:
+                    if pin_cpu is not None:
+                        os.sched_setaffinity(broker.proc.pid, os.sched_getaffinity(0))
                     if side == "station":
-                        sides["station"] = run_station(broker, jpegs, args.agents, per_agent, Path(tmp))
+                        sides["station"] = run_station(
+                            broker, jpegs, args.agents, per_agent, Path(tmp), pin_cpu
+                        )
                     else:
                         client = "fixed" if side == "raw" else "stock"
-                        sides[side] = run_raw(broker, jpegs, args.agents, per_agent, client)
+                        sides[side] = run_raw(broker, jpegs, args.agents, per_agent, client, pin_cpu)
         print(json.dumps(sides))
         return 0
     runs = []
@@ -215,14 +246,15 @@ def main() -> int:
     # absolute figures drift. Each run is a fresh process: in one long-lived process the 20 publishers
     # got slower run after run (the station 88 -> 61 -> 47 frames/s while separate processes gave 83,
     # 91, 100), which measured the harness, not the station.
+    split = ["--split-cores"] if args.split_cores else []
     if not args.quick:
         # A run first, not counted: after the machine sat idle a minute or two the first run was seen at
         # half speed (61-80 frames/s, then 109-148) while its memory and disk caches warmed up.
-        warm_up = [sys.executable, __file__, "--single", "--agents", str(args.agents)]
+        warm_up = [sys.executable, __file__, "--single", "--agents", str(args.agents), *split]
         subprocess.run([*warm_up, "--frames-per-agent", str(per_agent)], capture_output=True, check=True)
         print("  (one warm-up run done, not counted)")
     for attempt in tqdm(range(args.repeat), desc="runs", unit="run", leave=False):
-        command = [sys.executable, __file__, "--single", "--agents", str(args.agents)]
+        command = [sys.executable, __file__, "--single", "--agents", str(args.agents), *split]
         command += ["--frames-per-agent", str(per_agent)] + (["--station-first"] if attempt % 2 else [])
         child = subprocess.run(command, capture_output=True, text=True, check=True)
         run = json.loads(child.stdout.strip().splitlines()[-1])
