@@ -27,7 +27,7 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-from yaguar.durable import atomic_write, fsync_dir
+from yaguar.durable import TEMP_PREFIX, atomic_write, fsync_dir
 from yaguar.protocol.errors import ProtocolError
 from yaguar.protocol.frame import build_meta
 
@@ -35,7 +35,6 @@ from .metrics import AgentMetrics
 from .spoolfile import (
     DISK_FULL,
     SUFFIX,
-    TMP_PREFIX,
     SpooledFrame,
     SpoolError,
     encode_frame_file,
@@ -93,7 +92,7 @@ class Spool:
     def _load(self) -> None:
         highest = -1
         for folder in (self.pending_dir, self.quarantine_dir, self.directory):
-            for tmp in folder.glob(f"{TMP_PREFIX}*"):
+            for tmp in folder.glob(f"{TEMP_PREFIX}*"):
                 log.info("spool: removing %s, a partial write from a crash", tmp.name)
                 tmp.unlink(missing_ok=True)
         for path in self.quarantine_dir.glob(f"*{SUFFIX}"):

@@ -15,13 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from yaguar.durable import TEMP_PREFIX
 from yaguar.protocol.messages import FrameMeta
 
 MAGIC = b"YGF1"
 _HEADER = struct.Struct(">4sI")
 SUFFIX = ".frame"
-TMP_PREFIX = TEMP_PREFIX
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -114,7 +115,7 @@ def run_raw(
     per_agent: int,
     client: str = "fixed",
     pin_cpu: int | None = None,
-) -> tuple[float, float]:
+) -> dict[str, Any]:
     total = agents_n * per_agent
     subscriber = [sys.executable, "-c", RAW_SUBSCRIBER, broker.host, str(broker.port), str(total), client]
     proc = subprocess.Popen(
@@ -143,7 +144,7 @@ def run_raw(
 
 def run_station(
     broker: Broker, jpegs: list[bytes], agents_n: int, per_agent: int, workdir: Path, pin_cpu: int | None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     http_port = free_port()
     config = workdir / "station.toml"
     config.write_text(

@@ -48,13 +48,15 @@ class MediaStore:
         final = self.root / relative
         if final.exists():
             return relative
-        if not final.parent.is_dir():  # removed by hand since start-up: made again, durably
-            final.parent.mkdir(exist_ok=True)
-            fsync_dir(self.root)
         # A new frame is read once by the pipeline, if at all; the page cache is better spent on the
         # database and thumbnails. Freeing the pages now also lets the next frame reuse memory that is
         # still mapped (a big saving on virtual machines).
-        atomic_write(final, data, drop_from_cache=self.drop_from_cache)
+        try:
+            atomic_write(final, data, drop_from_cache=self.drop_from_cache)
+        except FileNotFoundError:  # its directory was removed by hand since start-up: made again, durably
+            final.parent.mkdir(exist_ok=True)
+            fsync_dir(self.root)
+            atomic_write(final, data, drop_from_cache=self.drop_from_cache)
         return relative
 
     def remove_temp_files(self) -> int:

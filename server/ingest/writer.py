@@ -116,20 +116,19 @@ class IngestWriter:
         """The batch checked, with every valid frame's file durable; None if stopped before that."""
         checked = list(self._pool.map(self._check_one, batch))
         while True:
-            todo = [c for c in checked if c.frame is not None and c.outcome != "rejected" and c.path is None]
+            todo = [c for c in checked if _needs_file(c) and c.path is None]
             try:
                 for c, path in zip(todo, self._pool.map(self._write_frame, todo), strict=True):
                     c.path = path
                 return checked
             except OSError as exc:
-                reason = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
-                self._retry_later(reason, exc, checked)
+                self._retry_later(_io_reason(exc), exc, checked)
             if self._stop.wait(self.config.retry_delay_s):
                 return None
 
     def _check_one(self, item: Received) -> Checked:
         checked = check(item, self.limits)
-        if checked.frame is not None and checked.outcome != "rejected":
+        if _needs_file(checked):
             # On failure it is written again, and the failure reported, by _check_and_write.
             with contextlib.suppress(OSError):
                 checked.path = self._write_frame(checked)
@@ -178,8 +177,7 @@ class IngestWriter:
             with self.session_factory.begin() as session:
                 record(session, checked, self.config.accept_unknown_devices)
         except OSError as exc:
-            reason = "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"
-            self._retry_later(reason, exc, checked)
+            self._retry_later(_io_reason(exc), exc, checked)
             return False
         except OperationalError as exc:
             reason = "database_locked" if "locked" in str(exc).lower() else "database_error"
@@ -228,3 +226,12 @@ class IngestWriter:
             return
         ack = Ack(seq=seq, status=c.outcome, reason=c.error.reason if c.error else None)
         self.link.answer_then_ack(topics.topic(c.device_id, Kind.ACK), ack.to_json(), c.item)
+
+
+def _needs_file(checked: Checked) -> bool:
+    """A valid frame, so far: its bytes go to the media store before the commit."""
+    return checked.frame is not None and checked.outcome != "rejected"
+
+
+def _io_reason(exc: OSError) -> str:
+    return "disk_full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "io_error"

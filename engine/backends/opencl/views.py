@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph, Node
+from .ops.shapes import VIEW_OPS
 
 
 def compose_slices(g: Graph) -> None:
@@ -43,7 +44,7 @@ def compose_slices(g: Graph) -> None:
     g.nodes = [n for n in g.nodes if n.name not in dropped]
 
 
-_CHAIN_OPS = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Gather", "Slice"}
+_CHAIN_OPS = VIEW_OPS | {"Transpose", "Gather", "Slice"}
 
 
 def _chain_link(g: Graph, n: Node) -> bool:
@@ -74,7 +75,7 @@ def collapse_view_chains(g: Graph) -> None:
     the chain with NumPy and checking it against offset + sum(coord * stride)."""
     prod = g.producer()
     for n in reversed(g.nodes):  # consumers first: a chain reaches back to the real source
-        if not _chain_link(g, n) or n.op in ("Reshape", "Flatten", "Squeeze", "Unsqueeze"):
+        if not _chain_link(g, n) or n.op in VIEW_OPS:
             continue  # chains are collapsed from their last real movement (a pure reshape is a view)
         chain, src = [n], n.inputs[0]
         while src in prod and _chain_link(g, prod[src]) and src not in g.outputs:

@@ -12,6 +12,13 @@ from ..lower import Lowerer, broadcast_strides, collapse, lowering, nd_global
 from . import shapes
 from .shapes import VIEW_OPS
 
+RUN = 8  # elements per work-item of copy_nd_run
+
+
+def _const_step(stride: int) -> int:
+    """A last-axis stride worth compiling in (1 or 2), else 0: read at run time."""
+    return stride if stride in (1, 2) else 0
+
 
 def copy_view(
     lw: Lowerer,
@@ -45,14 +52,6 @@ def copy_view(
         (k, meta, rng), lsize = lw.nd("copy", "copy_nd", dims, dst_strides, src_strides), None
     args = [meta, np.int32(total), sbuf, np.int32(soff + src_extra), dbuf, np.int32(doff + dst_extra)]
     lw.add(node, label, k, args, rng, 0.0, float(2 * lw.itemsize * total), lsize=lsize)
-
-
-RUN = 8  # elements per work-item of copy_nd_run
-
-
-def _const_step(stride: int) -> int:
-    """A last-axis stride worth compiling in (1 or 2), else 0: read at run time."""
-    return stride if stride in (1, 2) else 0
 
 
 @lowering("Transpose")
