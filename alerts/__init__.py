@@ -4,6 +4,7 @@
 ``outbox`` the hook the pipeline calls inside an event's transaction (alert, flood control);
 ``deliveries`` one message per recipient and channel, the hourly cap; ``sender`` the loop that delivers,
 retries, settles 'unknown' sends and escalates; ``channels`` Twilio SMS, webhook, log; ``messages`` and
-``segments`` the bodies and their SMS cost; ``web`` Twilio callbacks, replies and the API; ``component``
-how the station starts it; ``cli`` ``yaguar-station alerts ...``.
+``segments`` the bodies and their SMS cost; ``web`` Twilio callbacks, replies and the API. The station
+starts it (``yaguar.server.alerts_component``) and adds ``yaguar-station alerts ...``
+(``yaguar.server.alerts_cli``); nothing here imports the station.
 """

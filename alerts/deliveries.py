@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yaguar.engine.taxonomy import common_name
-from yaguar.server.storage.models import Device
+from yaguar.storage.models import Device
+from yaguar.taxonomy import common_name
 
 from .config import AlertsConfig, Recipient, Rule
 from .messages import AlertFacts, render

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from yaguar.engine.taxonomy import common_name
+from yaguar.taxonomy import common_name
 
 from .segments import count_segments, fit, fold_to_gsm7
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from yaguar.server.storage.base import Base, UTCDateTime, utcnow
+from yaguar.storage.base import Base, UTCDateTime, utcnow
 
 from .rules import ack_code as code_for
 

@@ -20,8 +20,8 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yaguar.server.storage.base import utcnow
-from yaguar.server.storage.models import Event
+from yaguar.storage.base import utcnow
+from yaguar.storage.models import Event
 
 from .config import AlertsConfig, Rule
 from .deliveries import DeliveryPlanner

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from yaguar.server.storage.base import utcnow
+from yaguar.storage.base import utcnow
 
 from .channels.base import Channel, DeliveryView, ReconcileResult, SendResult
 from .config import AlertsConfig

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 from twilio.request_validator import RequestValidator
 
-from yaguar.server.storage.base import utcnow
+from yaguar.storage.base import utcnow
 
 from .config import AlertsConfig
 from .deliveries import acknowledge, refresh_state

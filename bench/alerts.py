@@ -38,12 +38,13 @@ from tqdm import tqdm  # noqa: E402
 
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER  # noqa: E402
 from yaguar.alerts.channels.twilio_sms import RebasedHttpClient  # noqa: E402
-from yaguar.alerts.component import AlertsComponent  # noqa: E402
 from yaguar.alerts.models import Alert  # noqa: E402
+from yaguar.server.alerts_component import AlertsComponent  # noqa: E402
 from yaguar.server.config import config_from_dict  # noqa: E402
 from yaguar.server.context import StationContext, StationHooks  # noqa: E402
-from yaguar.server.storage import make_db_engine, make_session_factory, upgrade  # noqa: E402
-from yaguar.server.storage.models import Device, Event  # noqa: E402
+from yaguar.server.schema import upgrade  # noqa: E402
+from yaguar.storage import make_db_engine, make_session_factory  # noqa: E402
+from yaguar.storage.models import Device, Event  # noqa: E402
 
 RANGER = {"name": "ana", "phone": "+573001112233", "language": "es"}
 

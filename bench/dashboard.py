@@ -31,8 +31,9 @@ from yaguar.server.config import config_from_dict
 from yaguar.server.context import StationContext, StationHooks
 from yaguar.server.dashboard.component import DashboardComponent
 from yaguar.server.dashboard.users import create_user
-from yaguar.server.storage.db import make_db_engine, make_session_factory, upgrade
-from yaguar.server.storage.models import Detection, Device, Event, Media
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.models import Detection, Device, Event, Media
 
 TARGET_MS = 200.0
 PASSWORD = "benchmark password"  # noqa: S105 - a throwaway user in a temp database

@@ -31,13 +31,14 @@ from yaguar.engine.config import PipelineConfig
 from yaguar.engine.decode import decode_jpeg
 from yaguar.engine.detector import Detector
 from yaguar.engine.manifest import find_manifest
-from yaguar.engine.pipeline import PipelineComponent
-from yaguar.engine.pipeline.store import store_results
 from yaguar.paths import shared_data_dir
 from yaguar.server.config import config_from_dict
 from yaguar.server.context import StationContext, StationHooks
-from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
-from yaguar.server.storage.models import Device, Media
+from yaguar.server.pipeline import PipelineComponent
+from yaguar.server.pipeline.store import store_results
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.models import Device, Media
 
 SIZE_12MP = (4000, 3000)
 CAMERAS = 6

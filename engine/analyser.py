@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from yaguar.paths import shared_data_dir
+from yaguar.taxonomy import region_species
 
 from .classifier import Classifier, name_species
 from .config import PipelineConfig
@@ -24,7 +25,6 @@ from .decode import DecodedImage, DecodeError, decode_jpeg
 from .detector import Detection, Detector
 from .manifest import ManifestError, find_manifest
 from .motion import MotionFilter, MotionResult, PreparedFrame
-from .taxonomy import region_species
 
 log = logging.getLogger(__name__)
 

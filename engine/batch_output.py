@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from yaguar.taxonomy import SPECIES
+
 from .detector import Detection
-from .taxonomy import SPECIES
 
 FORMAT_VERSION = "1.6"
 DETECTION_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
+from yaguar.taxonomy import geofence
+
 from .detector import Detection, load_backend
 from .labelmap import display_label, species_of
 from .manifest import Manifest, ManifestError
 from .preprocess import fit, to_tensor
-from .taxonomy import geofence
 
 CROP_MARGIN = 0.1  # context around the box helps the classifier, as in MegaDetector's crop scripts
 

@@ -16,13 +16,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from yaguar.taxonomy import common_name
+
 from .analyser import Analyser, FrameInput, FrameResult
 from .backends import BackendError
 from .batch_output import BatchOutput, validate_batch_output
 from .config import PipelineConfig
 from .decode import DecodeError
 from .manifest import ManifestError
-from .taxonomy import common_name
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ COMMAND_MODULES: list[str] = [
     "yaguar.server.dashboard.commands",
     "yaguar.server.demo",
     "yaguar.server.devices_cli",
-    "yaguar.alerts.cli",
+    "yaguar.server.alerts_cli",
 ]
 
 
@@ -56,7 +56,8 @@ def cmd_check_config(args: argparse.Namespace, config: StationConfig) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, config: StationConfig) -> int:
-    from .storage import make_db_engine, upgrade
+    from yaguar.server.schema import upgrade
+    from yaguar.storage import make_db_engine
 
     engine = make_db_engine(config.storage.database_url)
     upgrade(engine)

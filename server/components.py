@@ -13,8 +13,8 @@ ComponentFactory = Callable[[StationContext], Component | None]
 
 # Imported when a station starts, not when this module is: the parts import the station's own modules.
 COMPONENT_MODULES = [
-    "yaguar.engine.pipeline",
-    "yaguar.alerts.component",
+    "yaguar.server.pipeline",
+    "yaguar.server.alerts_component",
     "yaguar.server.dashboard.component",
 ]
 

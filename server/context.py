@@ -18,7 +18,7 @@ from .config import StationConfig
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from .storage.models import Event
+    from yaguar.storage.models import Event
 
 # Called inside the transaction that creates or changes an event, so that what it writes (an alert in
 # the outbox) commits or rolls back with the event.

@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from yaguar.protocol.topics import check_device_id
+from yaguar.storage.models import Device
 
 from .device_ca import StationCA, broker_readable, write_private
-from .storage.models import Device
 
 log = logging.getLogger(__name__)
 

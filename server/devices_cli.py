@@ -10,7 +10,8 @@ from .devices import add_device, list_devices, reload_broker, revoke_device, set
 
 
 def _sessions(config: StationConfig):
-    from .storage import make_db_engine, make_session_factory, upgrade
+    from yaguar.server.schema import upgrade
+    from yaguar.storage import make_db_engine, make_session_factory
 
     engine = make_db_engine(config.storage.database_url)
     upgrade(engine)

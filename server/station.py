@@ -11,12 +11,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
+
 from . import components
 from .app import make_app
 from .config import StationConfig
 from .context import Component, StationContext, StationHooks
 from .ingest import IngestService
-from .storage import make_db_engine, make_session_factory, upgrade
 
 log = logging.getLogger(__name__)
 

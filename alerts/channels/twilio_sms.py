@@ -25,7 +25,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from yaguar.server.storage.base import utcnow
+from yaguar.storage.base import utcnow
 
 from ..config import TwilioConfig
 from .base import DeliveryView, ReconcileResult, SendResult

@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from yaguar.protocol import Command, Kind, RemoteConfig, topics
 from yaguar.protocol.messages import short_error
+from yaguar.storage.models import Device, Media
 
 from ..context import StationContext
 from ..ingest import MediaStore
-from ..storage.models import Device, Media
 
 CONTEXT = web.AppKey("station_context", StationContext)
 MEDIA_STORE = web.AppKey("media_store", MediaStore)

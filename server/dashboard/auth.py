@@ -1,6 +1,6 @@
 """Who is looking: passwords (argon2id), encrypted session cookies, roles, and CSRF tokens on forms.
 
-Handlers are wrapped with :func:`requires`: without a session a page answers with the log-in page
+Handlers are wrapped with ``guard.requires``: without a session a page answers with the log-in page
 (a redirect to it) and a data route with 401; a role too low answers 403; a POST without the session's
 CSRF token answers 403 before the handler runs.
 """
@@ -137,50 +137,3 @@ def session_api_authenticator(
         return isinstance(uid, int) and await load_user(uid) is not None
 
     return check
-
-
-def requires(role: str, *, data: bool = False) -> Callable[[Handler], Handler]:
-    """Wrap a handler: log-in needed, at least ``role``, and a valid CSRF token on POST.
-
-    ``data``: the route answers scripts (live feed, fragments), so no session is 401, not a redirect.
-    """
-    if role not in ROLE_RANK:
-        raise ValueError(f"unknown role {role!r}")
-
-    def wrap(handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            from .core import dashboard_of
-
-            dash = dashboard_of(request)
-            user = await dash.current_user(request)
-            if user is None:
-                if data:
-                    raise web.HTTPUnauthorized(text="log in first")
-                raise login_redirect(request)
-            if not user.can(role):
-                dash.metrics.refused.labels("forbidden").inc()
-                log.info(
-                    "%s (%s) refused %s %s: needs %s",
-                    user.username,
-                    user.role,
-                    request.method,
-                    request.path,
-                    role,
-                )
-                return await dash.render(request, "error.html", status=403, reason="forbidden")
-            if request.method == "POST":
-                form = await request.post()
-                if not await csrf_ok(request, form):
-                    dash.metrics.refused.labels("csrf").inc()
-                    log.warning(
-                        "form without a valid CSRF token refused: %s %s", request.method, request.path
-                    )
-                    return await dash.render(request, "error.html", status=403, reason="csrf")
-                request[FORM_KEY] = form
-            return await handler(request)
-
-        guarded.__name__ = handler.__name__
-        guarded.__doc__ = handler.__doc__
-        return guarded
-
-    return wrap

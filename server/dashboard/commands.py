@@ -13,10 +13,12 @@ from pathlib import Path
 from rich.console import Console
 from sqlalchemy import Engine
 
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
+
 from ..config import StationConfig
 from ..exports import camtrap_dp, csv_export, megadetector
 from ..exports.records import ExportScope
-from ..storage.db import make_db_engine, make_session_factory, upgrade
 from .models import ROLES
 from .refusal import N_
 from .users import UserError, create_user

@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from yaguar.server.storage.base import Base, UTCDateTime, utcnow
-from yaguar.server.storage.models import Event
+from yaguar.storage.base import Base, UTCDateTime, utcnow
+from yaguar.storage.models import Event
 
 ROLES = ("viewer", "reviewer", "admin")
 # What a reviewer can say about an event.

@@ -16,8 +16,8 @@ from pydantic import BaseModel, SecretStr
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, selectinload
 
-from .auth import requires
 from .core import dashboard_of
+from .guard import requires
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,8 @@ from aiohttp_session import get_session
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..storage.base import utcnow
+from yaguar.storage.base import utcnow
+
 from .auth import USER_KEY, CurrentUser, csrf_ok, safe_next, start_session, verify_password
 from .core import dashboard_of
 from .i18n import LANGUAGES

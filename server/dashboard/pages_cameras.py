@@ -10,11 +10,11 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from yaguar.server.storage.base import utcnow
-from yaguar.server.storage.models import Device, Heartbeat, Media
+from yaguar.storage.base import utcnow
+from yaguar.storage.models import Device, Heartbeat, Media
 
-from .auth import requires
 from .core import dashboard_of
+from .guard import requires
 
 
 @dataclass

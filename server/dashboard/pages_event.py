@@ -11,10 +11,11 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from yaguar.server.storage.models import Device, Event, Media
+from yaguar.storage.models import Device, Event, Media
 
-from .auth import FORM_KEY, requires
+from .auth import FORM_KEY
 from .core import dashboard_of
+from .guard import requires
 from .models import REVIEW_ACTIONS, Review
 from .queries import CATEGORIES, event_reviews
 from .refusal import N_, RefusalError

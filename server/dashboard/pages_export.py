@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from yaguar.server.exports import camtrap_dp, csv_export, megadetector
 from yaguar.server.exports.records import ExportScope
 
-from .auth import requires
 from .core import dashboard_of
+from .guard import requires
 from .queries import FilterError, filter_choices, parse_day
 
 log = logging.getLogger(__name__)

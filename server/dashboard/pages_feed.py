@@ -8,8 +8,8 @@ import time
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from .auth import requires
 from .core import dashboard_of
+from .guard import requires
 from .queries import CATEGORIES, REVIEW_STATES, FeedFilter, FilterError, feed_page, filter_choices
 
 log = logging.getLogger(__name__)

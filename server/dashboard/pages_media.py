@@ -8,10 +8,10 @@ import logging
 from aiohttp import web
 from sqlalchemy import select
 
-from yaguar.server.storage.models import Media
+from yaguar.storage.models import Media
 
-from .auth import requires
 from .core import dashboard_of
+from .guard import requires
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .auth import FORM_KEY, requires
+from .auth import FORM_KEY
 from .core import dashboard_of
+from .guard import requires
 from .models import ROLES, User
 from .users import UserError, change_user, create_user
 

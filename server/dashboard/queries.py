@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from sqlalchemy import and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from yaguar.server.storage.models import Detection, Device, Event, Media
+from yaguar.storage.models import Detection, Device, Event, Media
 
 from .models import Review, User
 from .refusal import N_, RefusalError

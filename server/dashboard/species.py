@@ -1,6 +1,6 @@
 """Species names for people: the common name in the page's language, beside the scientific name.
 
-The engine's taxonomy (``yaguar.engine.taxonomy.common_name``) is the source when it is installed; until
+The engine's taxonomy (``yaguar.taxonomy.common_name``) is the source when it is installed; until
 then, and for names it does not know, a small table of the species the project meets covers the pages.
 """
 
@@ -35,7 +35,7 @@ _FALLBACK: dict[str, tuple[str, str]] = {
 @cache
 def _engine_lookup() -> Callable[[str, str], str | None] | None:
     try:
-        from yaguar.engine.taxonomy import common_name
+        from yaguar.taxonomy import common_name
     except ImportError:
         log.debug("engine taxonomy not installed; using the dashboard's species table")
         return None
@@ -64,7 +64,7 @@ def common_name(scientific: str | None, lang: str) -> str | None:
 def known_species() -> list[str]:
     """Scientific names offered in the review form's list (anything else may still be typed)."""
     try:
-        from yaguar.engine.taxonomy import SPECIES
+        from yaguar.taxonomy import SPECIES
     except ImportError:
         return sorted(_FALLBACK)
     return sorted(set(SPECIES) | set(_FALLBACK))

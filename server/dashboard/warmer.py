@@ -10,7 +10,7 @@ import threading
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from yaguar.server.storage.models import Media
+from yaguar.storage.models import Media
 
 from .thumbs import ThumbnailCache
 

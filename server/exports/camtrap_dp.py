@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from yaguar.server.dashboard_config import ExportMetadata
-from yaguar.server.storage.models import Device, Event, Media
+from yaguar.storage.models import Device, Event, Media
 
 from .camtrap_descriptor import package_descriptor
 from .records import ExportScope, HumanReview, devices, iter_events, iter_media, latest_reviews, local_iso

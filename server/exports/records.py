@@ -12,7 +12,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from yaguar.server.dashboard.models import Review, User
-from yaguar.server.storage.models import Device, Event, Media
+from yaguar.storage.models import Device, Event, Media
 
 BATCH = 500
 

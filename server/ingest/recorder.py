@@ -29,9 +29,9 @@ from yaguar.protocol import (
     validate_frame,
 )
 from yaguar.protocol.frame import user_properties
+from yaguar.storage.models import DeadLetter, Device, Media
+from yaguar.storage.models import Heartbeat as HeartbeatRow
 
-from ..storage.models import DeadLetter, Device, Media
-from ..storage.models import Heartbeat as HeartbeatRow
 from .mqtt_link import Received
 
 log = logging.getLogger(__name__)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from yaguar.server.storage import all_models  # noqa: F401  (fills Base.metadata)
-from yaguar.server.storage.base import Base
+from yaguar.server import schema  # noqa: F401  (fills Base.metadata)
+from yaguar.storage.base import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -19,7 +19,7 @@ from tests.integration.test_agent_faults_crash import SpoolWatcher, write_config
 from tests.support.broker import Broker
 from tests.support.station import running_station
 from yaguar.agent.service import Agent
-from yaguar.server.storage.models import Device, Media
+from yaguar.storage.models import Device, Media
 
 
 def test_pir_to_station_database_exactly_once(broker: Broker, tmp_path: Path, images: Path) -> None:

@@ -21,7 +21,7 @@ from tests.support.dashboard_web import PASSWORD, add_heartbeat, add_user
 from tests.support.station import running_station
 from yaguar.server.dashboard.models import Review
 from yaguar.server.simulator import SimAgent
-from yaguar.server.storage.models import Event
+from yaguar.storage.models import Event
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.integration.opencl_helpers import require_opencl
 from tests.support.station import running_station
 from yaguar.server.simulator import SimAgent
-from yaguar.server.storage.models import Detection, Event, Media
+from yaguar.storage.models import Detection, Event, Media
 
 BURSTS = [
     ("classic", ["dog.jpg", "eagle.jpg", "scream.jpg"]),

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from tests.support.station import running_station
 from yaguar.server.simulator import main as sim_main
-from yaguar.server.storage.models import Media
+from yaguar.storage.models import Media
 
 
 def test_sim_cameras_reach_the_station_through_the_agent_code(

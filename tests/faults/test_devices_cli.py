@@ -11,8 +11,8 @@ import pytest
 from yaguar.agent.config import parse_config
 from yaguar.server.cli import main
 from yaguar.server.devices import check_password, read_password_file
-from yaguar.server.storage import make_db_engine, make_session_factory
-from yaguar.server.storage.models import Device
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.models import Device
 
 
 def write_config(tmp_path: Path, auth: str = "password") -> Path:

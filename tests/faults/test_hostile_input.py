@@ -41,8 +41,9 @@ from yaguar.server.ingest.media_store import MediaStore
 from yaguar.server.ingest.mqtt_link import Received
 from yaguar.server.ingest.recorder import check, record
 from yaguar.server.ingest.writer import IngestWriter
-from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
-from yaguar.server.storage.models import DeadLetter, Media
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.models import DeadLetter, Media
 
 TOPIC = "yaguar/v1/cam-01/frame"
 KEYS = [

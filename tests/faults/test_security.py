@@ -22,7 +22,7 @@ from tests.support.small_jpegs import small_real_jpegs
 from tests.support.station import running_station
 from yaguar.protocol import Kind, build_meta, to_properties, topic
 from yaguar.server.devices import add_device, check_password, hash_password, read_password_file, revoke_device
-from yaguar.server.storage.models import DeadLetter, Media
+from yaguar.storage.models import DeadLetter, Media
 
 
 class Login:
@@ -198,7 +198,7 @@ def test_revoked_device_is_refused(secure) -> None:
     finally:
         after.close()
     with setup.session_factory() as session:
-        from yaguar.server.storage.models import Device
+        from yaguar.storage.models import Device
 
         assert session.get(Device, "cam-c").revoked
     # the others are untouched

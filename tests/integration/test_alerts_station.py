@@ -16,7 +16,7 @@ from tests.support.broker import Broker
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio
 from tests.support.station import API_TOKEN, running_station
 from yaguar.alerts.web import STATUS_PATH
-from yaguar.server.storage.models import Device, Event
+from yaguar.storage.models import Device, Event
 
 PUBLIC = "https://station.example.org"
 

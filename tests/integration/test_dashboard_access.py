@@ -19,7 +19,7 @@ from tests.support.station import running_station
 from yaguar.paths import shared_data_dir
 from yaguar.server.dashboard.models import Review, User
 from yaguar.server.station import Station
-from yaguar.server.storage.models import Media
+from yaguar.storage.models import Media
 
 OPEN_PATHS = ("/login", "/healthz", "/metrics")
 # Twilio's callbacks: no session, they carry Twilio's signature, checked by the alerts component.

@@ -14,7 +14,8 @@ from tests.support.dashboard_web import seed
 from yaguar.server.cli import main
 from yaguar.server.dashboard.auth import verify_password
 from yaguar.server.dashboard.models import User
-from yaguar.server.storage.db import make_db_engine, make_session_factory, upgrade
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from yaguar.paths import shared_data_dir
 from yaguar.server.dashboard.models import Review
 from yaguar.server.dashboard.species import common_name
 from yaguar.server.station import Station
-from yaguar.server.storage.models import Event
+from yaguar.storage.models import Event
 
 EVENTS = 60  # page size 25 -> three pages
 
@@ -140,7 +140,7 @@ def test_event_page_draws_each_box_where_the_detection_is(station: Station, clie
 def event_frames(db, event_id: int):
     from sqlalchemy.orm import selectinload
 
-    from yaguar.server.storage.models import Media
+    from yaguar.storage.models import Media
 
     return list(
         db.scalars(select(Media).where(Media.event_id == event_id).options(selectinload(Media.detections)))
@@ -414,7 +414,7 @@ def test_thumbnails_of_committed_events_are_made_before_anyone_asks(
 ) -> None:
     import time
 
-    from yaguar.server.storage.models import Media
+    from yaguar.storage.models import Media
 
     [event_id] = seed(
         station.session_factory,

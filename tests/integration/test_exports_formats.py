@@ -23,8 +23,9 @@ from yaguar.server.dashboard.models import Review
 from yaguar.server.dashboard_config import ExportMetadata
 from yaguar.server.exports import camtrap_dp, csv_export, megadetector
 from yaguar.server.exports.records import ExportScope
-from yaguar.server.storage.db import make_db_engine, make_session_factory, upgrade
-from yaguar.server.storage.models import Device
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.models import Device
 
 frictionless = pytest.importorskip("frictionless")
 

@@ -17,7 +17,7 @@ from tests.support.mqtt_client import mqtt_client
 from tests.support.station import API_TOKEN, running_station
 from tests.unit.test_protocol_frames import edited, frame_props
 from yaguar.protocol import Ack
-from yaguar.server.storage.models import DeadLetter, Device, Media
+from yaguar.storage.models import DeadLetter, Device, Media
 
 
 def _metrics_text(url: str) -> str:

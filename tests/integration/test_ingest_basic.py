@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from tests.support.station import running_station
 from yaguar.server.simulator import SimAgent, load_jpegs
-from yaguar.server.storage.models import Device, Media
+from yaguar.storage.models import Device, Media
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from tests.support.postgres import postgres_cluster
 from tests.support.station import running_station
 from yaguar.server.simulator import SimAgent, load_jpegs
-from yaguar.server.storage.models import Media
+from yaguar.storage.models import Media
 
 
 def test_ingest_on_postgresql(broker, tmp_path: Path, images: Path) -> None:

@@ -18,7 +18,7 @@ from tests.support.tmpfs import tiny_tmpfs
 from tests.unit.test_protocol_frames import frame_props
 from yaguar.protocol import Ack
 from yaguar.server.simulator import SimAgent
-from yaguar.server.storage.models import Media
+from yaguar.storage.models import Media
 
 
 def _counter(station, name: str, **labels: str) -> float:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tests.support.station import running_station
 from yaguar.server.simulator import SimAgent
-from yaguar.server.storage.models import Detection, Event, Media
+from yaguar.storage.models import Detection, Event, Media
 
 
 def test_station_analyses_what_agents_send(broker, tmp_path: Path, images: Path, models_dir: Path) -> None:

@@ -19,11 +19,12 @@ from sqlalchemy.orm import Session
 
 from tests.support.engine import encode, read_bgr
 from tests.support.jpegs import with_dimensions
-from yaguar.engine.pipeline import PipelineComponent, factory
 from yaguar.server.config import config_from_dict
 from yaguar.server.context import StationContext, StationHooks
-from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
-from yaguar.server.storage.models import Detection, Device, Event, Media
+from yaguar.server.pipeline import PipelineComponent, factory
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.models import Detection, Device, Event, Media
 
 T0 = datetime(2026, 3, 14, 23, 5, tzinfo=UTC)
 

@@ -13,15 +13,16 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
-from yaguar.alerts.component import make_channels
 from yaguar.alerts.deliveries import DeliveryPlanner
 from yaguar.alerts.metrics import AlertMetrics
 from yaguar.alerts.models import Alert, Delivery
 from yaguar.alerts.outbox import Outbox
 from yaguar.alerts.sender import Sender
+from yaguar.server.alerts_component import make_channels
 from yaguar.server.config import StationConfig, config_from_dict
-from yaguar.server.storage import make_db_engine, make_session_factory, upgrade, utcnow
-from yaguar.server.storage.models import Device, Event
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory, utcnow
+from yaguar.storage.models import Device, Event
 
 PUBLIC_URL = "http://st.lan"
 RANGERS = [

@@ -14,7 +14,7 @@ import requests
 from sqlalchemy.orm import Session, sessionmaker
 
 from yaguar.server.dashboard.users import create_user
-from yaguar.server.storage.models import Detection, Device, Event, Heartbeat, Media
+from yaguar.storage.models import Detection, Device, Event, Heartbeat, Media
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.support.broker import Broker, free_port
 from yaguar.server.device_ca import StationCA
 from yaguar.server.devices import DevicesConfig, add_device, set_station_password
-from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
 
 PRODUCTION_CONF = Path(__file__).resolve().parents[2] / "systemd" / "mosquitto" / "yaguar.conf"
 

@@ -10,7 +10,7 @@ from tests.support.engine import read_bgr
 from yaguar.engine.classifier import Classifier, crop, name_species
 from yaguar.engine.detector import Detection, Detector
 from yaguar.engine.manifest import find_manifest
-from yaguar.engine.taxonomy import common_name, geofence, region_species
+from yaguar.taxonomy import common_name, geofence, region_species
 
 
 @pytest.fixture(scope="session")

@@ -9,17 +9,18 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from yaguar.server.config import StationConfig
+from yaguar.alerts.deliveries import acknowledge
+from yaguar.alerts.messages import AlertFacts, render
+from yaguar.alerts.models import Alert
+from yaguar.alerts.rules import parse_ack_code
+from yaguar.alerts.segments import count_segments
 
-from .deliveries import acknowledge
-from .messages import AlertFacts, render
-from .models import Alert
-from .rules import parse_ack_code
-from .segments import count_segments
+from .config import StationConfig
 
 
 def _sessions(config: StationConfig) -> sessionmaker[Session]:
-    from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
+    from yaguar.server.schema import upgrade
+    from yaguar.storage import make_db_engine, make_session_factory
 
     engine = make_db_engine(config.storage.database_url)
     upgrade(engine)

@@ -14,20 +14,20 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from yaguar.server.context import StationContext
-from yaguar.server.storage import make_db_engine, make_session_factory
-from yaguar.server.storage.base import utcnow
+from yaguar.alerts.channels.base import Channel
+from yaguar.alerts.channels.log import LogChannel
+from yaguar.alerts.channels.twilio_sms import TwilioSmsChannel
+from yaguar.alerts.channels.webhook import WebhookChannel
+from yaguar.alerts.config import AlertsConfig
+from yaguar.alerts.deliveries import DeliveryPlanner
+from yaguar.alerts.metrics import AlertMetrics
+from yaguar.alerts.outbox import Outbox
+from yaguar.alerts.sender import SENDER_BUSY_TIMEOUT_MS, Sender
+from yaguar.alerts.web import STATUS_PATH, AlertRoutes
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.base import utcnow
 
-from .channels.base import Channel
-from .channels.log import LogChannel
-from .channels.twilio_sms import TwilioSmsChannel
-from .channels.webhook import WebhookChannel
-from .config import AlertsConfig
-from .deliveries import DeliveryPlanner
-from .metrics import AlertMetrics
-from .outbox import Outbox
-from .sender import SENDER_BUSY_TIMEOUT_MS, Sender
-from .web import STATUS_PATH, AlertRoutes
+from .context import StationContext
 
 log = logging.getLogger(__name__)
 

@@ -22,16 +22,16 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from yaguar.server.storage.models import Media
+from yaguar.engine.analyser import Analyser, FrameInput, FrameResult
+from yaguar.engine.decode import DecodeError
+from yaguar.storage.models import Media
 
-from ..analyser import Analyser, FrameInput, FrameResult
-from ..decode import DecodeError
 from .store import close_idle, store_results
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from yaguar.server.context import StationContext
+    from ..context import StationContext
 
 log = logging.getLogger(__name__)
 

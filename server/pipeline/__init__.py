@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .component import PipelineComponent
 
 if TYPE_CHECKING:
-    from yaguar.server.context import StationContext
+    from ..context import StationContext
 
 
 def factory(ctx: StationContext) -> PipelineComponent | None:

@@ -10,12 +10,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yaguar.server.storage.base import utcnow
-from yaguar.server.storage.models import Detection as DetectionRow
-from yaguar.server.storage.models import Event, Media
-
-from ..analyser import FrameResult
-from ..events import BoxVote, belongs, summarise
+from yaguar.engine.analyser import FrameResult
+from yaguar.engine.events import BoxVote, belongs, summarise
+from yaguar.storage.base import utcnow
+from yaguar.storage.models import Detection as DetectionRow
+from yaguar.storage.models import Event, Media
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,9 @@
 """Database engine and sessions: SQLite in WAL mode (one writer, busy timeout, synchronous=FULL by
-default) or PostgreSQL, and schema upgrades through alembic."""
+default) or PostgreSQL. Schema upgrades (alembic) belong to the station: ``yaguar.server.schema``."""
 
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,23 +47,3 @@ def make_db_engine(url: str, sqlite_synchronous: SqliteSync = "FULL", busy_timeo
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def alembic_config(url: str) -> Any:
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(resources.files("yaguar.server") / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    return cfg
-
-
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision of every branch (core, pipeline, alerts, dashboard)."""
-    from alembic import command
-
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "heads")
-    log.debug("database schema is up to date")

@@ -1,0 +1,41 @@
+"""The station's database schema: every module that defines tables, so ``Base.metadata`` is complete
+(alembic, tests), and upgrades through the alembic migrations in ``server/migrations``.
+
+The tables themselves live low (``yaguar.storage``, ``yaguar.alerts.models``, the dashboard's): the
+station is the one part that knows them all, so the migrations live here.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import Engine
+
+from yaguar.alerts import models as alerts_models  # noqa: F401
+from yaguar.storage import models  # noqa: F401
+
+from .dashboard import models as dashboard_models  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+
+def alembic_config(url: str) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("yaguar.server") / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision of every branch (core, pipeline, alerts, dashboard)."""
+    from alembic import command
+
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "heads")
+    log.debug("database schema is up to date")
