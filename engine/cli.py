@@ -8,6 +8,7 @@ import sys
 from yaguar.logs import setup_logging
 
 from . import detect_cli, models_cli
+from .training import cli as train_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     models_cli.add_commands(sub)
     detect_cli.add_commands(sub)
+    train_cli.add_commands(sub)
     return parser
 
 

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from .backends.base import Backend
 
@@ -85,6 +85,26 @@ class LabelSpec(_Strict):
         return self
 
 
+class TaxonEntry(_Strict):
+    scientific: str = Field(min_length=3, max_length=120, description="scientific name, the class label")
+    es: str = Field(max_length=120, description="Spanish name, as rangers say it")
+    en: str = Field(max_length=120, description="English name")
+    images: int = Field(ge=0, description="training + validation photos of this class")
+
+
+class TrainingInfo(_Strict):
+    """What a classifier trained by ``yaguar train classifier`` learned from, and how it scored."""
+
+    region: str = Field(description="the region list the classes were chosen for")
+    taxa: list[TaxonEntry] = Field(min_length=2, description="the classes, in output order")
+    backbone: str = Field(description="name@version of the backbone the head was trained on")
+    validation_accuracy: float = Field(ge=0, le=1, description="top-1 accuracy on the held-back split")
+    validation_images: int = Field(ge=1, description="photos in the held-back split")
+    trained_at: str = Field(description="UTC time of training, ISO 8601")
+    sources: list[str] = Field(default_factory=list, description="the training folders")
+    card: str | None = Field(default=None, description="model card file beside the model")
+
+
 class Manifest(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="short model name")
     version: str = Field(min_length=1, max_length=40, description="model version, stored with every result")
@@ -109,6 +129,9 @@ class Manifest(_Strict):
         "'bird'); empty: every animal box",
     )
     nms_iou: float = Field(default=0.45, gt=0, le=1, description="IoU above which same-class boxes merge")
+    training: TrainingInfo | None = Field(default=None, description="a classifier trained on the station")
+    # The folder the manifest was read from: a trained model's files sit beside its manifest.
+    _home: Path | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _format_fits_kind(self) -> Manifest:
@@ -123,7 +146,10 @@ class Manifest(_Strict):
         return f"{self.name}@{self.version}"
 
     def model_path(self, model_dir: Path) -> Path:
-        return Path(model_dir) / self.file
+        path = Path(model_dir) / self.file
+        if not path.exists() and self._home is not None and (self._home / self.file).exists():
+            return self._home / self.file
+        return path
 
     def load_labels(self, model_dir: Path) -> list[str]:
         if self.labels.names is not None:
@@ -146,12 +172,14 @@ def load_manifest(path: Path) -> Manifest:
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError(f"manifest {path.name}: not valid TOML ({exc})") from None
     try:
-        return Manifest.model_validate(data)
+        manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
         )
         raise ManifestError(f"manifest {path.name} is invalid: {problems}") from None
+    manifest._home = path.resolve().parent
+    return manifest
 
 
 def find_manifest(name: str, manifest_dirs: list[Path] | None = None) -> Manifest:
