@@ -18,8 +18,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from yaguar.taxonomy import Species
+
 from ..decode import DecodeError, decode_jpeg
-from ..taxonomy import Species
 from .taxa import NotATaxonError, resolve
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,9 @@ import onnx
 from onnx import helper, numpy_helper
 
 from yaguar.durable import atomic_write
+from yaguar.taxonomy import SPECIES
 
 from ..manifest import Manifest, TaxonEntry, TrainingInfo, load_manifest
-from ..taxonomy import SPECIES
 from .backbone import EMBEDDING
 from .head import Head, Validation
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from ..taxonomy import REGIONS, SPECIES, Species
+from yaguar.taxonomy import REGIONS, SPECIES, Species
 
 # Other names Colombian rangers use for the same animals; the taxonomy holds one name per language.
 ALIASES: dict[str, str] = {

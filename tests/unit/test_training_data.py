@@ -10,10 +10,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from yaguar.engine.taxonomy import REGIONS, SPECIES
 from yaguar.engine.training.dataset import TrainingError, scan
 from yaguar.engine.training.head import fold
 from yaguar.engine.training.taxa import NotATaxonError, resolve
+from yaguar.taxonomy import REGIONS, SPECIES
 
 JPEG = b"\xff\xd8\xff\xe0" + b"0" * 64  # only the suffix and the bytes' hash matter to scan()
 
