@@ -401,7 +401,11 @@ def test_bad_options_and_bad_input_are_clear_errors(cache_dir: Path) -> None:
         OpenCLBackend(m, {"cache_dir": cache_dir, "colour": "blue"})
     with pytest.raises(BackendError, match="no OpenCL device matches 'no-such-gpu'"):
         OpenCLBackend(m, {"cache_dir": cache_dir, "device": "no-such-gpu"})
-    be = OpenCLBackend(m, {"cache_dir": cache_dir, "device": "portable"})
+    from yaguar.engine.backends.opencl.runtime import device_label, select_device
+
+    # A selector is a case-insensitive substring of "platform / device" (PoCL here, NVIDIA on a GPU).
+    label = device_label(select_device(None))
+    be = OpenCLBackend(m, {"cache_dir": cache_dir, "device": label[2:12].upper()})
     with pytest.raises(BackendError, match="shape"):
         be.run({"x": np.zeros((1, 4), np.float32)})
 
