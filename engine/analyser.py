@@ -80,6 +80,7 @@ class Analyser:
             options,
             config.detection_threshold,
             config.verify_sha256,
+            config.detector_input,
         )
         self.classifiers = [
             Classifier(find_manifest(name, extra), model_dir, config.backend, options, config.verify_sha256)

@@ -36,7 +36,7 @@ class Classifier:
         if manifest.kind != "classifier":
             raise ManifestError(f"{manifest.ident} is a {manifest.kind}, not a classifier")
         self.manifest = manifest
-        self.backend = load_backend(manifest, model_dir, backend_kind, backend_options, verify_sha256)
+        self.backend, _ = load_backend(manifest, model_dir, backend_kind, backend_options, verify_sha256)
         self.labels = manifest.load_labels(model_dir)
         info = self.backend.inputs[0]
         self.input_name = manifest.input.name or info.name

@@ -40,6 +40,11 @@ class PipelineConfig(BaseModel):
     )
     manifest_dir: Path | None = Field(default=None, description="extra manifests, beside the built-in ones")
     detector: str = Field(default="yolox_nano", min_length=1, max_length=200, description="detector manifest")
+    detector_input: tuple[int, int] | None = Field(
+        default=None,
+        description="run the detector at [width, height] (multiples of 32) through a graph rewrite; "
+        "None: the manifest's size",
+    )
     classifiers: list[str] = Field(
         default_factory=lambda: ["mobilenet_v2_imagenet_quant", "mobilenet_v2_inat_bird_quant"],
         max_length=8,

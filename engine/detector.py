@@ -7,8 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from .backends import Backend, create_backend
+from .graph_resize import GraphRewriteError, resized_model
 from .labelmap import category_of
 from .manifest import Manifest, ManifestError, check_model, file_sha256
 from .postprocess import (
@@ -47,9 +49,14 @@ def load_backend(
     backend_kind: str,
     options: dict[str, object] | None,
     verify_sha256: bool,
-) -> Backend:
+    input_size: tuple[int, int] | None = None,
+) -> tuple[Backend, Manifest]:
     """Load a manifest's model, refusing a missing file, a wrong checksum, or a file that is not the
-    model the manifest describes; every refusal is a ManifestError or BackendError with one line."""
+    model the manifest describes; every refusal is a ManifestError or BackendError with one line.
+
+    ``input_size`` (width, height) other than the manifest's runs the model at that size through a
+    graph rewrite (graph_resize.py); a graph that cannot be rewritten logs one line and runs at its
+    native size. Returns the backend and the manifest as it now runs (its input size)."""
     path = manifest.model_path(model_dir)
     if not path.is_file():
         raise ManifestError(
@@ -57,9 +64,24 @@ def load_backend(
         )
     if verify_sha256 and manifest.sha256 and file_sha256(path) != manifest.sha256:
         raise ManifestError(f"{manifest.ident}: {path.name} does not match the manifest's sha256")
-    backend = create_backend(backend_kind, path, options)
+    source: Path | onnx.ModelProto = path
+    if input_size is not None and input_size != (manifest.input.width, manifest.input.height):
+        try:
+            source = resized_model(path, *input_size)
+            spec = manifest.input.model_copy(update={"width": input_size[0], "height": input_size[1]})
+            manifest = manifest.model_copy(update={"input": spec})
+        except GraphRewriteError as exc:
+            log.warning(
+                "%s: runs at its native %dx%d, not %dx%d: %s",
+                manifest.ident,
+                manifest.input.width,
+                manifest.input.height,
+                *input_size,
+                exc,
+            )
+    backend = create_backend(backend_kind, source, options)
     check_model(manifest, backend)
-    return backend
+    return backend, manifest
 
 
 class Detector:
@@ -71,11 +93,14 @@ class Detector:
         backend_options: dict[str, object] | None = None,
         score_threshold: float | None = None,
         verify_sha256: bool = True,
+        input_size: tuple[int, int] | None = None,
     ) -> None:
         if manifest.kind != "detector":
             raise ManifestError(f"{manifest.ident} is a {manifest.kind}, not a detector")
-        self.manifest = manifest
-        self.backend = load_backend(manifest, model_dir, backend_kind, backend_options, verify_sha256)
+        self.native_manifest = manifest
+        self.backend, self.manifest = load_backend(
+            manifest, model_dir, backend_kind, backend_options, verify_sha256, input_size
+        )
         self.labels = manifest.load_labels(model_dir)
         self.threshold = manifest.score_threshold if score_threshold is None else score_threshold
         info = (
@@ -125,7 +150,10 @@ class Detector:
         if fmt == "yolox":
             return decode_yolox(out, spec.width, spec.height, self.manifest.output.strides, self.threshold)
         if fmt == "fastestdet":
-            return decode_fastestdet(out, spec.width, spec.height, self.threshold)
+            native = self.native_manifest.input
+            return decode_fastestdet(
+                out, spec.width, spec.height, self.threshold, (native.width, native.height)
+            )
         if fmt == "yolov5":
             return decode_yolov5(out, self.threshold)
         return decode_yolov8(out, self.threshold)

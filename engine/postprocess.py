@@ -76,8 +76,14 @@ def decode_yolox(out: np.ndarray, width: int, height: int, strides: list[int], t
     return _from_centres(np.concatenate([centres, sizes], axis=1), scores[keep], classes[keep])
 
 
-def decode_fastestdet(out: np.ndarray, width: int, height: int, threshold: float) -> RawBoxes:
+def decode_fastestdet(
+    out: np.ndarray, width: int, height: int, threshold: float, native: tuple[int, int] | None = None
+) -> RawBoxes:
+    """``native`` (width, height): the size the model was trained at. FastestDet predicts a box's size
+    as a fraction of that input, so at a larger input (graph_resize) a box is that fraction of the
+    native size in input pixels, not of the larger input: an object keeps its pixel size."""
     channels, gh, gw = out.shape
+    size_w, size_h = native or (width, height)
     cells = out.reshape(channels, -1).T  # [H*W, 5+C]
     classes, cls_scores = _best_class(cells[:, 5:])
     obj = np.clip(cells[:, 0], 0, None)
@@ -90,8 +96,8 @@ def decode_fastestdet(out: np.ndarray, width: int, height: int, threshold: float
     sel = cells[keep]
     centre_x = (cx + np.tanh(sel[:, 1])) / gw * width
     centre_y = (cy + np.tanh(sel[:, 2])) / gh * height
-    box_w = 1 / (1 + np.exp(-sel[:, 3])) * width
-    box_h = 1 / (1 + np.exp(-sel[:, 4])) * height
+    box_w = 1 / (1 + np.exp(-sel[:, 3])) * size_w
+    box_h = 1 / (1 + np.exp(-sel[:, 4])) * size_h
     return _from_centres(np.stack([centre_x, centre_y, box_w, box_h], axis=1), scores[keep], classes[keep])
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import onnx
+
+# A model file, or a model rewritten in memory (graph_resize.py: another input size).
+ModelSource = Path | onnx.ModelProto
 
 
 class BackendError(RuntimeError):
@@ -31,7 +35,7 @@ class Backend(ABC):
     kind: ClassVar[str]
 
     @abstractmethod
-    def __init__(self, model_path: Path, options: dict[str, object] | None = None) -> None: ...
+    def __init__(self, model_path: ModelSource, options: dict[str, object] | None = None) -> None: ...
 
     @property
     @abstractmethod

@@ -6,9 +6,10 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 
-from .base import Backend, BackendError, TensorInfo
+from .base import Backend, BackendError, ModelSource, TensorInfo
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -22,7 +23,7 @@ _ORT_TYPES = {
 class OnnxRuntimeBackend(Backend):
     kind = "onnxruntime"
 
-    def __init__(self, model_path: Path, options: dict[str, object] | None = None) -> None:
+    def __init__(self, model_path: ModelSource, options: dict[str, object] | None = None) -> None:
         options = options or {}
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(options.get("threads", 0) or 0) or (os.cpu_count() or 1)
@@ -31,10 +32,15 @@ class OnnxRuntimeBackend(Backend):
         # cores at the same time, that costs more than it gains.
         if not options.get("allow_spinning", False):
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # A model rewritten in memory (graph_resize: another input size) arrives as a ModelProto.
+        source = (
+            model_path.SerializeToString() if isinstance(model_path, onnx.ModelProto) else str(model_path)
+        )
+        name = "the rewritten model" if isinstance(model_path, onnx.ModelProto) else Path(model_path).name
         try:
-            self._session = ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-            raise BackendError(f"onnxruntime cannot load {Path(model_path).name}: {str(exc)[:200]}") from None
+            raise BackendError(f"onnxruntime cannot load {name}: {str(exc)[:200]}") from None
 
     @property
     def inputs(self) -> list[TensorInfo]:

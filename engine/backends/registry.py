@@ -7,7 +7,7 @@ import importlib
 import logging
 from pathlib import Path
 
-from .base import Backend, BackendError
+from .base import Backend, BackendError, ModelSource
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def backend_class(kind: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-def create_backend(kind: str, model_path: Path, options: dict[str, object] | None = None) -> Backend:
+def create_backend(kind: str, model_path: ModelSource, options: dict[str, object] | None = None) -> Backend:
     """Load a model on the named backend. ``auto`` tries OpenCL, then falls back to onnxruntime and
     says why in one log line."""
     if kind != "auto":
@@ -43,5 +43,6 @@ def create_backend(kind: str, model_path: Path, options: dict[str, object] | Non
     try:
         return backend_class("opencl")(model_path, options)
     except BackendError as exc:
-        log.info("%s: using onnxruntime instead (%s)", Path(model_path).name, exc)
+        name = Path(model_path).name if isinstance(model_path, Path | str) else "the rewritten model"
+        log.info("%s: using onnxruntime instead (%s)", name, exc)
         return backend_class("onnxruntime")(model_path, options)

@@ -1,0 +1,121 @@
+"""The yardstick: recall of MegaDetector v5's animal frames (day and night), false detections on blank
+frames, category confusion, and CPU cost per 12 MP frame, for detector settings on the station's path.
+
+Each setting is a set of ``[pipeline]`` overrides (``PipelineConfig``); the scoring is
+``yaguar.engine.quality.score_setting`` (see its docstring for the rules). The CPU cost is measured in
+the same run for every setting, on 12 MP frames made by upscaling real frames (half day, half night),
+decoded and analysed as the station does; the first setting, ``plain`` (one pass, the manifest's own
+input size), is the reference of the ratio.
+
+    .venv/bin/python bench/quality.py                      # every named setting
+    .venv/bin/python bench/quality.py --setting plain --setting station
+    .venv/bin/python bench/quality.py --config '{"detector": "fastestdet"}' --frames 8
+    .venv/bin/python bench/quality.py --verbose            # each missed frame and each false box
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline import make_frames  # bench/pipeline.py: the same 12 MP frames as the station benchmark
+
+from yaguar.engine.analyser import Analyser, FrameInput
+from yaguar.engine.config import PipelineConfig
+from yaguar.engine.quality import ALERT_CONFIDENCE, QualityReport, score_analyser
+from yaguar.paths import shared_data_dir
+
+# Named settings: overrides of the station's [pipeline] defaults (species classifiers off: they do
+# not change what is found, only its name, and they would dominate the CPU figures).
+SETTINGS: dict[str, dict[str, Any]] = {
+    "plain": {"detector_input": [416, 416]},
+    "yolox 640x480": {"detector_input": [640, 480]},
+    "yolox 832x640": {"detector_input": [832, 640]},
+    "fastestdet": {"detector": "fastestdet"},
+    "station": {},
+}
+
+
+def cpu_ms_per_frame(analyser: Analyser, frames: list[bytes]) -> float:
+    """CPU time (all threads of this process) to decode and analyse one 12 MP frame, in ms."""
+    analyser.analyse([analyser.decode(FrameInput("warm", "warm", None, data=frames[0]))])
+    start = time.process_time()
+    for index, data in enumerate(frames):
+        # Each frame its own camera: motion never skips it, as the first frame of a trigger.
+        frame = analyser.decode(FrameInput(index, f"cam-{index}", None, data=data))
+        analyser.analyse([frame])
+    return (time.process_time() - start) / len(frames) * 1000
+
+
+def row(name: str, report: QualityReport, cpu_ms: float, plain_ms: float) -> str:
+    day, night, both = report.recall("day"), report.recall("night"), report.recall()
+    return (
+        f"{name:24} {day[0]:>3}/{day[1]:<3} {night[0]:>3}/{night[1]:<3} {both[0]:>3}/{both[1]:<3} "
+        f"{both[0] / max(1, both[1]):5.2f}  {report.false_frames:>3}/{len(report.blanks):<3} "
+        f"{report.false_frames_at(ALERT_CONFIDENCE):>5}  {report.wrong_category:>5}  "
+        f"{cpu_ms:8.0f} {cpu_ms / plain_ms:6.2f}"
+    )
+
+
+def details(report: QualityReport) -> None:
+    for frame in report.frames:
+        if not frame.found or frame.category != "animal":
+            state = "missed" if not frame.found else f"found as {frame.category}"
+            print(
+                f"    {frame.name}: {state} ({'night' if frame.night else 'day'}, best IoU {frame.best_iou})"
+            )
+    for blank in report.blanks:
+        if blank.boxes:
+            print(f"    {blank.name}: {', '.join(f'{c} {conf:.2f}' for c, conf in blank.boxes)}")
+    print(f"    confusion (MegaDetector -> ours): {dict(sorted(report.confusion.items()))}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--setting", action="append", choices=sorted(SETTINGS), help="named setting(s)")
+    parser.add_argument("--config", action="append", default=[], help="a setting as JSON overrides")
+    parser.add_argument("--frames", type=int, default=6, help="12 MP frames for the CPU cost")
+    parser.add_argument("--verbose", action="store_true", help="list misses and false boxes")
+    args = parser.parse_args()
+    shared = shared_data_dir()
+    if shared is None:
+        print("shared data (../shared/data or YAGUAR_DATA_DIR) is not present: nothing to measure")
+        return 1
+    chosen = {name: SETTINGS[name] for name in args.setting or ([] if args.config else SETTINGS)}
+    chosen.update({f"config {i + 1}": json.loads(text) for i, text in enumerate(args.config)})
+    chosen = {"plain": SETTINGS["plain"], **chosen}  # the reference of the CPU ratio, always first
+    with tempfile.TemporaryDirectory(prefix="yaguar-quality-") as tmp:
+        frames = [p.read_bytes() for p in make_frames(shared / "images", Path(tmp), args.frames)]
+    print(
+        f"reference: MegaDetector v5 boxes, IoU >= 0.3; blanks: reference frames with the boxes cut "
+        f"away + the empty frame + scream.jpg; CPU: {len(frames)} frames of 12 MP, same run"
+    )
+    print(
+        f"{'setting':24} {'day':>7} {'night':>7} {'all':>7} {'recall':>5}  {'blanks':>7} "
+        f"{'>=0.5':>5}  {'wrong':>5}  {'CPU ms':>8} {'ratio':>6}"
+    )
+    plain_ms = 0.0
+    for name, overrides in chosen.items():
+        config = PipelineConfig.model_validate({"classifiers": [], **overrides, "enabled": True})
+        analyser = Analyser(config)
+        report = score_analyser(analyser, name)
+        cpu = cpu_ms_per_frame(analyser, frames)
+        plain_ms = plain_ms or cpu
+        print(row(name, report, cpu, plain_ms), flush=True)
+        if args.verbose:
+            details(report)
+    print(
+        "day/night/all: MegaDetector animal frames found; blanks: blank frames with any box written "
+        f"(of all blanks); >=0.5: of them, at the alert threshold {ALERT_CONFIDENCE}; wrong: matched boxes "
+        "of another category than MegaDetector's; CPU ms: decode + analysis per 12 MP frame; ratio: to plain"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

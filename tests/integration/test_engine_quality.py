@@ -1,0 +1,46 @@
+"""The yardstick's floors: the station's default detection setting on the shared frames, scored against
+MegaDetector v5's boxes on the station's own decode and analysis path (engine/quality.py).
+
+The floors are what the default setting was measured to reach (bench/quality.py, engine/README.md);
+a change that loses an animal frame or adds a false detection on a blank fails here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from yaguar.engine.config import PipelineConfig
+from yaguar.engine.quality import (
+    ALERT_CONFIDENCE,
+    QualityReport,
+    blank_frames,
+    reference_frames,
+    score_setting,
+)
+
+DAY_FLOOR, NIGHT_FLOOR = 2, 9  # MegaDetector animal frames found, of 6 day and 12 night
+MAX_FALSE_BLANKS = 0  # blanks (of 21) with any box written
+
+
+@pytest.fixture(scope="module")
+def report(shared_data: Path) -> QualityReport:
+    return score_setting(PipelineConfig(classifiers=[]), "station", shared_data)
+
+
+def test_the_reference_and_the_blanks_are_what_the_floors_were_measured_on(shared_data: Path) -> None:
+    frames = reference_frames(shared_data)
+    animals = [f for f in frames if any(cat == "animal" for cat, _ in f.boxes)]
+    assert (sum(not f.night for f in animals), sum(f.night for f in animals)) == (6, 12)
+    assert len(blank_frames(shared_data)) == 21
+
+
+def test_recall_of_megadetector_animal_frames_day_and_night(report: QualityReport) -> None:
+    assert report.recall("day")[0] >= DAY_FLOOR
+    assert report.recall("night")[0] >= NIGHT_FLOOR
+
+
+def test_no_false_detection_on_blank_frames(report: QualityReport) -> None:
+    assert report.false_frames <= MAX_FALSE_BLANKS, [b for b in report.blanks if b.boxes]
+    assert report.false_frames_at(ALERT_CONFIDENCE) == 0
