@@ -58,7 +58,9 @@ class DeliveryPlanner:
             first_seen_at=alert.first_seen_at,
             last_seen_at=alert.last_seen_at,
             utc_offset_min=alert.utc_offset_min,
-            event_id=alert.last_event_id if alert.kind == "summary" else alert.event_id,
+            event_id=alert.last_event_id
+            if alert.kind == "summary"
+            else (alert.event_id or alert.last_event_id),
             event_count=alert.event_count,
             ack_code=alert.ack_code,
         )

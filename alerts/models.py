@@ -41,7 +41,9 @@ class Alert(Base):
     kind: Mapped[str] = mapped_column(String(8), doc="first: sent at once; summary: what followed it")
     group_key: Mapped[str] = mapped_column(String(240), doc="rule|camera|species: the cooldown key")
     state: Mapped[str] = mapped_column(String(12), default="pending")
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), index=True, doc="first event")
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("events.id"), index=True, doc="first event; none for a device alert (camera offline...)"
+    )
     last_event_id: Mapped[int] = mapped_column(Integer)
     event_count: Mapped[int] = mapped_column(Integer, default=1)
     device_id: Mapped[str] = mapped_column(String(63))

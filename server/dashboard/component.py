@@ -9,9 +9,13 @@ from importlib import resources
 import aiohttp_session
 from aiohttp import web
 
+from ..analysis import pages as analysis_pages
 from ..api.auth import AUTHENTICATORS
 from ..context import StationContext
+from ..deployments import fieldmap
+from ..deployments import pages as deployment_pages
 from . import (
+    box_review,
     pages_alerts,
     pages_auth,
     pages_cameras,
@@ -36,6 +40,10 @@ PAGE_MODULES = (
     pages_alerts,
     pages_users,
     pages_export,
+    deployment_pages,
+    analysis_pages,
+    fieldmap,
+    box_review,
 )
 
 

@@ -26,6 +26,7 @@ class CameraRow:
     frames_today: int
     latest_media_id: int | None
     latest_captured_at: datetime | None
+    offset_min: int = 0  # the camera's UTC offset (from its newest frame): times are shown in it
 
 
 def camera_rows(db: Session) -> list[CameraRow]:
@@ -46,7 +47,7 @@ def camera_rows(db: Session) -> list[CameraRow]:
             .where(Media.device_id == device.id, Media.captured_at >= midnight)
         )
         latest = db.execute(
-            select(Media.id, Media.captured_at)
+            select(Media.id, Media.captured_at, Media.utc_offset_min)
             .where(Media.device_id == device.id)
             .order_by(Media.captured_at.desc())
             .limit(1)
@@ -60,6 +61,7 @@ def camera_rows(db: Session) -> list[CameraRow]:
                 frames_today=today or 0,
                 latest_media_id=latest.id if latest else None,
                 latest_captured_at=latest.captured_at if latest else None,
+                offset_min=latest.utc_offset_min if latest else 0,
             )
         )
     return rows

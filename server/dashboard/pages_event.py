@@ -4,7 +4,7 @@ review form (reviewers and admins)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 from yaguar.storage.models import Device, Event, Media
 
 from .auth import FORM_KEY
+from .box_review import BoxReview, latest_box_reviews
 from .core import dashboard_of
 from .guard import requires
 from .models import REVIEW_ACTIONS, Review
@@ -32,6 +33,7 @@ class EventView:
     device: Device | None
     frames: list[Media]
     reviews: list[tuple[Review, str]]
+    box_reviews: dict[int, BoxReview] = field(default_factory=dict)  # newest per detection id
 
 
 class ReviewError(RefusalError):
@@ -56,7 +58,8 @@ async def event_page(request: web.Request) -> web.StreamResponse:
                 .limit(200)
             )
         )
-        return EventView(event, db.get(Device, event.device_id), frames, event_reviews(db, event_id))
+        boxes = latest_box_reviews(db, [d.id for frame in frames for d in frame.detections])
+        return EventView(event, db.get(Device, event.device_id), frames, event_reviews(db, event_id), boxes)
 
     view = await dash.read(load)
     if view is None:

@@ -1,8 +1,8 @@
 """Camtrap DP 1.0.2 (https://camtrap-dp.tdwg.org): ``datapackage.json`` with ``deployments.csv``,
 ``media.csv`` and ``observations.csv``.
 
-One deployment per camera (its position from the device, or the station's from the config; a camera
-with neither cannot be a valid deployment and is left out, with its frames, and counted). Observations
+Deployments come from the cameras' deployment records (``camtrap_deployments`` says how a camera
+without records is placed). Observations
 at two levels: per event (the machine's answer, and the newest human review beside it as
 ``classificationMethod = human``) and per frame (one per detection box, relative to the image).
 """
@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from yaguar.server.dashboard_config import ExportMetadata
-from yaguar.storage.models import Device, Event, Media
+from yaguar.storage.models import Event, Media
 
+from .camtrap_deployments import DeploymentIndex
 from .camtrap_descriptor import package_descriptor
 from .records import ExportScope, HumanReview, devices, iter_events, iter_media, latest_reviews, local_iso
 
@@ -111,6 +112,7 @@ class CamtrapSummary:
     media: int = 0
     observations: int = 0
     cameras_without_position: list[str] = field(default_factory=list)
+    outside_deployments: int = 0  # frames of cameras with deployments, taken outside all of them
     species: set[str] = field(default_factory=set)
 
 
@@ -126,8 +128,8 @@ def write_package(
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = CamtrapSummary()
     cams = devices(db)
-    placed = {d.id: pos for d in cams.values() if (pos := _position(d, meta)) is not None}
-    summary.cameras_without_position = sorted(set(cams) - set(placed))
+    index = DeploymentIndex(db, cams, meta)
+    summary.cameras_without_position = index.unplaced
     for camera in summary.cameras_without_position:
         log.warning(
             "camera %s has no position (and no station position is configured): left out of the "
@@ -142,38 +144,44 @@ def write_package(
         _CsvFile(out_dir / "observations.csv", OBSERVATION_FIELDS) as obs_out,
     ):
         for frame in iter_media(db, scope):
-            if frame.device_id not in placed:
+            key = index.key_for(frame.device_id, frame.captured_at)
+            if key is None:
+                summary.outside_deployments += frame.device_id not in summary.cameras_without_position
                 continue
-            first, last, offset = spans.get(frame.device_id, (frame.captured_at, frame.captured_at, 0))
-            spans[frame.device_id] = (
-                min(first, frame.captured_at),
-                max(last, frame.captured_at),
-                frame.utc_offset_min,
-            )
-            row = _media_row(frame)
+            first, last, offset = spans.get(key, (frame.captured_at, frame.captured_at, 0))
+            spans[key] = (min(first, frame.captured_at), max(last, frame.captured_at), frame.utc_offset_min)
+            row = _media_row(frame, key)
             capture_methods.add(row["captureMethod"])
             media_out.writerow(row)
             summary.media += 1
-            for obs in _media_observations(frame):
+            for obs in _media_observations(frame, key):
                 obs_out.writerow(obs)
                 summary.observations += 1
                 if obs["scientificName"]:
                     summary.species.add(obs["scientificName"])
         reviews = latest_reviews(db, scope)
         for event in iter_events(db, scope):
-            if event.device_id not in spans:  # a deployment exists only for cameras with frames
+            key = index.key_for(event.device_id, event.started_at)
+            if key is None or key not in spans:  # a deployment is exported only with its frames
                 continue
-            for obs in _event_observations(event, reviews.get(event.id)):
+            for obs in _event_observations(event, reviews.get(event.id), key):
                 obs_out.writerow(obs)
                 summary.observations += 1
                 if obs["scientificName"]:
                     summary.species.add(obs["scientificName"])
+    if summary.outside_deployments:
+        log.warning(
+            "%d frames were taken outside every deployment of their camera: left out of the Camtrap DP "
+            "export (add or widen a deployment on the camera's page)",
+            summary.outside_deployments,
+        )
 
     with _CsvFile(out_dir / "deployments.csv", DEPLOYMENT_FIELDS) as dep_out:
-        for device_id, (first, last, offset) in sorted(spans.items()):
-            dep_out.writerow(_deployment_row(cams[device_id], placed[device_id], first, last, offset, meta))
+        for key, (first, last, offset) in sorted(spans.items()):
+            dep_out.writerow(index.row(key, first, last, offset))
             summary.deployments += 1
 
+    placed = {key: place.position for key, place in index.placements.items()}
     descriptor = package_descriptor(meta, now, spans, placed, capture_methods, summary.species)
     (out_dir / "datapackage.json").write_text(json.dumps(descriptor, indent=2, ensure_ascii=False) + "\n")
     log.info(
@@ -202,42 +210,11 @@ class _CsvFile:
         self.handle.close()
 
 
-def _position(device: Device, meta: ExportMetadata) -> tuple[float, float] | None:
-    if device.latitude is not None and device.longitude is not None:
-        return device.latitude, device.longitude
-    if meta.latitude is not None and meta.longitude is not None:
-        return meta.latitude, meta.longitude
-    return None
-
-
-def _deployment_row(
-    device: Device,
-    pos: tuple[float, float],
-    first: datetime,
-    last: datetime,
-    offset: int,
-    meta: ExportMetadata,
-) -> dict[str, Any]:
-    own_position = device.latitude is not None and device.longitude is not None
-    return {
-        "deploymentID": device.id,
-        "locationID": device.id,
-        "locationName": device.name or device.id,
-        "latitude": round(pos[0], 6),
-        "longitude": round(pos[1], 6),
-        "coordinateUncertainty": meta.coordinate_uncertainty_m or "",
-        "deploymentStart": local_iso(first, offset),
-        "deploymentEnd": local_iso(last, offset),
-        "cameraID": device.id,
-        "deploymentComments": "" if own_position else "position of the station, not of the camera",
-    }
-
-
-def _media_row(frame: Media) -> dict[str, Any]:
+def _media_row(frame: Media, deployment: str) -> dict[str, Any]:
     path = PurePosixPath(frame.path)
     return {
         "mediaID": str(frame.id),
-        "deploymentID": frame.device_id,
+        "deploymentID": deployment,
         "captureMethod": CAPTURE_METHOD.get(frame.trigger, "activityDetection"),
         "timestamp": local_iso(frame.captured_at, frame.utc_offset_min),
         "filePath": str(path),
@@ -252,13 +229,13 @@ def _clip(value: float, low: float) -> float:
     return round(min(1.0, max(low, value)), 6)
 
 
-def _media_observations(frame: Media) -> Iterator[dict[str, Any]]:
+def _media_observations(frame: Media, deployment: str) -> Iterator[dict[str, Any]]:
     when = local_iso(frame.captured_at, frame.utc_offset_min)
     for det in frame.detections:
         x, y = _clip(det.x, 0.0), _clip(det.y, 0.0)
         yield {
             "observationID": f"d{det.id}",
-            "deploymentID": frame.device_id,
+            "deploymentID": deployment,
             "mediaID": str(frame.id),
             "eventID": str(frame.event_id) if frame.event_id is not None else "",
             "eventStart": when,
@@ -284,9 +261,11 @@ def _media_observations(frame: Media) -> Iterator[dict[str, Any]]:
         }
 
 
-def _event_observations(event: Event, review: HumanReview | None) -> Iterator[dict[str, Any]]:
+def _event_observations(
+    event: Event, review: HumanReview | None, deployment: str
+) -> Iterator[dict[str, Any]]:
     common = {
-        "deploymentID": event.device_id,
+        "deploymentID": deployment,
         "mediaID": "",
         "eventID": str(event.id),
         "eventStart": local_iso(event.started_at, event.utc_offset_min),

@@ -14,11 +14,16 @@ METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
 
 
+# Packages whose pages or refusals the dashboard shows (their templates live in the dashboard's).
+PACKAGES = ("yaguar.server.dashboard", "yaguar.server.deployments", "yaguar.server.analysis")
+
+
 def _marked() -> set[str]:
-    root = resources.files("yaguar.server.dashboard")
     found = set()
-    for _file, _line, message, _comments, _ctx in extract_from_dir(str(root), METHODS, keywords=KEYWORDS):
-        found.add(message if isinstance(message, str) else message[0])
+    for package in PACKAGES:
+        root = resources.files(package)
+        for _file, _line, message, _comments, _ctx in extract_from_dir(str(root), METHODS, keywords=KEYWORDS):
+            found.add(message if isinstance(message, str) else message[0])
     return found
 
 

@@ -1,0 +1,85 @@
+"""Sampling effort from the deployment records: how long each camera stood in the field during the
+period, in camera-days, and on which local days. A camera without a deployment in the period has no
+effort, so its numbers are "no data", never a division by zero."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from yaguar.server.deployments.models import Deployment
+from yaguar.storage.base import utcnow
+from yaguar.storage.models import Device, Media
+
+from .filters import AnalysisFilter
+
+
+@dataclass
+class CameraEffort:
+    device_id: str
+    name: str
+    offset_min: int
+    camera_days: float = 0.0  # deployed time inside the period, in days
+    days: set[date] = field(default_factory=set)  # local days with any deployed time
+    positions: list[tuple[datetime, datetime, float, float]] = field(default_factory=list)
+
+    def position_on(self, day: date) -> tuple[float, float] | None:
+        """Where the camera stood at local noon of ``day`` (sun times are computed there)."""
+        noon = datetime.combine(day, time(12), timezone(timedelta(minutes=self.offset_min)))
+        for start, end, lat, lon in self.positions:
+            if start <= noon < end:
+                return lat, lon
+        return (self.positions[-1][2], self.positions[-1][3]) if self.positions else None
+
+
+def camera_offsets(db: Session) -> dict[str, int]:
+    """Each camera's UTC offset, from its newest frame (0 before it sent any)."""
+    sub = (
+        select(Media.device_id, func.max(Media.captured_at).label("at")).group_by(Media.device_id).subquery()
+    )
+    newest = select(Media.device_id, Media.utc_offset_min).join(
+        sub, (Media.device_id == sub.c.device_id) & (Media.captured_at == sub.c.at)
+    )
+    return {str(row[0]): int(row[1]) for row in db.execute(newest)}
+
+
+def effort(db: Session, flt: AnalysisFilter, now: datetime | None = None) -> dict[str, CameraEffort]:
+    """Effort of every camera (or the filtered one) in the period, keyed by device id."""
+    now = now or utcnow()
+    offsets = camera_offsets(db)
+    devices = select(Device.id, Device.name).order_by(Device.id)
+    if flt.camera:
+        devices = devices.where(Device.id == flt.camera)
+    result = {
+        dev_id: CameraEffort(dev_id, name or dev_id, offsets.get(dev_id, 0))
+        for dev_id, name in db.execute(devices)
+    }
+    deps = select(Deployment).order_by(Deployment.device_id, Deployment.start)
+    if flt.camera:
+        deps = deps.where(Deployment.device_id == flt.camera)
+    for dep in db.scalars(deps):
+        cam = result.get(dep.device_id)
+        if cam is None:
+            continue
+        tz = timezone(timedelta(minutes=cam.offset_min))
+        period_start = datetime.combine(flt.start, time(), tz)
+        period_end = datetime.combine(flt.end + timedelta(days=1), time(), tz)
+        dep_end = dep.end if dep.end is not None else max(now, dep.start)
+        cam.positions.append((dep.start, dep_end, dep.latitude, dep.longitude))
+        start, end = max(dep.start, period_start), min(dep_end, period_end)
+        if end <= start:
+            continue
+        cam.camera_days += (end - start).total_seconds() / 86_400
+        day = start.astimezone(tz).date()
+        while datetime.combine(day, time(), tz) < end:
+            cam.days.add(day)
+            day += timedelta(days=1)
+    return result
+
+
+def as_utc(day: date, offset_min: int) -> datetime:
+    """Local midnight of ``day`` at a camera, as UTC."""
+    return datetime.combine(day, time(), timezone(timedelta(minutes=offset_min))).astimezone(UTC)

@@ -1,0 +1,163 @@
+"""The analysis pages (es/en): species counts, relative abundance, diel activity, detection history and
+uptime, each filtered by period, camera and species, each with its CSV (``?format=csv``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from aiohttp import web
+from markupsafe import Markup
+from sqlalchemy.orm import Session
+
+from yaguar.server.dashboard.core import Dashboard, dashboard_of
+from yaguar.server.dashboard.guard import requires
+from yaguar.server.dashboard.queries import filter_choices
+from yaguar.server.dashboard.refusal import N_
+from yaguar.server.dashboard.species import common_name
+
+from . import charts, numbers, tables
+from .filters import AnalysisFilter, AnalysisFilterError
+from .tables import Table
+
+log = logging.getLogger(__name__)
+
+PAGES = {
+    "species": N_("Species counts"),
+    "abundance": N_("Relative abundance"),
+    "activity": N_("Activity"),
+    "history": N_("Detection history"),
+    "uptime": N_("Camera uptime"),
+}
+CHOICES_TTL_S = 30.0
+
+
+@dataclass
+class Result:
+    table: Table
+    chart: Markup | None = None
+    species: str | None = None  # the species shown, for pages about one species
+    summary: dict[str, Any] | None = None
+
+
+async def _filter(request: web.Request) -> AnalysisFilter:
+    try:
+        return AnalysisFilter.from_query(request.query)
+    except AnalysisFilterError as exc:
+        dash = dashboard_of(request)
+        dash.metrics.refused.labels("bad_input").inc()
+        log.info("analysis filter refused: %s", exc)
+        raise await dash.bad_request(request, exc) from None
+
+
+_choices_cache: dict[int, tuple[float, dict[str, list[str]]]] = {}
+
+
+async def _choices(dash: Dashboard) -> dict[str, list[str]]:
+    cached = _choices_cache.get(id(dash))
+    if cached is not None and time.monotonic() - cached[0] < CHOICES_TTL_S:
+        return cached[1]
+    choices = await dash.read(filter_choices)
+    _choices_cache[id(dash)] = (time.monotonic(), choices)
+    return choices
+
+
+_diel_charts: dict[tuple[Any, ...], Markup] = {}
+
+
+def _diel_chart(diel: numbers.Diel, lang: str, title: str) -> Markup:
+    """Drawing costs more than counting and the numbers change slowly: one drawing per set of numbers
+    (the last 64 kept)."""
+    key = (lang, title, tuple(diel.hourly), tuple(diel.density_y))
+    chart = _diel_charts.get(key)
+    if chart is None:
+        chart = charts.diel_chart(diel, _gettext(lang), title)
+        if len(_diel_charts) >= 64:
+            _diel_charts.pop(next(iter(_diel_charts)))
+        _diel_charts[key] = chart
+    return chart
+
+
+@lru_cache(maxsize=4)
+def _gettext(lang: str) -> Callable[[str], str]:
+    from yaguar.server.dashboard.i18n import load_translations
+
+    return load_translations(lang).gettext
+
+
+def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: bool) -> Result:
+    """The numbers (and chart) of one analysis page; also what the API returns."""
+    _ = _gettext(lang)
+
+    def name(sci: str) -> str:
+        return common_name(sci, lang) or sci
+
+    if page == "species":
+        return Result(tables.species_table(numbers.species_counts(db, flt)))
+    if page == "abundance":
+        per_camera, overall, cams = numbers.abundance(db, flt)
+        days = sum(c.camera_days for c in cams.values())
+        chart = charts.abundance_chart(overall, name, _) if with_chart and days > 0 else None
+        return Result(tables.abundance_table(per_camera, overall), chart, summary={"camera_days": days})
+    if page == "uptime":
+        return Result(tables.uptime_table(numbers.uptime(db, flt)))
+    species = flt.species or numbers.top_species(db, flt)
+    if species is None:
+        empty = numbers.Diel("", [0] * 24, [], [], 0, 0, 0, 0)
+        if page == "activity":
+            return Result(tables.diel_table(empty))
+        return Result(tables.history_table(numbers.History("", flt.days, {})))
+    if page == "activity":
+        diel = numbers.diel(db, flt, species)
+        chart = _diel_chart(diel, lang, name(species)) if with_chart and diel.events else None
+        summary = {"day": diel.day, "night": diel.night, "unplaced": diel.unplaced, "events": diel.events}
+        return Result(tables.diel_table(diel), chart, species, summary)
+    history = numbers.detection_history(db, flt, species)
+    chart = charts.history_chart(history, _) if with_chart and history.rows else None
+    return Result(tables.history_table(history), chart, species)
+
+
+def _page_handler(page: str) -> Callable[[web.Request], Any]:
+    @requires("viewer")
+    async def handler(request: web.Request) -> web.StreamResponse:
+        dash = dashboard_of(request)
+        flt = await _filter(request)
+        lang = await dash.language(request)
+        as_csv = request.query.get("format") == "csv"
+        result = await dash.read(lambda db: compute(db, page, flt, lang, not as_csv))
+        if as_csv:
+            name = f"{result.table.name}_{flt.start}_{flt.end}.csv"
+            return web.Response(
+                text=result.table.csv(),
+                content_type="text/csv",
+                charset="utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{name}"'},
+            )
+        return await dash.render(
+            request,
+            "analysis.html",
+            page=page,
+            pages=PAGES,
+            flt=flt,
+            result=result,
+            choices=await _choices(dash),
+            csv_url=f"/analysis/{page}?{flt.query_string(format='csv')}",
+        )
+
+    handler.__name__ = f"analysis_{page}"
+    return handler
+
+
+@requires("viewer")
+async def index(_request: web.Request) -> web.StreamResponse:
+    raise web.HTTPSeeOther("/analysis/species")
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/analysis", index)] + [
+        web.get(f"/analysis/{page}", _page_handler(page)) for page in PAGES
+    ]
