@@ -8,46 +8,30 @@ becomes a ``failure`` entry with its one-line reason, and the run goes on.
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import logging
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from datetime import tzinfo
 from pathlib import Path
 
-from tqdm import tqdm
-
-from yaguar.taxonomy import common_name
-
-from .analyser import Analyser, FrameInput, FrameResult
+from .analyser import Analyser
 from .backends import BackendError
-from .batch_output import BatchOutput, validate_batch_output
+from .batch_output import validate_batch_output
+from .checkpoint import CheckpointError
 from .config import PipelineConfig
-from .decode import DecodeError
+from .detect_run import Runner, RunSettings, find_media, videos_path
 from .manifest import ManifestError
+from .sdcard import parse_zone
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg"}
-CSV_FIELDS = [
-    "file",
-    "category",
-    "label",
-    "confidence",
-    "x",
-    "y",
-    "width",
-    "height",
-    "species",
-    "common_name",
-    "species_confidence",
-    "classifier",
-    "failure",
-]
-
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("detect", help="detect animals, people and vehicles in folders of images")
-    parser.add_argument("paths", nargs="+", type=Path, help="image files or folders (searched recursively)")
+    parser = subparsers.add_parser(
+        "detect", help="detect animals, people and vehicles in folders of pictures and videos"
+    )
+    parser.add_argument(
+        "paths", nargs="+", type=Path, help="picture or video files, or folders (searched recursively)"
+    )
     parser.add_argument(
         "-o",
         "--output",
@@ -73,37 +57,32 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # SD cards and videos (issue 16)
+    parser.add_argument(
+        "--timezone", default=None, help="where camera clocks are when EXIF has no offset (default UTC)"
+    )
+    parser.add_argument(
+        "--camera-timezone", action="append", metavar="FOLDER=ZONE", help="time zone of one camera folder"
+    )
+    parser.add_argument(
+        "--sequence-gap", type=float, default=60.0, help="seconds between pictures that start a new sequence"
+    )
+    parser.add_argument("--video-fps", type=float, default=1.0, help="video frames analysed per second")
+    parser.add_argument("--clips", type=Path, default=None, help="write MP4 clips around detections here")
+    parser.add_argument("--checkpoint-every", type=int, default=1000, help="save progress every N images")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     parser.set_defaults(func=run_detect)
 
 
-def find_images(paths: list[Path]) -> Iterator[Path]:
-    for path in paths:
-        if path.is_dir():
-            yield from sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-        else:
-            yield path
-
-
-def _relative(path: Path, roots: list[Path]) -> str:
-    for root in roots:
-        if root.is_dir():
-            try:
-                return path.resolve().relative_to(root.resolve()).as_posix()
-            except ValueError:
-                continue
-    return path.as_posix()
-
-
-def _read(path: Path, analyser: Analyser) -> FrameInput:
-    frame = FrameInput(path, camera=str(path.parent), burst_id=None)
-    try:
-        frame.data = path.read_bytes()
-    except OSError as exc:
-        frame.error = DecodeError("unreadable", f"cannot read ({exc.strerror})")
-        return frame
-    return analyser.decode(frame)
+def _zones(args: argparse.Namespace) -> tuple[tzinfo | None, dict[str, tzinfo]]:
+    default = parse_zone(args.timezone) if args.timezone else None
+    cameras: dict[str, tzinfo] = {}
+    for item in args.camera_timezone or []:
+        folder, sep, zone = item.rpartition("=")
+        if not sep or not folder:
+            raise ValueError(f"--camera-timezone {item!r}: write FOLDER=ZONE, e.g. 100RECNX=America/Bogota")
+        cameras[folder.strip("/")] = parse_zone(zone)
+    return default, cameras
 
 
 def run_detect(args: argparse.Namespace) -> int:
@@ -119,76 +98,47 @@ def run_detect(args: argparse.Namespace) -> int:
         batch_size=max(1, args.batch_size),
     )
     try:
+        zone, camera_zones = _zones(args)
+        if not args.video_fps > 0:
+            raise ValueError("--video-fps must be above 0")
         analyser = Analyser(config)
     except (ManifestError, BackendError, ValueError) as exc:
         log.error("%s", exc)
         print(f"yaguar detect: {exc}")
         return 2
-    files = list(find_images(args.paths))
-    if not files:
-        print("yaguar detect: no JPEG images found under the given paths")
+    pictures, videos = find_media(args.paths)
+    if not pictures and not videos:
+        print(
+            "yaguar detect: no pictures (JPEG, PNG, HEIC) or videos (MP4, AVI, MOV, MKV) under the given paths"
+        )
         return 1
-    output = BatchOutput(analyser.detector.ident, [c.ident for c in analyser.classifiers])
-    csv_path = args.csv or args.output.with_suffix(".csv")
-    roots = list(args.paths)
-    failures = 0
-    with (
-        ThreadPoolExecutor(config.decode_threads(), thread_name_prefix="yaguar-decode") as pool,
-        open(csv_path, "w", newline="", encoding="utf-8") as csv_file,
-        tqdm(total=len(files), unit="img", disable=args.no_progress, desc="detecting") as bar,
-    ):
-        writer = csv.DictWriter(csv_file, CSV_FIELDS)
-        writer.writeheader()
-        # map() keeps order (motion state is per camera, in time order) and decodes ahead of inference.
-        pending: list[FrameInput] = []
-        for frame in pool.map(lambda p: _read(p, analyser), files):
-            pending.append(frame)
-            if len(pending) >= config.batch_size:
-                failures += _emit(analyser.analyse(pending, use_motion=args.motion), roots, output, writer)
-                bar.update(len(pending))
-                pending = []
-        if pending:
-            failures += _emit(analyser.analyse(pending, use_motion=args.motion), roots, output, writer)
-            bar.update(len(pending))
-    output.write(args.output)
-    problems = validate_batch_output(output.to_dict())
+    settings = RunSettings(
+        paths=list(args.paths),
+        output=args.output,
+        csv_path=args.csv or args.output.with_suffix(".csv"),
+        use_motion=args.motion,
+        batch_size=config.batch_size,
+        decode_threads=config.decode_threads(),
+        gap_s=args.sequence_gap,
+        zone=zone,
+        camera_zones=camera_zones,
+        video_every_s=1.0 / args.video_fps,
+        clips_dir=args.clips,
+        checkpoint_every=max(1, args.checkpoint_every),
+        resume=args.resume,
+        progress=not args.no_progress,
+    )
+    try:
+        totals = Runner(analyser, settings).run()
+    except CheckpointError as exc:
+        print(f"yaguar detect: {exc}")
+        return 2
+    problems = validate_batch_output(json.loads(args.output.read_text(encoding="utf-8")))
     for problem in problems:
         log.error("output does not validate: %s", problem)
-    print(f"{len(files)} images, {failures} could not be read; results in {args.output} and {csv_path}")
+    where = f"{args.output} and {settings.csv_path}"
+    if totals.videos:
+        where += f" (videos: {videos_path(args.output)})"
+    counts = f"{len(pictures)} images" + (f", {len(videos)} videos" if videos else "")
+    print(f"{counts}, {totals.failures} could not be read; results in {where}")
     return 0 if not problems else 1
-
-
-def _emit(results: list[FrameResult], roots: list[Path], output: BatchOutput, writer: csv.DictWriter) -> int:
-    failures = 0
-    for result in results:
-        name = _relative(Path(str(result.key)), roots)
-        if result.state == "failed":
-            failures += 1
-            log.warning("%s: %s", name, result.note)
-            output.add(name, None, failure=result.note or "failed")
-            writer.writerow({"file": name, "failure": result.note})
-            continue
-        output.add(name, result.detections)
-        if not result.detections:
-            writer.writerow({"file": name, "category": "blank" if result.state == "done" else "skipped"})
-        for det in result.detections:
-            x, y, w, h = det.bbox
-            writer.writerow(
-                {
-                    "file": name,
-                    "category": det.category,
-                    "label": det.label,
-                    "confidence": det.confidence,
-                    "x": x,
-                    "y": y,
-                    "width": w,
-                    "height": h,
-                    "species": det.species or "",
-                    "common_name": common_name(det.species, "en") if det.species else "",
-                    "species_confidence": det.species_confidence
-                    if det.species_confidence is not None
-                    else "",
-                    "classifier": det.classifier or "",
-                }
-            )
-    return failures

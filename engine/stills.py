@@ -1,0 +1,64 @@
+"""Pictures that are not JPEG: PNG (OpenCV) and HEIC/HEIF (pillow-heif, where installed).
+
+JPEG keeps its fast reduced decode (``decode.decode_jpeg``); the others are decoded whole, their size
+checked from the header first (a decompression bomb is refused before it is allocated), then shrunk to
+the size the detector needs.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .decode import DecodedImage, DecodeError, decode_jpeg
+from .sdcard import HEIF_AVAILABLE
+
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+PNG_SUFFIXES = frozenset({".png"})
+HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def still_suffixes() -> frozenset[str]:
+    """The picture types this installation can read."""
+    return JPEG_SUFFIXES | PNG_SUFFIXES | (HEIF_SUFFIXES if HEIF_AVAILABLE else frozenset())
+
+
+def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int) -> DecodedImage:
+    """Decode a picture by its file type; DecodeError with a one-line reason otherwise."""
+    suffix = suffix.lower()
+    if suffix in JPEG_SUFFIXES:
+        return decode_jpeg(data, min_side, max_pixels)
+    if not data:
+        raise DecodeError("empty_payload", "the image is empty (0 bytes)")
+    if suffix in PNG_SUFFIXES and not data.startswith(PNG_MAGIC):
+        raise DecodeError("not_png", "the file is named .png but is not a PNG")
+    if suffix in HEIF_SUFFIXES and not HEIF_AVAILABLE:
+        raise DecodeError("no_decoder", "HEIC needs pillow-heif, which is not installed")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise DecodeError("too_large", f"the image header says {width}x{height}, too large to decode")
+            if suffix in PNG_SUFFIXES:
+                pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            else:
+                pixels = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        raise DecodeError("corrupt_image", f"the {suffix[1:].upper()} could not be decoded ({exc})") from None
+    if pixels is None:
+        raise DecodeError("corrupt_image", f"the {suffix[1:].upper()} could not be decoded")
+    scale = 1
+    longer = max(width, height)
+    if min_side and longer > 2 * min_side:
+        scale = longer // min_side
+        pixels = cv2.resize(pixels, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
+    return DecodedImage(pixels=pixels, width=width, height=height, scale=scale)
+
+
+def is_still(path: Path) -> bool:
+    return path.suffix.lower() in still_suffixes()
