@@ -8,12 +8,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.detect import detect_command
 from tests.support.exif import copy_with_exif
 from yaguar.engine.batch_output import validate_batch_output
 
@@ -35,25 +35,10 @@ def _card(tmp_path: Path, shared_data: Path) -> Path:
 
 
 def _detect(card: Path, out: Path, models_dir: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "yaguar.engine.cli",
-        "detect",
-        str(card),
-        "-o",
-        str(out),
-        "--model-dir",
-        str(models_dir),
-        "--no-progress",
-        "--motion",
-        "--no-classify",
-        "--camera-timezone",
-        "RIO01=America/Bogota",
-        "--checkpoint-every",
-        "1",
-        *extra,
-    ]
+    zones = ["--camera-timezone", "RIO01=America/Bogota"]
+    return detect_command(
+        card, out, models_dir, "--motion", "--no-classify", *zones, "--checkpoint-every", "1", *extra
+    )
 
 
 def _entries(out: Path) -> list[dict[str, object]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,9 +29,14 @@ def write_video(
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
+        count = 0
         for image in frames:
             frame = av.VideoFrame.from_ndarray(image[: stream.height, : stream.width], format="bgr24")
+            if codec != "mjpeg":  # convert once, not once per repeat (the MJPEG encoder wants its own)
+                frame = frame.reformat(format=stream.pix_fmt)
             for _ in range(repeat):
+                frame.pts, frame.time_base = count, Fraction(1, fps)
+                count += 1
                 for packet in stream.encode(frame):
                     container.mux(packet)
         for packet in stream.encode():

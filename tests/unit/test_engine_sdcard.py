@@ -109,9 +109,9 @@ def test_png_and_heic_decode_with_their_exif(tmp_path: Path, jaguar: Path) -> No
     suffixes = [".png", ".heic"] if HEIF_AVAILABLE else [".png"]
     assert set(suffixes) <= still_suffixes()
     for suffix in suffixes:
-        target = copy_with_exif(jaguar, tmp_path / f"x{suffix}", "2005:10:07 12:05:00", reduce=2)
+        target = copy_with_exif(jaguar, tmp_path / f"x{suffix}", "2005:10:07 12:05:00", reduce=4)
         decoded = decode_still(target.read_bytes(), suffix, 416, 50_000_000)
-        assert (decoded.width, decoded.height) == (909, 614) and max(decoded.pixels.shape[:2]) >= 416
+        assert (decoded.width, decoded.height) == (455, 307) and decoded.pixels.shape[:2] == (307, 455)
         assert capture_time(target, BOGOTA).source == FROM_CAMERA_TIMEZONE
 
 
