@@ -82,10 +82,8 @@ class Analyser:
             config.verify_sha256,
             config.detector_input,
         )
-        self.classifiers = [
-            Classifier(find_manifest(name, extra), model_dir, config.backend, options, config.verify_sha256)
-            for name in config.classifiers
-        ]
+        self._model_dir, self._manifest_dirs, self._options = model_dir, extra, options
+        self.classifiers = self.load_classifiers(config.classifiers)
         self.allowed = region_species(config.region, config.extra_species)
         self.motion = MotionFilter(config.motion)
         self.min_side = config.decode_min_side or self.detector.min_side
@@ -97,6 +95,21 @@ class Analyser:
             ", ".join(c.ident for c in self.classifiers) or "none",
             self.detector.backend.describe(),
         )
+
+    def load_classifiers(self, names: list[str]) -> list[Classifier]:
+        """Load classifiers as this analyser's own; a running station swaps ``self.classifiers`` for
+        the result (one assignment, so a frame sees the old list or the new, never a mix)."""
+        config = self.config
+        return [
+            Classifier(
+                find_manifest(name, self._manifest_dirs),
+                self._model_dir,
+                config.backend,
+                self._options,
+                config.verify_sha256,
+            )
+            for name in names
+        ]
 
     @property
     def model_ident(self) -> str:

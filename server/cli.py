@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "yaguar.server.demo",
     "yaguar.server.devices_cli",
     "yaguar.server.alerts_cli",
+    "yaguar.server.classifiers_cli",
 ]
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from yaguar.alerts import models as alerts_models  # noqa: F401
 from yaguar.storage import models  # noqa: F401
 
+from . import classifier_choice  # noqa: F401
 from .dashboard import box_review as box_review_models  # noqa: F401
 from .dashboard import models as dashboard_models  # noqa: F401
 from .deployments import models as deployment_models  # noqa: F401

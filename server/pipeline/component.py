@@ -27,6 +27,7 @@ from yaguar.engine.decode import DecodeError
 from yaguar.storage.models import Media
 
 from .store import close_idle, store_results
+from .switch import ClassifierSwitch
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -86,6 +87,7 @@ class PipelineComponent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool: ThreadPoolExecutor | None = None
+        self.switch: ClassifierSwitch | None = None  # classifiers chosen while running
         self.unavailable: str | None = None  # why the pipeline cannot analyse (bad model), for status
 
     # --- Component interface -------------------------------------------------------------------
@@ -99,6 +101,8 @@ class PipelineComponent:
                 self.metrics.errors.labels("model").inc()
                 log.error("pipeline not started: %s", exc)
                 return
+        self.switch = ClassifierSwitch(self.ctx, self._analyser, self.metrics.errors)
+        self.switch.poll()  # a choice made while the station was down applies from the first frame
         self.ctx.hooks.media_committed.append(self._on_media)
         self._pool = ThreadPoolExecutor(self.config.decode_threads(), thread_name_prefix="yaguar-decode")
         for target, name in (
@@ -139,6 +143,8 @@ class PipelineComponent:
             self._wake.wait(self.config.poll_interval_s)
             self._wake.clear()
             try:
+                if self.switch is not None:
+                    self.switch.poll()
                 while not self._stop.is_set() and self._load_some():
                     pass
                 self._close_idle_events()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.integration.opencl_helpers import require_opencl
-from tests.support.training import link, shared_species_folder
+from tests.support.training import link, train_on_shared
 from yaguar.engine.classifier import Classifier
 from yaguar.engine.manifest import load_manifest
 from yaguar.engine.training.cli import run_train
@@ -26,17 +26,7 @@ LOO_FLOOR = 0.9
 
 @pytest.fixture(scope="module")
 def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
-    folder = shared_species_folder(shared_data, tmp_path_factory.mktemp("species"))
-    options = TrainOptions(
-        folders=[folder],
-        out_dir=tmp_path_factory.mktemp("model"),
-        name="especies_prueba",
-        version="1",
-        model_dir=shared_data / "models",
-        progress=False,
-        keep_crops=True,
-    )
-    return train_classifier(options)
+    return train_on_shared(shared_data, tmp_path_factory.mktemp("train"), keep_crops=True)
 
 
 def test_trains_on_species_with_three_photos_and_reports_accuracy(trained: TrainResult) -> None:

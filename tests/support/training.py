@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from yaguar.engine.training.trainer import TrainOptions, TrainResult, train_classifier
+
 # The file name of each shared camera-trap photo ends with its species; the folder name it trains as.
 CAMERA_TRAP_SPECIES = {
     "deer": "Odocoileus virginianus",
@@ -32,3 +34,19 @@ def shared_species_folder(shared: Path, out: Path) -> Path:
         if stem in CAMERA_TRAP_SPECIES:
             link(photo, out / CAMERA_TRAP_SPECIES[stem])
     return out
+
+
+def train_on_shared(
+    shared: Path, work: Path, name: str = "especies_prueba", keep_crops: bool = False
+) -> TrainResult:
+    """Train a classifier on ``shared_species_folder`` with the shared models, into ``work/model``."""
+    options = TrainOptions(
+        folders=[shared_species_folder(shared, work / "species")],
+        out_dir=work / "model",
+        name=name,
+        version="1",
+        model_dir=shared / "models",
+        progress=False,
+        keep_crops=keep_crops,
+    )
+    return train_classifier(options)
