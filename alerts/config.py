@@ -32,6 +32,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from yaguar.config_base import Section
 
+from .device_config import DeviceRules
+
 Severity = Literal["low", "medium", "high"]
 Language = Literal["es", "en"]
 Category = Literal["animal", "person", "vehicle"]
@@ -223,6 +225,7 @@ class AlertsConfig(Section):
     )
     twilio_auth_token: SecretStr | None = Field(default=None, description="from YAGUAR_TWILIO_AUTH_TOKEN")
     webhook: WebhookConfig | None = None
+    devices: DeviceRules = Field(default_factory=DeviceRules, description="alerts on cameras in trouble")
     link_template: str = Field(
         default="{base}/e/{event_id}",
         max_length=200,
@@ -252,6 +255,7 @@ class AlertsConfig(Section):
                 problems.append("twilio: give from_number or messaging_service_sid (one of them)")
             if self.twilio_auth_token is None:
                 problems.append("twilio: the auth token is missing; set YAGUAR_TWILIO_AUTH_TOKEN")
+        problems += [f"devices: no recipient {n}" for n in self.devices.recipients if n not in names]
         if "{event_id}" not in self.link_template:
             problems.append("link_template: must contain {event_id}")
         if problems:

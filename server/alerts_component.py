@@ -20,6 +20,7 @@ from yaguar.alerts.channels.twilio_sms import TwilioSmsChannel
 from yaguar.alerts.channels.webhook import WebhookChannel
 from yaguar.alerts.config import AlertsConfig
 from yaguar.alerts.deliveries import DeliveryPlanner
+from yaguar.alerts.device_watch import DeviceWatch
 from yaguar.alerts.metrics import AlertMetrics
 from yaguar.alerts.outbox import Outbox
 from yaguar.alerts.sender import SENDER_BUSY_TIMEOUT_MS, Sender
@@ -28,6 +29,7 @@ from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.base import utcnow
 
 from .context import StationContext
+from .device_alerts import DeviceWatchLoop
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class AlertsComponent:
         self.sender = Sender(config, sender_sessions, planner, self.channels, self.metrics, clock)
         self.outbox = Outbox(config, planner, self.metrics, clock, wake=self.sender.wake)
         self.routes = AlertRoutes(config, ctx.session_factory, self.metrics, clock)
+        watch = DeviceWatch(config, planner, self.metrics, ctx.config.http.public_url)
+        self.devices = DeviceWatchLoop(watch, ctx.session_factory, clock, self.sender.wake)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -93,7 +97,7 @@ class AlertsComponent:
         self._stop = asyncio.Event()
         self._ready.set()
         try:
-            await self.sender.run(self._stop)
+            await asyncio.gather(self.sender.run(self._stop), self.devices.run(self._stop))
         finally:
             for channel in self.channels.values():
                 await channel.close()

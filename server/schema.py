@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from yaguar.alerts import device_models  # noqa: F401
 from yaguar.alerts import models as alerts_models  # noqa: F401
 from yaguar.storage import models  # noqa: F401
 
