@@ -61,10 +61,10 @@ def images(data: Path, count: int, prep: str, size: int) -> np.ndarray:
 def rebatch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
     """A copy of ``model`` with batch ``batch``: input dim 0 set, Reshape targets that baked the
     export's batch in fixed (found by the OpenCL graph loader, which plans the same change)."""
-    from yaguar.engine.backends.opencl import graph
+    from yaguar.engine.backends.opencl import frontend
 
     fixed = {}
-    g = graph.load(model, batch)
+    g = frontend.load(model, batch)
     for node in g.nodes:
         if node.op == "Reshape" and node.inputs[1].endswith(f"@batch{batch}"):
             fixed[node.inputs[1].split("@")[0]] = g.values[node.inputs[1]].const

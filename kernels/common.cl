@@ -50,16 +50,7 @@ INLINE float8 sigmoid8(float8 v) {
     return select(r, (float8)(0.0f), r < 0.0f);  // as MLAS: the far tail rounds to -6e-8
 }
 
-// Activation codes (match ops/epilogue.py).
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_CLIP 2
-#define ACT_SIGMOID 3
-#define ACT_SILU 4
-#define ACT_LEAKY 5
-#define ACT_HARDSIGMOID 6
-#define ACT_HARDSWISH 7
-#define ACT_TANH 8
+// Activation codes (ACT_RELU, ...) are -D defines made from the table in kernels/opcodes.py.
 
 INLINE float8 act8(float8 v, int act, float a, float b) {
     switch (act) {
@@ -67,7 +58,7 @@ INLINE float8 act8(float8 v, int act, float a, float b) {
     case ACT_CLIP: return fmin(fmax(v, a), b);
     case ACT_SIGMOID: return sigmoid8(v);
     case ACT_SILU: return v * sigmoid8(v);
-    case ACT_LEAKY: return select(v * a, v, v >= 0.0f);
+    case ACT_LEAKYRELU: return select(v * a, v, v >= 0.0f);
     case ACT_HARDSIGMOID: return fmin(fmax(v * a + b, 0.0f), 1.0f);
     case ACT_HARDSWISH: return v * fmin(fmax(v * a + b, 0.0f), 1.0f);
     case ACT_TANH: return tanh(v);
@@ -89,7 +80,7 @@ INLINE float act_s(float v, float a, float b) {
     return 1.0f / (1.0f + exp(-v));
 #elif ACT == ACT_SILU
     return v / (1.0f + exp(-v));
-#elif ACT == ACT_LEAKY
+#elif ACT == ACT_LEAKYRELU
     return v >= 0.0f ? v : v * a;
 #elif ACT == ACT_HARDSIGMOID
     return fmin(fmax(v * a + b, 0.0f), 1.0f);

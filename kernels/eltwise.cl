@@ -1,10 +1,11 @@
 // Elementwise ops with NumPy broadcasting over up to 6 dims. meta (ints): dims[6], then the
 // strides (in elements) of out, a and b for those dims; a broadcast dim has stride 0. Views
 // (slices of a concat, transposes) are just other strides, so no copy is needed before an op.
-// The op is a build-time define (straight-line code PoCL vectorises across work-items):
-// binary OP: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 pow, 7 prelu (a>0?a:a*b), then ACT.
-// unary OP: activation codes of common.cl, then 20 exp, 21 log, 22 sqrt, 23 neg, 24 abs,
-// 25 reciprocal, 26 floor, 27 ceil, 28 erf, 29 fake-quant, 30 quantize, 31 dequantize.
+// The op is a build-time define (straight-line code PoCL vectorises across work-items), one of the
+// codes of kernels/opcodes.py, which every build gets as -D defines (OP_ADD, OP_EXP, ACT_RELU, ...):
+// binary OP: add, sub, mul, div, max, min, pow, prelu (a>0?a:a*b), then ACT.
+// unary OP: an activation code, or exp, log, sqrt, neg, abs, reciprocal, floor, ceil, erf,
+// fake-quant, quantize, dequantize.
 
 // The N-d kernels run on a 3-d range: dim 0 walks the last axis, dim 1 the one before, dim 2 the
 // rest flattened, so only the outer axes need integer division (slow on CPUs) and it is uniform
@@ -32,21 +33,21 @@ inline int offset6(int i5, int i4, int rest, __constant int* meta, int which) {
     if (i5 >= meta[5]) return;
 
 inline float binop(float a, float b) {
-#if OP == 0
+#if OP == OP_ADD
     return a + b;
-#elif OP == 1
+#elif OP == OP_SUB
     return a - b;
-#elif OP == 2
+#elif OP == OP_MUL
     return a * b;
-#elif OP == 3
+#elif OP == OP_DIV
     return a / b;
-#elif OP == 4
+#elif OP == OP_MAX
     return fmax(a, b);
-#elif OP == 5
+#elif OP == OP_MIN
     return fmin(a, b);
-#elif OP == 6
+#elif OP == OP_POW
     return pow(a, b);
-#else
+#else  // OP_PRELU
     return a > 0.0f ? a : a * b;
 #endif
 }
@@ -69,29 +70,29 @@ __kernel void binary_flat(int total, __global const store_t* a, int a_off, __glo
 }
 
 inline float unop(float x, float p0, float p1, float p2, float p3) {
-#if OP == 20
+#if OP == OP_EXP
     return exp(x);
-#elif OP == 21
+#elif OP == OP_LOG
     return log(x);
-#elif OP == 22
+#elif OP == OP_SQRT
     return sqrt(x);
-#elif OP == 23
+#elif OP == OP_NEG
     return -x;
-#elif OP == 24
+#elif OP == OP_ABS
     return fabs(x);
-#elif OP == 25
+#elif OP == OP_RECIPROCAL
     return 1.0f / x;
-#elif OP == 26
+#elif OP == OP_FLOOR
     return floor(x);
-#elif OP == 27
+#elif OP == OP_CEIL
     return ceil(x);
-#elif OP == 28
+#elif OP == OP_ERF
     return erf(x);
-#elif OP == 29
+#elif OP == OP_FAKEQUANT
     return (fmin(fmax(rint(x / p0) + p1, p2), p3) - p1) * p0;
-#elif OP == 30
+#elif OP == OP_QUANTIZELINEAR
     return fmin(fmax(rint(x / p0) + p1, p2), p3);
-#elif OP == 31
+#elif OP == OP_DEQUANTIZELINEAR
     return (x - p1) * p0;
 #else
     return act_s(x, p0, p1);  // OP is an activation code; ACT is set to the same code

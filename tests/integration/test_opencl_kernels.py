@@ -387,7 +387,8 @@ def test_autotune_choices_are_cached_per_device(tmp_path: Path) -> None:
     assert next(iter(choices)).startswith("dw:") and "WG" in next(iter(choices.values()))
     second = OpenCLBackend(m, {"cache_dir": tmp_path, "autotune": True})
     plan = second.plan_for({"x": np.zeros((1, 13, 13, 13), np.float32)})
-    assert plan.launches[0].tune["current"] == next(iter(choices.values()))
+    assert plan.launches[0].tune is not None
+    assert plan.launches[0].tune.current == next(iter(choices.values()))
     x = rand(1, 13, 13, 13)
     close(second.run({"x": x})[0], ort_run(m, {"x": x})[0], k=9)
 
@@ -451,15 +452,15 @@ def test_conv1x1_variants(tile: dict, n: int, c: int, hw: int, co: int, cache_di
     """The autotuner's other 1x1 kernels are exact on odd sizes too (K, pixels and channels that
     are not multiples of their tiles, batch > 1, the fused epilogue): the local-memory tiled GEMM
     (the GPU default), the channel-loop-inside variant, a 6-channel tile."""
-    from yaguar.engine.backends.opencl.compiler import Plan
+    from yaguar.engine.backends.opencl.executor import Plan
     from yaguar.engine.backends.opencl.runtime import open_runtime
 
     c1, k1 = _conv("c1", "x", c, co, k=1)
     m = model([c1, helper.make_node("Relu", ["c1"], ["y"])], {"x": [n, c, hw, hw]}, ["y"], k1)
     rt = open_runtime(None, cache_dir)
-    signature = Plan(m, rt, None, False).launches[0].tune["signature"]
+    signature = Plan(m, rt, None, False).launches[0].tune.signature
     plan = Plan(m, rt, None, False, choices={signature: tile})
     assert plan.launches[0].kernel_name == ("conv2d_1x1_lmem" if tile.get("LMEM") else "conv2d_1x1")
-    assert plan.launches[0].tune["current"] == tile
+    assert plan.launches[0].tune.current == tile
     x = rand(n, c, hw, hw)
     close(plan.run({"x": x})[0], ort_run(m, {"x": x})[0], k=c)

@@ -36,14 +36,14 @@ def close(got: np.ndarray, ref: np.ndarray, k: int = 1) -> None:
 
 def plan_with(m, cache_dir: Path, tile: dict | None):
     """A plan of ``m`` whose first conv uses ``tile`` (None: the default choice)."""
-    from yaguar.engine.backends.opencl.compiler import Plan
+    from yaguar.engine.backends.opencl.executor import Plan
     from yaguar.engine.backends.opencl.runtime import open_runtime
 
     rt = open_runtime(None, cache_dir)
     plan = Plan(m, rt, None, False)
     if tile is None:
         return plan
-    return Plan(m, rt, None, False, choices={plan.launches[0].tune["signature"]: tile})
+    return Plan(m, rt, None, False, choices={plan.launches[0].tune.signature: tile})
 
 
 def dw_silu_model(n: int, c: int, h: int, w: int, k: int, s: int, pads: list[int], residual: bool):
@@ -97,9 +97,9 @@ def run_depthwise(case: tuple, tile: dict | None, cache_dir: Path) -> None:
     launch = plan.launches[0]
     assert launch.kernel_name.startswith("conv2d_dw") and len(plan.launches) == 1  # all fused
     if tile is not None:
-        assert launch.tune["current"] == tile
+        assert launch.tune.current == tile
     elif not plan.lowerer.is_gpu:
-        assert launch.tune["current"] == {"FULL": 1, "ROWS": 4}
+        assert launch.tune.current == {"FULL": 1, "ROWS": 4}
     feeds = {"x": rand(n, c, h, w)}
     if residual:
         feeds["r"] = rand(*plan.graph.values["r"].shape, seed=3)
@@ -110,7 +110,7 @@ def test_depthwise_full_rows_of_6_at_stride_2(cache_dir: Path) -> None:
     """ROWS that does not divide the output height, stride 2 in both axes, a residual."""
     m = dw_silu_model(1, 13, 23, 37, 3, 2, [1, 1, 1, 1], True)
     plan = plan_with(m, cache_dir, {"FULL": 1, "ROWS": 6})
-    assert plan.launches[0].tune["current"] == {"FULL": 1, "ROWS": 6} and len(plan.launches) == 1
+    assert plan.launches[0].tune.current == {"FULL": 1, "ROWS": 6} and len(plan.launches) == 1
     feeds = {"x": rand(1, 13, 23, 37), "r": rand(1, 13, 12, 19, seed=3)}
     close(plan.run(feeds)[0], ort_run(m, feeds)[0], k=18)
 
@@ -121,7 +121,7 @@ def test_dilated_depthwise_keeps_the_per_pixel_kernel(cache_dir: Path) -> None:
     )
     m = model([node], {"x": [1, 13, 13, 13]}, ["y"], {"W": rand(13, 1, 3, 3, seed=1)})
     plan = plan_with(m, cache_dir, None)
-    assert "FULL" not in plan.launches[0].tune["current"]
+    assert "FULL" not in plan.launches[0].tune.current
     x = rand(1, 13, 13, 13)
     close(plan.run({"x": x})[0], ort_run(m, {"x": x})[0], k=9)
 
@@ -152,7 +152,7 @@ def test_conv1x1_channel_loop_inside(
     if tile is None and not plan.lowerer.is_gpu:
         # the channel loop stays inside unless the whole layer would be one work-group of 8
         wide = n * -(-(hw * hw) // 24) > 8
-        assert plan.launches[0].tune["current"].get("CO_INNER", 0) == int(wide)
+        assert plan.launches[0].tune.current.get("CO_INNER", 0) == int(wide)
     x = rand(n, c, hw, hw)
     close(plan.run({"x": x})[0], ort_run(m, {"x": x})[0], k=2 * c)
 

@@ -172,22 +172,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# Loops being taken apart (issue 14: shape inference becomes its own pass above ops/, and the lowering
-# table stops importing its ops back). Listed in full so the list can only shrink: a loop that is gone
-# must leave this list too.
-_OPENCL = "yaguar.engine.backends.opencl"
-KNOWN_LOOPS = [
-    [f"{_OPENCL}.graph", f"{_OPENCL}.ops.shapes"],
-    [f"{_OPENCL}.lower", *(f"{_OPENCL}.ops.{op}" for op in ("conv", "elementwise", "layout", "misc"))],
-]
-
-
 def test_no_two_modules_import_each_other() -> None:
     loops = cycles(module_graph())
-    new = [loop for loop in loops if loop not in KNOWN_LOOPS]
-    assert not new, "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in new)
-    gone = [loop for loop in KNOWN_LOOPS if loop not in loops]
-    assert not gone, f"these loops are gone: take them out of KNOWN_LOOPS: {gone}"
+    assert not loops, "modules that import each other:\n" + "\n".join(" <-> ".join(c) for c in loops)
 
 
 @pytest.mark.parametrize(

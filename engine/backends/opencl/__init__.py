@@ -1,10 +1,10 @@
 """The OpenCL backend: ONNX models on our own OpenCL C kernels (``yaguar.kernels``), via pyopencl.
 
-Pipeline: ``graph`` (parse, constant folding incl. QDQ weight dequantisation, static shapes for a
-batch) -> ``fusion`` (BatchNorm folding, Q->DQ to fake-quant, SiLU, Conv epilogue fusion of bias,
+Passes: ``frontend`` (ONNX -> the ``graph`` IR: constant folding incl. QDQ weight dequantisation,
+canonical attributes) with ``shapes`` (the shape pass: static shapes for a batch) -> ``fusion`` (BatchNorm folding, Q->DQ to fake-quant, SiLU, Conv epilogue fusion of bias,
 activation, fake-quant and residual Add; ``views``: view chains, Concats of Slices as one copy) ->
 ``memory`` (views, concat-in-place, buffer reuse) -> ``lower``/``ops`` (kernel launches with bound
-arguments) -> ``compiler.Plan`` (run / profile). ``runtime`` opens the device and builds programs
+arguments; the table of op lowerings is ``ops.LOWERINGS``) -> ``executor.Plan`` (run / profile). ``runtime`` opens the device and builds programs
 through ``program_cache`` (binaries on disk keyed by device, driver, source and defines; ``-DUSE_FMA``
 where fma() is a hardware instruction); ``autotune`` picks conv tiles per device and kernel source
 and caches them.

@@ -21,8 +21,9 @@ import pyopencl as cl
 from yaguar import kernels
 from yaguar.durable import atomic_write
 
-from .compiler import Plan
-from .lower import round_up
+from .executor import Plan
+from .intmath import round_up
+from .lower import Lowerer
 from .ops.conv import tile_lsize
 from .runtime import Runtime
 
@@ -70,7 +71,9 @@ def _time(rt: Runtime, kernel: cl.Kernel, gsize: tuple[int, ...], lsize: tuple[i
     return best
 
 
-def _shape(lw, gsize: tuple[int, ...], choice: dict[str, int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _shape(
+    lw: Lowerer, gsize: tuple[int, ...], choice: dict[str, int]
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(global, local) for a tile choice: the work-group it requires or its width WG, else the default."""
     lsize = tile_lsize(choice, len(gsize)) or lw.local_size(gsize)
     return tuple(round_up(g, loc) for g, loc in zip(gsize, lsize, strict=True)), lsize
@@ -82,20 +85,21 @@ def tune_plan(plan: Plan, cache: TuneCache) -> int:
     tuned = 0
     for launch in plan.launches:
         info = launch.tune
-        if not info:
+        if info is None:
             continue
-        known = cache.choices.get(info["signature"])
+        known = cache.choices.get(info.signature)
         if known is not None:
-            if known != info["current"]:  # tuned earlier in this loop, or by another plan
-                kernel, args, gsize, _ = info["build"](known)
+            if known != info.current:  # tuned earlier in this loop, or by another plan
+                kernel, args, gsize, _ = info.build(known)
                 kernel.set_args(*args)
                 launch.gsize, launch.lsize = _shape(lw, gsize, known)
-                launch.kernel, info["current"] = kernel, known
+                launch.kernel, info.current = kernel, known
+                info.keep_only(known)
             continue
         results = []
         widths = (32, 64, 128) if lw.is_gpu else (4, 8, 16)  # work-group widths tried per tile
-        for tile in info["candidates"]:
-            kernel, args, gsize, _ = info["build"](tile)
+        for tile in info.candidates:
+            kernel, args, gsize, _ = info.build(tile)
             kernel.set_args(*args)
             for wg in [None] if tile.get("LMEM") else widths:  # the local-memory GEMM fixes its group
                 cand = tile if wg is None else {**tile, "WG": wg}
@@ -103,9 +107,10 @@ def tune_plan(plan: Plan, cache: TuneCache) -> int:
                 results.append((_time(rt, kernel, gs, ls), cand, kernel, gs, ls))
         ms, cand, kernel, gsize, lsize = min(results, key=lambda r: r[0])
         launch.kernel, launch.gsize, launch.lsize = kernel, gsize, lsize
-        info["current"] = cand
-        cache.choices[info["signature"]] = cand
-        log.debug("autotune %s: %s (%.3f ms)", info["signature"], cand, ms)
+        info.current = cand
+        info.keep_only(cand)
+        cache.choices[info.signature] = cand
+        log.debug("autotune %s: %s (%.3f ms)", info.signature, cand, ms)
         tuned += 1
     if tuned:
         cache.save()

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..base import Backend, BackendError, TensorInfo
 from .autotune import TuneCache, tune_plan
-from .compiler import KernelTime, Plan
-from .graph import _read
+from .executor import KernelTime, Plan
+from .frontend import read_model
 from .program_cache import default_cache_dir
 from .runtime import open_runtime
 
@@ -53,7 +53,7 @@ class OpenCLBackend(Backend):
         self.model_path = (
             Path(model_path) if not isinstance(model_path, onnx.ModelProto) else Path("model.onnx")
         )
-        self._model = model_path if isinstance(model_path, onnx.ModelProto) else _read(Path(model_path))
+        self._model = model_path if isinstance(model_path, onnx.ModelProto) else read_model(Path(model_path))
         cache_dir = self.options.cache_dir or default_cache_dir()
         self.runtime = open_runtime(self.options.device, cache_dir)
         self._tune_cache = TuneCache(cache_dir, self.runtime)

@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from yaguar.kernels.opcodes import ACTIVATIONS
+
 from ..base import BackendError
 from . import views
 from .graph import Graph, Node, Value
-from .ops.shapes import VIEW_OPS
-
-# Activation codes shared with kernels/common.cl.
-ACT = {
-    "None": 0,
-    "Relu": 1,
-    "Clip": 2,
-    "Sigmoid": 3,
-    "SiLU": 4,
-    "LeakyRelu": 5,
-    "HardSigmoid": 6,
-    "HardSwish": 7,
-    "Tanh": 8,
-}
+from .shapes import VIEW_OPS
 
 
 def optimise(g: Graph) -> None:
@@ -61,7 +50,7 @@ def _drop_identities(g: Graph) -> None:
 def activation_of(g: Graph, n: Node) -> tuple[int, float, float] | None:
     """(code, a, b) when ``n`` is an activation the epilogue can apply, else None."""
     if n.op == "Relu":
-        return ACT["Relu"], 0.0, 0.0
+        return ACTIVATIONS["Relu"], 0.0, 0.0
     if n.op == "Clip":
         lo, hi = n.attrs.get("min", -np.inf), n.attrs.get("max", np.inf)
         if len(n.inputs) > 1 and n.inputs[1]:
@@ -72,15 +61,15 @@ def activation_of(g: Graph, n: Node) -> tuple[int, float, float] | None:
             if not g.is_const(n.inputs[2]):
                 return None
             hi = float(g.const(n.inputs[2]))
-        return ACT["Clip"], float(max(lo, -3.4e38)), float(min(hi, 3.4e38))
+        return ACTIVATIONS["Clip"], float(max(lo, -3.4e38)), float(min(hi, 3.4e38))
     if n.op in ("Sigmoid", "Tanh", "SiLU"):
-        return ACT[n.op], 0.0, 0.0
+        return ACTIVATIONS[n.op], 0.0, 0.0
     if n.op == "LeakyRelu":
-        return ACT["LeakyRelu"], float(n.attrs.get("alpha", 0.01)), 0.0
+        return ACTIVATIONS["LeakyRelu"], float(n.attrs.get("alpha", 0.01)), 0.0
     if n.op == "HardSigmoid":
-        return ACT["HardSigmoid"], float(n.attrs.get("alpha", 0.2)), float(n.attrs.get("beta", 0.5))
+        return ACTIVATIONS["HardSigmoid"], float(n.attrs.get("alpha", 0.2)), float(n.attrs.get("beta", 0.5))
     if n.op == "HardSwish":  # fixed alpha 1/6, beta 0.5
-        return ACT["HardSwish"], 1 / 6, 0.5
+        return ACTIVATIONS["HardSwish"], 1 / 6, 0.5
     return None
 
 

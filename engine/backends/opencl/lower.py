@@ -2,14 +2,15 @@
 
 The ``Lowerer`` holds what every op's lowering needs: tensor addresses from the memory plan,
 strides of views, constant buffers, programs from the runtime's cache, and the default work-group
-shape. Op-specific code lives in ``ops/``; ``LOWERINGS`` maps an op type to its function.
+shape. Op-specific code lives in ``ops/``, which registers each op's function in ``LOWERINGS`` with
+``@lowering`` and walks a graph through them (``ops.lower_graph``).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyopencl as cl
@@ -17,11 +18,30 @@ import pyopencl.cltypes as clt
 
 from ..base import BackendError
 from .graph import Graph, Node
+from .intmath import round_up
 from .memory import MemoryPlan
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
 MAX_DIMS = 6
+
+
+Tile = dict[str, int]  # a kernel variant's -D parameters, e.g. {"TM": 8, "NV": 2}
+# What rebuilding a launch for a tile gives: kernel, its arguments, global size, profiling name.
+Built = tuple[cl.Kernel, list[object], tuple[int, ...], str]
+
+
+@dataclass
+class Tunable:
+    """What the autotuner may vary in a launch, and how to rebuild it."""
+
+    signature: str  # the layer's key in the autotune cache (kind, shapes, kernel, stride, groups)
+    candidates: list[Tile]
+    build: Callable[[Tile], Built]
+    current: Tile
+    # Frees the weight layouts that only other tiles read, once the choice is made: the plan lives
+    # as long as the model is loaded, and a copy of the weights per candidate would live with it.
+    keep_only: Callable[[Tile], None]
 
 
 @dataclass
@@ -35,11 +55,7 @@ class Launch:
     lsize: tuple[int, ...] | None
     flops: float = 0.0
     nbytes: float = 0.0
-    tune: dict[str, object] = field(default_factory=dict)  # what autotune may vary, and how to rebuild
-
-
-def round_up(x: int, m: int) -> int:
-    return -(-x // m) * m
+    tune: Tunable | None = None  # conv launches: what autotune may vary
 
 
 class Lowerer:
@@ -93,15 +109,15 @@ class Lowerer:
         flops: float = 0.0,
         nbytes: float = 0.0,
         lsize: tuple[int, ...] | None = None,
-        tune: dict[str, object] | None = None,
+        tune: Tunable | None = None,
     ) -> Launch:
-        lsize = lsize or self.local_size(gsize, heavy=bool(tune))
+        lsize = lsize or self.local_size(gsize, heavy=tune is not None)
         gsize = tuple(round_up(g, loc) for g, loc in zip(gsize, lsize, strict=True))
         try:
             kernel.set_args(*args)
         except (cl.Error, TypeError, ValueError) as exc:
             raise BackendError(f"cannot bind the arguments of {name} for node {node.name!r}: {exc}") from None
-        launch = Launch(node.name, name, kernel, gsize, lsize, flops, nbytes, tune or {})
+        launch = Launch(node.name, name, kernel, gsize, lsize, flops, nbytes, tune)
         self.launches.append(launch)
         return launch
 
@@ -134,6 +150,11 @@ class Lowerer:
         buf = cl.Buffer(self.rt.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=arr)
         self.buffers.append(buf)
         return buf
+
+    def release(self, buf: cl.Buffer) -> None:
+        """Free a constant buffer that no launch of the plan reads any more."""
+        self.buffers.remove(buf)
+        buf.release()
 
     def nd(
         self,
@@ -203,14 +224,3 @@ def lowering(*ops: str) -> Callable[[Callable[[Lowerer, Node], None]], Callable[
         return fn
 
     return register
-
-
-def lower_graph(lw: Lowerer) -> list[Launch]:
-    from .ops import conv, elementwise, layout, misc  # noqa: F401  (registers the lowerings)
-
-    for node in lw.g.nodes:
-        fn = LOWERINGS.get(node.op)
-        if fn is None:
-            raise BackendError(f"unsupported op {node.op} (node {node.name!r})")
-        fn(lw, node)
-    return lw.launches

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .graph import Graph, Node
-from .ops.shapes import BINARY, UNARY, VIEW_OPS
+from .intmath import round_up
+from .shapes import BINARY, UNARY, VIEW_OPS
 
 ALIGN = 32  # elements; keeps every tensor on a 128-byte boundary
 
@@ -120,7 +121,7 @@ class MemoryPlan:
         roots = sorted(first, key=lambda r: -self.numel(r))
         placed: list[tuple[int, int, int, int]] = []  # offset, end, first, last
         for r in roots:
-            size = -(-self.numel(r) // ALIGN) * ALIGN
+            size = round_up(self.numel(r), ALIGN)
             lo, hi = first[r], last.get(r, first[r])
             busy = sorted((o, e) for o, e, f, la in placed if not (la < lo or f > hi))
             offset = 0

@@ -17,6 +17,7 @@ from pathlib import Path
 import pyopencl as cl
 
 from yaguar import kernels
+from yaguar.kernels import opcodes
 
 from ..base import BackendError
 from .program_cache import ProgramCache
@@ -121,8 +122,10 @@ class Runtime:
         return f"{self.device.driver_version} / {self.device.version}"
 
     def build_options(self, defines: dict[str, int | str] | None = None) -> list[str]:
-        """The compiler options of a kernel build: its ``-D`` defines, then the device's own."""
-        options = [f"-D{k}={v}" for k, v in sorted((defines or {}).items())]
+        """The compiler options of a kernel build: the op codes (``kernels/opcodes.py``), its own
+        ``-D`` defines, then the device's."""
+        codes = [f"-D{k}={v}" for k, v in sorted(opcodes.defines().items())]
+        options = codes + [f"-D{k}={v}" for k, v in sorted((defines or {}).items())]
         if self.fast_fma:
             options.append("-DUSE_FMA=1")
         options.append("-cl-mad-enable")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import Graph, Node
-from .ops.shapes import VIEW_OPS
+from .shapes import VIEW_OPS
 
 
 def compose_slices(g: Graph) -> None:
     """Slice of a Slice (YOLOX's Focus: ``x[..., ::2, :]`` then ``[..., ::2]``) becomes one strided
     copy from the original tensor: start = s1 + s2 * step1, step = step1 * step2."""
-    from .ops.shapes import slice_params
+    from .shapes import slice_params
 
     prod, users = g.producer(), g.consumers()
     dropped: set[str] = set()

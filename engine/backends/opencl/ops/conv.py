@@ -8,10 +8,12 @@ tuning run stored some for this device and layer signature, else from a heuristi
 from __future__ import annotations
 
 import numpy as np
+import pyopencl as cl
 
 from ...base import BackendError
 from ..graph import Node
-from ..lower import Lowerer, lowering, round_up, vec
+from ..intmath import cdiv, round_up
+from ..lower import Built, Lowerer, Tile, Tunable, lowering, vec
 
 
 def epilogue_args(lw: Lowerer, node: Node) -> list:
@@ -39,7 +41,7 @@ def default_tiles(kind: str, cout_g: int, width: int, batch: int = 1) -> dict[st
         return {"NV": 2 if width > 24 else 1, "ROWS": 1}
     if kind == "1x1":
         nv = 3 if width > 16 else 1
-        if batch * -(-width // (8 * nv)) <= 8:
+        if batch * cdiv(width, 8 * nv) <= 8:
             return {"TM": 4, "NV": nv}
         return {"TM": 4, "NV": nv, "CO_INNER": 1}
     return {"TM": 8 if cout_g > 4 else 4, "NV": 1}
@@ -97,7 +99,7 @@ class ConvLayer:
         self.y_args = list(lw.addr(y))
         self.bias_buf = lw.const_buffer(bias)
         self.epi = epilogue_args(lw, node)
-        self.weights: dict[int, object] = {}
+        self.weights: dict[int, cl.Buffer] = {}  # by layout (weight_key): built once each
         if self.groups == self.cin == self.cout and self.cin_g == 1:
             # without dilation a work-item can compute whole output rows (the _full variant)
             self.kind, self.width = ("dw_full" if self.dy == self.dx == 1 else "dw"), self.wo
@@ -108,17 +110,30 @@ class ConvLayer:
         self.signature = (f"{self.kind}:{self.n}x{self.cin}x{self.h}x{self.w}->{self.cout}x{self.ho}x{self.wo}"
                           f":k{self.kh}x{self.kw}s{self.sy}{self.sx}g{self.groups}")  # fmt: skip
 
-    def build(self, t: dict[str, int]) -> tuple:
+    def weight_key(self, t: Tile) -> int:
+        """Which weight layout tile ``t`` reads: one for depthwise, one per BM for the local-memory
+        GEMM, one per TM for the blocked kernels."""
+        if self.kind.startswith("dw"):
+            return 0
+        return -t["BM"] if t.get("LMEM") else t["TM"]
+
+    def keep_only(self, t: Tile) -> None:
+        """Free every weight layout but the one tile ``t`` reads (after autotuning chose ``t``)."""
+        keep = self.weight_key(t)
+        for key in [k for k in self.weights if k != keep]:
+            self.lw.release(self.weights.pop(key))
+
+    def build(self, t: Tile) -> Built:
         if self.kind.startswith("dw"):
             return self._depthwise(t)
         if t.get("LMEM"):
             return self._local_memory_gemm(t)
         return self._blocked(t)
 
-    def _depthwise(self, t: dict[str, int]) -> tuple:
-        wbuf = self.weights.setdefault(
-            0, self.lw.const_buffer(self.weight.reshape(self.cout, self.kh * self.kw))
-        )
+    def _depthwise(self, t: Tile) -> Built:
+        if 0 not in self.weights:
+            self.weights[0] = self.lw.const_buffer(self.weight.reshape(self.cout, self.kh * self.kw))
+        wbuf = self.weights[0]
         rows = t.get("ROWS", 1)
         defs = {"NV": t.get("NV", 1), "KH": self.kh, "KW": self.kw, "SX": self.sx, "DY": self.dy,
                 "DX": self.dx, "ROWS": rows}  # fmt: skip
@@ -127,12 +142,12 @@ class ConvLayer:
         name = f"conv2d_dw[k{self.kh}s{self.sx}]"
         if t.get("FULL"):  # whole rows per work-item (no dilation)
             k = self.lw.kernel("conv2d_dw", "conv2d_dw_full", {**defs, "SY": self.sy})
-            return k, args, (-(-self.ho // rows), self.cout, self.n), name
+            return k, args, (cdiv(self.ho, rows), self.cout, self.n), name
         k = self.lw.kernel("conv2d_dw", "conv2d_dw", defs)
-        gsize = (-(-self.wo // (8 * t["NV"])), self.ho, self.n * self.cout)
+        gsize = (cdiv(self.wo, 8 * t["NV"]), self.ho, self.n * self.cout)
         return k, args, gsize, name
 
-    def _local_memory_gemm(self, t: dict[str, int]) -> tuple:
+    def _local_memory_gemm(self, t: Tile) -> Built:
         """1x1 as a GEMM tiled through local memory (GPUs): plain [K][co_pad] weights."""
         co_pad = round_up(self.cout, t["BM"])
         if -t["BM"] not in self.weights:
@@ -145,9 +160,9 @@ class ConvLayer:
         args = [*self.x_args, self.weights[-t["BM"]], self.bias_buf, np.int32(co_pad), *self.y_args,
                 np.int32(self.cin), np.int32(self.cout), np.int32(hw), *self.epi]  # fmt: skip
         lx, ly = t["BN"] // 8, t["BM"] // t["TM"]
-        return k, args, (-(-hw // t["BN"]) * lx, -(-self.cout // t["BM"]) * ly, self.n), "conv2d_1x1_lmem"
+        return k, args, (cdiv(hw, t["BN"]) * lx, cdiv(self.cout, t["BM"]) * ly, self.n), "conv2d_1x1_lmem"
 
-    def _blocked(self, t: dict[str, int]) -> tuple:
+    def _blocked(self, t: Tile) -> Built:
         tm, g = t["TM"], self.groups
         co_pad = round_up(self.cout_g, tm)
         if tm not in self.weights:
@@ -165,8 +180,8 @@ class ConvLayer:
             k = self.lw.kernel("conv2d_1x1", "conv2d_1x1", {"TM": tm, "NV": t["NV"], "CO_INNER": inner})
             hw = self.ho * self.wo
             args = [*head, np.int32(self.cin), np.int32(self.cout), np.int32(hw), *self.epi]
-            blocks = 1 if inner else -(-self.cout // tm)
-            return k, args, (-(-hw // (8 * t["NV"])), blocks, self.n), "conv2d_1x1"
+            blocks = 1 if inner else cdiv(self.cout, tm)
+            return k, args, (cdiv(hw, 8 * t["NV"]), blocks, self.n), "conv2d_1x1"
         defs = {
             "TM": tm,
             "NV": t["NV"],
@@ -190,7 +205,7 @@ class ConvLayer:
             self.pads[1],
         )
         args = [*head, *map(np.int32, dims), *self.epi]
-        gsize = (-(-self.wo // (8 * t["NV"])), self.ho * (-(-self.cout_g // tm)), self.n * g)
+        gsize = (cdiv(self.wo, 8 * t["NV"]), self.ho * cdiv(self.cout_g, tm), self.n * g)
         return k, args, gsize, f"conv2d[k{self.kh}s{self.sx}]"
 
 
@@ -209,7 +224,6 @@ def lower_conv(lw: Lowerer, node: Node) -> None:
     k, args, gsize, name = layer.build(tiles)
     flops = 2.0 * layer.n * layer.cout * layer.ho * layer.wo * layer.cin_g * layer.kh * layer.kw
     io = layer.n * (layer.cin * layer.h * layer.w + layer.cout * layer.ho * layer.wo)
-    tune = {"signature": layer.signature, "candidates": candidates(layer.kind), "build": layer.build,
-            "current": tiles}  # fmt: skip
+    tune = Tunable(layer.signature, candidates(layer.kind), layer.build, tiles, layer.keep_only)
     lw.add(node, name, k, args, gsize, flops, float(lw.itemsize * io + 4 * layer.weight.size),
            lsize=tile_lsize(tiles, len(gsize)), tune=tune)  # fmt: skip

@@ -5,33 +5,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from yaguar.kernels.opcodes import ACTIVATIONS, BINARY, UNARY
+
 from ...base import BackendError
-from ..fusion import ACT, activation_of
+from ..fusion import activation_of
 from ..graph import Node
 from ..lower import Lowerer, broadcast_strides, lowering
-
-BINARY_CODES = {"Add": 0, "Sub": 1, "Mul": 2, "Div": 3, "Max": 4, "Min": 5, "Pow": 6, "PRelu": 7}
-UNARY_CODES = {
-    "Exp": 20,
-    "Log": 21,
-    "Sqrt": 22,
-    "Neg": 23,
-    "Abs": 24,
-    "Reciprocal": 25,
-    "Floor": 26,
-    "Ceil": 27,
-    "Erf": 28,
-    "FakeQuant": 29,
-    "QuantizeLinear": 30,
-    "DequantizeLinear": 31,
-}
 
 
 def _contiguous(lw: Lowerer, t: str) -> bool:
     return lw.g.is_const(t) or lw.mem.is_contiguous(t)
 
 
-@lowering(*BINARY_CODES)
+@lowering(*BINARY)
 def lower_binary(lw: Lowerer, node: Node) -> None:
     if len(node.inputs) != 2 and node.op in ("Max", "Min", "Add", "Mul") and len(node.inputs) > 2:
         raise BackendError(f"{node.op} node {node.name!r}: variadic form with {len(node.inputs)} inputs")
@@ -42,7 +28,7 @@ def lower_binary(lw: Lowerer, node: Node) -> None:
     act = node.fused.get("act1", (0, 0.0, 0.0))
     (abuf, aoff, _), (bbuf, boff, _), (ybuf, yoff, _) = lw.addr(a), lw.addr(b), lw.addr(y)
     tail = [np.float32(act[1]), np.float32(act[2])]
-    defs = {"OP": BINARY_CODES[node.op], "ACT": act[0]}
+    defs = {"OP": BINARY[node.op], "ACT": act[0]}
     nbytes = float(lw.itemsize * 3 * total)
     same = lw.shape(a) == out and _contiguous(lw, a) and _contiguous(lw, y)
     b_scalar = int(np.prod(lw.shape(b))) == 1
@@ -75,9 +61,9 @@ def lower_binary(lw: Lowerer, node: Node) -> None:
 
 
 def _unary_params(lw: Lowerer, node: Node) -> tuple[int, list[float]]:
-    if node.op in UNARY_CODES:
+    if node.op in UNARY:
         if node.op == "FakeQuant":
-            return UNARY_CODES[node.op], list(node.attrs["q"])
+            return UNARY[node.op], list(node.attrs["q"])
         if node.op in ("QuantizeLinear", "DequantizeLinear"):
             s = lw.g.const(node.inputs[1])
             z = (
@@ -88,30 +74,31 @@ def _unary_params(lw: Lowerer, node: Node) -> tuple[int, list[float]]:
             if s.size != 1 or z.size != 1:
                 raise BackendError(f"{node.op} node {node.name!r}: per-channel activations are not supported")
             info = np.iinfo(z.dtype)
-            return UNARY_CODES[node.op], [
+            return UNARY[node.op], [
                 float(s.reshape(())),
                 float(z.reshape(())),
                 float(info.min),
                 float(info.max),
             ]
-        return UNARY_CODES[node.op], [0.0, 0.0, 0.0, 0.0]
+        return UNARY[node.op], [0.0, 0.0, 0.0, 0.0]
     act = activation_of(lw.g, node)
     if act is None:
         raise BackendError(f"unsupported op {node.op} (node {node.name!r}): non-constant parameters")
     return act[0], [act[1], act[2], 0.0, 0.0]
 
 
-@lowering(*UNARY_CODES, *[op for op in ACT if op != "None"])
+@lowering(*UNARY, *[op for op in ACTIVATIONS if op != "None"])
 def lower_unary(lw: Lowerer, node: Node) -> None:
     code, params = _unary_params(lw, node)
     x, y = node.inputs[0], node.outputs[0]
     out = lw.shape(y)
     total = int(np.prod(out))
-    defs = {"OP": code, "ACT": code if code < 20 else 0}
+    # an activation code applies that activation (ACT), any other is a unary op (OP)
+    defs = {"OP": code, "ACT": code if code in ACTIVATIONS.values() else 0}
     k, meta, rng = lw.nd(
         "eltwise", "unary", list(out), lw.strides(y), lw.strides(x), lw.strides(x), defines=defs
     )
     (xbuf, xoff, _), (ybuf, yoff, _) = lw.addr(x), lw.addr(y)
     args = [meta, np.int32(total), *map(np.float32, params), xbuf, xoff, ybuf, yoff]
-    flops = total * (20 if code in (ACT["Sigmoid"], ACT["SiLU"], ACT["Tanh"]) else 1)
+    flops = total * (20 if code in (ACTIVATIONS["Sigmoid"], ACTIVATIONS["SiLU"], ACTIVATIONS["Tanh"]) else 1)
     lw.add(node, f"eltwise.{node.op.lower()}", k, args, rng, flops, float(lw.itemsize * 2 * total))

@@ -7,10 +7,11 @@ from __future__ import annotations
 import numpy as np
 
 from ...base import BackendError
+from .. import shapes
 from ..graph import Node
+from ..intmath import cdiv
 from ..lower import Lowerer, broadcast_strides, collapse, lowering, nd_global
-from . import shapes
-from .shapes import VIEW_OPS
+from ..shapes import VIEW_OPS
 
 RUN = 8  # elements per work-item of copy_nd_run
 
@@ -42,7 +43,7 @@ def copy_view(
         # that axis become build-time constants so PoCL emits vector loads / stores.
         defs = {"RUN": RUN, "SRC_STEP": _const_step(src_m[-1]), "DST_STEP": _const_step(dst_m[-1])}
         rng = nd_global(merged)
-        rng, lsize = (-(-rng[0] // RUN), rng[1], rng[2]), None
+        rng, lsize = (cdiv(rng[0], RUN), rng[1], rng[2]), None
         if len(merged) <= 3:
             defs["RANK3"] = 1
         elif not lw.is_gpu:  # outer dims need divisions: a CPU work-item per row pays them once

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...base import BackendError
+from .. import shapes
 from ..graph import Node
+from ..intmath import cdiv
 from ..lower import Lowerer, lowering, vec
-from . import shapes
 
 _COORD = {
     "half_pixel": 0,
@@ -64,7 +65,7 @@ def lower_pool(lw: Lowerer, node: Node) -> None:
     if is_max and dy == dx == 1 and sx in (1, 2):  # eight outputs per work-item, vector taps
         kernel, gsize = (
             lw.kernel("pool", "pool2d_max8", {"IS_MAX": 1, "SX": sx, **taps}),
-            (-(-wo // 8), ho, n * c),
+            (cdiv(wo, 8), ho, n * c),
         )
     else:
         kernel, gsize = lw.kernel("pool", "pool2d", {"IS_MAX": is_max, **taps}), (wo, ho, n * c)
@@ -139,7 +140,7 @@ def lower_resize(lw: Lowerer, node: Node) -> None:
     if mode == "nearest" and floor_map and ho == fy * h and wo == fx * w and scales[2:] == [fy, fx]:
         # integer upsampling whose source index is floor(o / F) (YOLO's 2x): the vector variant
         k = lw.kernel("resize", "resize2d_nearest_int", {"FY": fy, "FX": fx})
-        lw.add(node, "resize.nearest", k, args[:11], (-(-wo // 8), ho, n * c), 0.0,
+        lw.add(node, "resize.nearest", k, args[:11], (cdiv(wo, 8), ho, n * c), 0.0,
                float(lw.itemsize * n * c * (h * w + ho * wo)))  # fmt: skip
         return
     defs = {"MODE": int(mode != "nearest"), "COORD": _COORD[coord], "NEAREST": _NEAREST[nearest]}

@@ -1,6 +1,7 @@
-"""Static shape inference for every op the OpenCL backend runs (non-constant tensors only; constant
-subgraphs are folded before they get here). An op missing here is unsupported: ``infer`` raises
-``BackendError`` naming the op and the node."""
+"""The shape pass: the static shape of every op's outputs, for every op the OpenCL backend runs
+(non-constant tensors only; constant subgraphs are folded before they get here). It reads the graph
+and never changes it. An op missing here is unsupported: ``infer`` raises ``BackendError`` naming the
+op and the node. The front end calls it node by node, since folding ``Shape`` needs the shapes before it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ...base import BackendError
+from ..base import BackendError
+from .intmath import cdiv
 
 if TYPE_CHECKING:
-    from ..graph import Graph, Node
+    from .graph import Graph, Node
 
 Shape = tuple[int, ...]
 F32 = np.dtype(np.float32)
@@ -66,7 +68,7 @@ def broadcast(*shapes: Shape) -> Shape:
 
 def _conv_out(size: int, k: int, s: int, p0: int, p1: int, d: int, ceil: bool = False) -> int:
     span = size + p0 + p1 - ((k - 1) * d + 1)
-    out = (-(-span // s) if ceil else span // s) + 1
+    out = (cdiv(span, s) if ceil else span // s) + 1
     if ceil and (out - 1) * s >= size + p0:  # the last window must start inside the input (ONNX)
         out -= 1
     return out
@@ -83,7 +85,7 @@ def window_params(g: Graph, n: Node, kernel: list[int]) -> tuple[list[int], list
     if auto in ("SAME_UPPER", "SAME_LOWER"):
         pads = [0] * (2 * nd)
         for i in range(nd):
-            out = -(-x[2 + i] // strides[i])
+            out = cdiv(x[2 + i], strides[i])
             total = max(0, (out - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - x[2 + i])
             small, big = total // 2, total - total // 2
             pads[i], pads[i + nd] = (small, big) if auto == "SAME_UPPER" else (big, small)
@@ -167,14 +169,12 @@ def _unsqueeze(g: Graph, n: Node) -> list[tuple[Shape, np.dtype]]:
 def _transpose(g: Graph, n: Node) -> list[tuple[Shape, np.dtype]]:
     x = _in(g, n, 0)
     perm = list(n.attrs.get("perm", list(range(len(x)))[::-1]))
-    n.attrs["perm"] = perm
     return [(tuple(x[p] for p in perm), g.values[n.inputs[0]].dtype)]
 
 
 def _concat(g: Graph, n: Node) -> list[tuple[Shape, np.dtype]]:
     shapes = [_in(g, n, i) for i in range(len(n.inputs))]
     axis = n.attrs["axis"] % len(shapes[0])
-    n.attrs["axis"] = axis
     out = list(shapes[0])
     out[axis] = sum(s[axis] for s in shapes)
     return [(tuple(out), F32)]
@@ -189,7 +189,7 @@ def split_sizes(g: Graph, n: Node) -> list[int]:
         sizes = None if c is None else [int(v) for v in c]
     if sizes is None:
         parts = n.attrs.get("num_outputs", len(n.outputs))
-        step = -(-x[axis] // parts)
+        step = cdiv(x[axis], parts)
         sizes = [min(step, x[axis] - i * step) for i in range(parts)]
     return sizes
 
@@ -233,7 +233,7 @@ def slice_params(g: Graph, n: Node) -> list[tuple[int, int, int, int]]:
 def _slice(g: Graph, n: Node) -> list[tuple[Shape, np.dtype]]:
     x = list(_in(g, n, 0))
     for a, s, e, st in slice_params(g, n):
-        x[a] = max(0, -(-(e - s) // st)) if st > 0 else max(0, -(-(s - e) // -st))
+        x[a] = max(0, cdiv(e - s, st)) if st > 0 else max(0, cdiv(s - e, -st))
     return [(tuple(x), F32)]
 
 

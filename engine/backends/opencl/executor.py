@@ -1,6 +1,7 @@
-"""ONNX -> an executable plan for one batch size: load and fold (graph.py), fuse (fusion.py), place
-tensors (memory.py), lower to bound kernel launches (lower.py, ops/). ``Plan.run`` uploads the
-inputs into the pool, enqueues every launch in order and reads the outputs back."""
+"""The plan executor: ``Plan`` runs the compiler's passes once for a batch size (front end and shapes:
+frontend.py, shapes.py; fusion.py; tensor placement: memory.py; lowering to bound kernel launches:
+lower.py, ops/), then executes the result: ``Plan.run`` uploads the inputs into the pool, enqueues
+every launch in order and reads the outputs back; ``Plan.profile`` times each launch."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import onnx
 import pyopencl as cl
 
 from ..base import BackendError
-from . import fusion, graph
-from .lower import Launch, Lowerer, lower_graph
+from . import frontend, fusion
+from .lower import Launch, Lowerer
 from .memory import MemoryPlan
+from .ops import lower_graph
 from .runtime import Runtime, describe_error
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class Plan:
         keep_all: bool = False,
     ) -> None:
         self.rt = rt
-        self.graph = g = graph.load(model, batch)
+        self.graph = g = frontend.load(model, batch)
         fusion.optimise(g)
         self.mem = MemoryPlan(g)
         # keep_all (tests, debugging): no buffer reuse, so ``tensor`` can read any intermediate.
