@@ -1,14 +1,14 @@
 """species classifiers chosen while the station runs (``yaguar-station classifiers use``)
 
 Revision ID: s001
-Revises: e001
+Revises: e002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "s001"
-down_revision = "e001"
+down_revision = "e002"
 branch_labels = None
 depends_on = None
 
