@@ -26,6 +26,7 @@ COMMAND_MODULES: list[str] = [
     "yaguar.server.devices_cli",
     "yaguar.server.alerts_cli",
     "yaguar.server.classifiers_cli",
+    "yaguar.server.import_cli",
 ]
 
 
