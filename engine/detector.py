@@ -12,7 +12,7 @@ import onnx
 from .backends import Backend, create_backend
 from .graph_resize import GraphRewriteError, resized_model
 from .labelmap import category_of
-from .manifest import Manifest, ManifestError, check_model, file_sha256
+from .manifest import Manifest, ManifestError, check_model, checksum_ok
 from .postprocess import (
     RawBoxes,
     decode_fastestdet,
@@ -62,7 +62,7 @@ def load_backend(
         raise ManifestError(
             f"{manifest.ident}: model file {path} is missing (try `yaguar models fetch {manifest.name}`)"
         )
-    if verify_sha256 and manifest.sha256 and file_sha256(path) != manifest.sha256:
+    if verify_sha256 and not checksum_ok(manifest, path):
         raise ManifestError(f"{manifest.ident}: {path.name} does not match the manifest's sha256")
     source: Path | onnx.ModelProto = path
     if input_size is not None and input_size != (manifest.input.width, manifest.input.height):

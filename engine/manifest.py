@@ -8,6 +8,7 @@ tensors do not match what the manifest promises (a wrong file under the right na
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -105,6 +106,16 @@ class TrainingInfo(_Strict):
     card: str | None = Field(default=None, description="model card file beside the model")
 
 
+class SourceSpec(_Strict):
+    """A model published only in another format: `yaguar models fetch` downloads and converts it."""
+
+    format: Literal["tflite"] = Field(description="the published format, converted with tf2onnx")
+    url: str = Field(pattern=r"^https?://", description="where the published file is")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="checksum of the published file")
+    labels_url: str | None = Field(default=None, pattern=r"^https?://", description="the labels file")
+    labels_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+
 class Manifest(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", description="short model name")
     version: str = Field(min_length=1, max_length=40, description="model version, stored with every result")
@@ -130,6 +141,7 @@ class Manifest(_Strict):
     )
     nms_iou: float = Field(default=0.45, gt=0, le=1, description="IoU above which same-class boxes merge")
     training: TrainingInfo | None = Field(default=None, description="a classifier trained on the station")
+    source: SourceSpec | None = Field(default=None, description="published file to convert at install")
     # The folder the manifest was read from: a trained model's files sit beside its manifest.
     _home: Path | None = PrivateAttr(default=None)
 
@@ -217,6 +229,30 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def conversion_record(model_path: Path) -> Path:
+    """Beside a model converted at install: the checksums of its source and of the result."""
+    return model_path.with_name(model_path.name + ".converted.json")
+
+
+def checksum_ok(manifest: Manifest, path: Path) -> bool:
+    """Is the file the manifest's model? Its sha256 is the manifest's, or it was converted here from
+    the manifest's verified source and is unchanged since (conversion is not byte-reproducible, so the
+    converted file's checksum is recorded at install and checked from then on)."""
+    if manifest.sha256 is None:
+        return True
+    digest = file_sha256(path)
+    if digest == manifest.sha256:
+        return True
+    record = conversion_record(path)
+    if manifest.source is None or not record.is_file():
+        return False
+    try:
+        facts = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return facts.get("source_sha256") == manifest.source.sha256 and facts.get("sha256") == digest
 
 
 def check_model(manifest: Manifest, backend: Backend) -> None:

@@ -7,23 +7,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import urllib.error
-import urllib.request
 from pathlib import Path
-
-from tqdm import tqdm
 
 from yaguar.paths import shared_data_dir
 
-from .manifest import Manifest, ManifestError, all_manifests, file_sha256, find_manifest
+from .download import FetchError, download
+from .manifest import Manifest, ManifestError, all_manifests, checksum_ok, file_sha256, find_manifest
 
 log = logging.getLogger(__name__)
-CHUNK = 256 * 1024
-
-
-class FetchError(RuntimeError):
-    """A download that did not give the right file; the message says why in one line."""
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -37,6 +28,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     fetch = sub.add_parser("fetch", help="download a model named by its manifest")
     fetch.add_argument("name")
     fetch.add_argument("--url", default=None, help="download from here instead of the manifest's URL")
+    fetch.add_argument(
+        "--mirror", default=None, help="a local copy of the upstream folder: files by the same names"
+    )
+    fetch.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="downloads and conversions in progress (not the model folder)",
+    )
     fetch.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=run_models)
 
@@ -58,6 +58,8 @@ def run_models(args: argparse.Namespace) -> int:
     except ManifestError as exc:
         print(f"yaguar models: {exc}")
         return 2
+    if manifest.source is not None and args.url is None:
+        return _install_converted(manifest, model_dir, args)
     url = args.url or manifest.url
     if url is None:
         print(
@@ -79,15 +81,45 @@ def run_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _install_converted(manifest: Manifest, model_dir: Path, args: argparse.Namespace) -> int:
+    from .convert import default_cache_dir, install_converted
+
+    try:
+        path = install_converted(
+            manifest, model_dir, args.cache_dir or default_cache_dir(), args.mirror, not args.no_progress
+        )
+    except FetchError as exc:
+        log.error("%s", exc)
+        print(f"yaguar models: {exc}")
+        return 1
+    print(f"{manifest.ident}: {path} is ready (converted from TFLite; sha256 checked before and after)")
+    return 0
+
+
+def presence(manifest: Manifest, model_dir: Path) -> str:
+    """present, missing, or "no labels": a model without its labels file cannot name anything."""
+    if not manifest.model_path(model_dir).is_file():
+        return "missing"
+    if manifest.labels.file and not (Path(model_dir) / manifest.labels.file).is_file():
+        return "no labels"
+    return "present"
+
+
 def _list(model_dir: Path, extra: list[Path] | None) -> int:
     print(f"models in {model_dir}:")
     for path, manifest in all_manifests(extra):
         if isinstance(manifest, ManifestError):
             print(f"  {path.stem:32} INVALID  {manifest}")
             continue
-        present = "present" if manifest.model_path(model_dir).is_file() else "missing"
-        source = "url" if manifest.url else ("export" if manifest.export_command else "-")
-        print(f"  {manifest.ident:32} {manifest.kind:10} {present:8} {source:6} {manifest.file}")
+        present = presence(manifest, model_dir)
+        source = (
+            "tflite"
+            if manifest.source
+            else "url"
+            if manifest.url
+            else ("export" if manifest.export_command else "-")
+        )
+        print(f"  {manifest.ident:32} {manifest.kind:10} {present:9} {source:6} {manifest.file}")
     return 0
 
 
@@ -109,7 +141,7 @@ def _verify(model_dir: Path, extra: list[Path] | None, names: list[str]) -> int:
             continue
         if manifest.sha256 is None:
             print(f"{manifest.ident}: no checksum in the manifest, not verified")
-        elif file_sha256(file) == manifest.sha256:
+        elif checksum_ok(manifest, file):
             print(f"{manifest.ident}: OK")
         else:
             print(f"{manifest.ident}: MISMATCH, {file.name} is not the file the manifest names")
@@ -126,39 +158,7 @@ def fetch_model(
     if target.is_file() and manifest.sha256 and file_sha256(target) == manifest.sha256:
         return target
     part = target.with_name(target.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})  # noqa: S310
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only, by manifest
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and have:  # the part is already complete
-            return _finish(manifest, part, target)
-        raise FetchError(f"{url}: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        raise FetchError(f"{url}: {getattr(exc, 'reason', exc)}") from None
-    with response:
-        if have and response.status != 206:
-            have = 0  # the server ignored Range: start again
-        length = response.headers.get("Content-Length")
-        total = have + int(length) if length else None
-        with (
-            open(part, "ab" if have else "wb") as out,
-            tqdm(
-                total=total, initial=have, unit="B", unit_scale=True, desc=manifest.file, disable=not progress
-            ) as bar,
-        ):
-            try:
-                while block := response.read(CHUNK):
-                    out.write(block)
-                    bar.update(len(block))
-            except (OSError, urllib.error.URLError) as exc:
-                raise FetchError(f"{url}: download interrupted ({exc}); run fetch again to resume") from None
-            out.flush()
-            os.fsync(out.fileno())
-    if total is not None and part.stat().st_size < total:
-        raise FetchError(
-            f"{url}: download interrupted at {part.stat().st_size} of {total} bytes; run fetch again"
-        )
+    download(url, part, progress, manifest.file, timeout)
     return _finish(manifest, part, target)
 
 

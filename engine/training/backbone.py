@@ -17,7 +17,7 @@ import onnx
 from onnx import helper
 
 from ..backends import Backend, create_backend
-from ..manifest import Manifest, ManifestError, file_sha256
+from ..manifest import Manifest, ManifestError, checksum_ok
 from ..preprocess import fit, to_tensor
 
 EMBEDDING = "embedding"
@@ -97,7 +97,7 @@ class Embedder:
         path = manifest.model_path(model_dir)
         if not path.is_file():
             raise ManifestError(f"backbone {manifest.ident}: {path} is missing")
-        if manifest.sha256 and file_sha256(path) != manifest.sha256:
+        if not checksum_ok(manifest, path):
             raise ManifestError(f"backbone {manifest.ident}: {path.name} does not match its sha256")
         self.manifest = manifest
         self.source = onnx.load(str(path))

@@ -132,6 +132,10 @@ def test_cli_fetch_list_and_verify(
     assert "sha256 verified" in capsys.readouterr().out
 
     assert main(["models", "--model-dir", str(model_dir), "list"]) == 0
+    # a model whose labels file is not beside it cannot name anything: not "present"
+    assert re.search(r"yolox_nano@0\.1\.1\s+detector\s+no labels", capsys.readouterr().out)
+    shutil.copy(models_dir / "coco80.names", model_dir / "coco80.names")
+    assert main(["models", "--model-dir", str(model_dir), "list"]) == 0
     listing = capsys.readouterr().out
     assert re.search(r"yolox_nano@0\.1\.1\s+detector\s+present", listing)
     assert re.search(r"megadetector_v5a@5\.0a\s+detector\s+missing\s+export", listing)
