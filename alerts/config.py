@@ -19,7 +19,13 @@ Example::
     account_sid = "AC0123456789abcdef0123456789abcdef"
     from_number = "+15005550006"
 
-The Twilio auth token is never in the file: it comes from ``YAGUAR_TWILIO_AUTH_TOKEN``.
+    [alerts.gsm]
+    device = "/dev/serial/by-id/usb-HUAWEI_Mobile-if00-port0"
+    smsc = "+573101000000"
+
+The Twilio auth token is never in the file: it comes from ``YAGUAR_TWILIO_AUTH_TOKEN``; nor is the SIM's
+PIN: ``YAGUAR_GSM_PIN``. With both Twilio and a modem, SMS go through ``sms_channels`` in order: a channel
+that is down passes the message to the next one.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ Severity = Literal["low", "medium", "high"]
 Language = Literal["es", "en"]
 Category = Literal["animal", "person", "vehicle"]
 ChannelName = Literal["sms", "webhook", "log"]
+SmsChannel = Literal["twilio", "gsm"]
 
 SEVERITY_RANK: dict[str, int] = {"low": 0, "medium": 1, "high": 2}
 E164 = r"^\+[1-9][0-9]{6,14}$"
@@ -153,6 +160,11 @@ class Escalation(Section):
         default=600.0, ge=5, le=86_400, description="unacknowledged this long: the next level is told"
     )
     min_severity: Severity = Field(default="high", description="severities that escalate")
+    all_channels: bool = Field(
+        default=False,
+        description="true: an escalation (level 1 and up) goes out on every SMS channel at once, not "
+        "only on the first one that works",
+    )
 
 
 class TwilioConfig(Section):
@@ -184,6 +196,57 @@ class TwilioConfig(Section):
     )
 
 
+class GsmConfig(Section):
+    """A USB 3G/4G modem driven by Gammu: SMS out, replies and delivery reports in."""
+
+    device: str = Field(
+        min_length=1,
+        max_length=300,
+        description="the modem's serial port (best a stable /dev/serial/by-id/... name); with "
+        "model = dummy, the folder of Gammu's dummy phone (tests)",
+    )
+    connection: str = Field(
+        default="at", pattern=r"^[a-z0-9_-]{2,30}$", description="Gammu connection: at (most USB modems)"
+    )
+    model: str = Field(
+        default="", pattern=r"^[a-z0-9_-]{0,30}$", description="Gammu model; empty: detect it; dummy: tests"
+    )
+    smsc: str | None = Field(
+        default=None, pattern=E164, description="the operator's SMS centre number; none: the one on the SIM"
+    )
+    unicode: bool = Field(default=False, description="as twilio.unicode, when the modem is the first channel")
+    delivery_reports: bool = Field(default=True, description="ask the network for a delivery report")
+    send_timeout_s: float = Field(
+        default=60.0, gt=0, le=600, description="a send without the modem's answer by then is 'unknown'"
+    )
+    status_interval_s: float = Field(
+        default=30.0, gt=0, le=3600, description="read signal, registration and SIM this often"
+    )
+    inbox_interval_s: float = Field(
+        default=5.0, gt=0, le=3600, description="read replies and delivery reports from the modem this often"
+    )
+    keep_records: int = Field(
+        default=30,
+        ge=5,
+        le=500,
+        description="records of sent messages kept in the modem's memory (to settle a send a crash cut)",
+    )
+
+
+class Backlog(Section):
+    """Quiet links: what the outbox does with what piled up while no channel worked."""
+
+    stale_after_s: float = Field(
+        default=900.0,
+        ge=10,
+        le=7 * 86_400,
+        description="unsent this long, low-severity messages to one person are merged into one summary",
+    )
+    merge_max_severity: Severity = Field(
+        default="low", description="severities merged when stale (high ones are always sent as they are)"
+    )
+
+
 class WebhookConfig(Section):
     url: str = Field(pattern=r"^https?://[^\s]+$", description="receives a JSON POST per alert")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
@@ -203,6 +266,12 @@ class SenderConfig(Section):
         ge=1,
         le=86_400,
         description="an 'unknown' Twilio still does not know after this long was never created: resend it",
+    )
+    channel_down_hold_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="an SMS channel that failed is skipped this long (messages go to the next one)",
     )
 
 
@@ -224,6 +293,15 @@ class AlertsConfig(Section):
         default=None, description="SMS through Twilio; none: SMS go to the log"
     )
     twilio_auth_token: SecretStr | None = Field(default=None, description="from YAGUAR_TWILIO_AUTH_TOKEN")
+    gsm: GsmConfig | None = Field(default=None, description="SMS through a USB GSM modem with Gammu")
+    gsm_pin: SecretStr | None = Field(default=None, description="the SIM's PIN, from YAGUAR_GSM_PIN")
+    sms_channels: list[SmsChannel] = Field(
+        default_factory=list,
+        max_length=2,
+        description='SMS channels in the order tried, e.g. ["twilio", "gsm"]; empty: each configured '
+        "one, Twilio first; none configured: the log",
+    )
+    backlog: Backlog = Field(default_factory=Backlog)
     webhook: WebhookConfig | None = None
     devices: DeviceRules = Field(default_factory=DeviceRules, description="alerts on cameras in trouble")
     link_template: str = Field(
@@ -256,11 +334,32 @@ class AlertsConfig(Section):
             if self.twilio_auth_token is None:
                 problems.append("twilio: the auth token is missing; set YAGUAR_TWILIO_AUTH_TOKEN")
         problems += [f"devices: no recipient {n}" for n in self.devices.recipients if n not in names]
+        if len(set(self.sms_channels)) != len(self.sms_channels):
+            problems.append("sms_channels: a channel is listed twice")
+        for name in self.sms_channels:
+            if getattr(self, name) is None:
+                problems.append(f"sms_channels: {name} is listed but [alerts.{name}] is missing")
         if "{event_id}" not in self.link_template:
             problems.append("link_template: must contain {event_id}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def sms_route(self) -> list[str]:
+        """The SMS channels in the order tried; ["log"] when none is configured."""
+        if self.sms_channels:
+            return list(self.sms_channels)
+        route = [name for name in ("twilio", "gsm") if getattr(self, name) is not None]
+        return route or ["log"]
+
+    def sms_unicode(self) -> bool:
+        """Whether bodies keep letters outside GSM-7: the setting of the first SMS channel."""
+        first = self.sms_route()[0]
+        if first == "twilio" and self.twilio is not None:
+            return self.twilio.unicode
+        if first == "gsm" and self.gsm is not None:
+            return self.gsm.unicode
+        return False
 
     def cameras_of(self, rule: Rule) -> set[str]:
         """Device ids a rule is limited to; empty set: every camera."""

@@ -17,7 +17,7 @@ from yaguar.taxonomy import common_name
 from .config import AlertsConfig, Recipient, Rule
 from .messages import AlertFacts, render
 from .metrics import AlertMetrics
-from .models import Alert, Delivery
+from .models import NOT_A_MESSAGE, Alert, Delivery
 from .segments import count_segments
 
 log = logging.getLogger(__name__)
@@ -71,30 +71,35 @@ class DeliveryPlanner:
         channels = rule.channels if rule is not None else ["sms"]
         facts = self.facts(session, alert)
         link = self.link(facts.event_id)
-        unicode = self.config.twilio.unicode if self.config.twilio is not None else False
+        unicode = self.config.sms_unicode()
+        route = self.config.sms_route()
+        # One SMS channel (the first; the sender passes it on if that one is down), or every one for an
+        # escalation when the config asks for it.
+        sms_channels = route if level > 0 and self.config.escalation.all_channels else route[:1]
         added: list[Delivery] = []
         if "sms" in channels:
-            sms_channel = "twilio" if self.config.twilio is not None else "log"
             for person in self.recipients(rule):
                 if person.escalation_level != level:
                     continue
                 body = render(facts, person.language, link, unicode)
-                delivery = Delivery(
-                    channel=sms_channel,
-                    recipient=person.name,
-                    address=person.phone,
-                    language=person.language,
-                    escalation_level=level,
-                    body=body,
-                    segments=count_segments(body).segments,
-                    next_attempt_at=now,
-                )
-                if self.over_cap(session, person.name, now):
-                    delivery.state = "capped"
-                    delivery.last_error = "per-recipient hourly cap reached"
-                    self.metrics.held_back.labels("capped").inc()
-                    log.info("alert %s not sent to %s: hourly cap reached", alert.id, person.name)
-                added.append(delivery)
+                capped = self.over_cap(session, person.name, now)
+                for sms_channel in sms_channels:
+                    delivery = Delivery(
+                        channel=sms_channel,
+                        recipient=person.name,
+                        address=person.phone,
+                        language=person.language,
+                        escalation_level=level,
+                        body=body,
+                        segments=count_segments(body).segments,
+                        next_attempt_at=now,
+                    )
+                    if capped:
+                        delivery.state = "capped"
+                        delivery.last_error = "per-recipient hourly cap reached"
+                        self.metrics.held_back.labels("capped").inc()
+                        log.info("alert %s not sent to %s: hourly cap reached", alert.id, person.name)
+                    added.append(delivery)
         if level == 0 and "webhook" in channels and self.config.webhook is not None:
             body = json.dumps(self.payload(alert, facts, link), ensure_ascii=False)
             added.append(
@@ -116,7 +121,7 @@ class DeliveryPlanner:
             select(func.count(Delivery.id)).where(
                 Delivery.recipient == recipient,
                 Delivery.created_at > now - timedelta(hours=1),
-                Delivery.state != "capped",
+                Delivery.state.not_in(NOT_A_MESSAGE),
             )
         )
         return (sent_last_hour or 0) >= self.config.flood.recipient_hourly_cap
@@ -150,8 +155,10 @@ def refresh_state(alert: Alert) -> None:
     """The alert's state from its deliveries: in flight first, then waiting, doubtful, done."""
     if alert.state in ("held", "suppressed"):
         return
-    states = {d.state for d in alert.deliveries} - {"capped"}
-    if not states:
+    states = {d.state for d in alert.deliveries} - NOT_A_MESSAGE
+    if not states and any(d.state == "merged" for d in alert.deliveries):
+        alert.state = "merged"
+    elif not states:
         alert.state = "suppressed"
         alert.note = alert.note or "nobody to send to (no recipients, or all over their hourly cap)"
     elif "sending" in states:

@@ -25,12 +25,16 @@ TEMPLATES = {
     "es": {
         "first": "Yaguar: {what}{many} en {camera} {time} {conf}% {link} Responda OK {code}",
         "summary": "Yaguar: {n} más {what} en {camera} {time}-{end} máx {conf}% {link} Responda OK {code}",
+        "backlog": "Yaguar: {n} avisos atrasados sin señal {time}-{end}: {what}. {link} Responda OK {code}",
+        "test": "Yaguar: mensaje de prueba de {station} por {channel}, {time} UTC. No responda.",
         "ack": "Alerta {code} confirmada. Gracias.",
         "unknown_code": "No hay alerta abierta con el código {code}.",
     },
     "en": {
         "first": "Yaguar: {what}{many} at {camera} {time} {conf}% {link} Reply OK {code}",
         "summary": "Yaguar: {n} more {what} at {camera} {time}-{end} max {conf}% {link} Reply OK {code}",
+        "backlog": "Yaguar: {n} delayed alerts, no signal {time}-{end}: {what}. {link} Reply OK {code}",
+        "test": "Yaguar: test message from {station} via {channel}, {time} UTC. No reply needed.",
         "ack": "Alert {code} acknowledged. Thank you.",
         "unknown_code": "No open alert has the code {code}.",
     },
@@ -89,6 +93,44 @@ def render(facts: AlertFacts, lang: str, link: str, unicode: bool = False) -> st
             return body
         bodies.append(body)
     return bodies[0]
+
+
+def render_backlog(
+    counts: dict[str, int],
+    lang: str,
+    first: datetime,
+    last: datetime,
+    utc_offset_min: int,
+    link: str,
+    code: str,
+    unicode: bool = False,
+) -> str:
+    """One message for many stale ones: how many, of what (most frequent first), when."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    body = ""
+    for limit in (len(ranked), 3, 2, 1):
+        what = ", ".join(f"{n} {name}" for name, n in ranked[:limit])
+        if limit < len(ranked):
+            what += ", ..."
+        body = TEMPLATES[lang]["backlog"].format(
+            n=sum(counts.values()),
+            time=local_hhmm(first, utc_offset_min),
+            end=local_hhmm(last, utc_offset_min),
+            what=fit(what, 60),
+            link=link,
+            code=code,
+        )
+        if not unicode:
+            body = fold_to_gsm7(body)
+        if count_segments(body).segments <= 1:
+            return body
+    return body
+
+
+def render_test(lang: str, station: str, channel: str, when: datetime) -> str:
+    return fold_to_gsm7(
+        TEMPLATES[lang]["test"].format(station=fit(station, 30), channel=channel, time=when.strftime("%H:%M"))
+    )
 
 
 def reply(kind: str, lang: str, code: str, unicode: bool = False) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class AlertMetrics:
@@ -28,6 +28,17 @@ class AlertMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.failovers = Counter(
+            "yaguar_alert_failovers_total",
+            "SMS passed from a channel that was down to the next one",
+            ["from_channel", "to_channel"],
+            registry=registry,
+        )
+        self.merged = Counter(
+            "yaguar_alert_backlog_merged_total",
+            "Stale low-severity messages replaced by a backlog summary",
+            registry=registry,
+        )
         self.escalations = Counter("yaguar_alert_escalations_total", "Alerts escalated", registry=registry)
         self.acks = Counter(
             "yaguar_alert_acks_total", "Acknowledgements by where they came from", ["via"], registry=registry
@@ -36,6 +47,24 @@ class AlertMetrics:
             "yaguar_alert_requests_rejected_total",
             "Callbacks and replies refused (bad signature, malformed, unknown code or sender)",
             ["endpoint", "reason"],
+            registry=registry,
+        )
+        self.gsm_signal = Gauge(
+            "yaguar_gsm_signal_percent", "The modem's signal strength, 0-100", registry=registry
+        )
+        self.gsm_registered = Gauge(
+            "yaguar_gsm_registered",
+            "1 when the modem is registered on a network (home or roaming)",
+            registry=registry,
+        )
+        self.gsm_sim_ready = Gauge(
+            "yaguar_gsm_sim_ready", "1 when the SIM is unlocked and ready", registry=registry
+        )
+        self.gsm_present = Gauge("yaguar_gsm_modem_present", "1 when the modem answers", registry=registry)
+        self.gsm_reports = Counter(
+            "yaguar_gsm_delivery_reports_total",
+            "Delivery reports read from the modem (delivered, trying, undelivered, unmatched)",
+            ["outcome"],
             registry=registry,
         )
         self.send_latency = Histogram(

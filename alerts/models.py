@@ -4,10 +4,13 @@ delivery per recipient and channel, which is what the sender works through.
 
 Delivery states: ``pending`` (due at ``next_attempt_at``) -> ``sending`` (a request may be on the wire)
 -> ``sent`` | ``failed`` | ``unknown`` (the request may or may not have created a message; only asking
-the provider settles it). ``capped``: dropped by the per-recipient hourly cap.
+the provider settles it). ``capped``: dropped by the per-recipient hourly cap. ``passed``: its channel was
+down, so a new delivery on the next channel took over (nothing was sent on this one). ``merged``: stale
+after an outage, replaced by one summary (``backlog.py``).
 
 Alert states: ``held`` (a summary still collecting), ``suppressed`` (quiet hours), or the state of its
-deliveries taken together (``pending``, ``sending``, ``unknown``, ``sent``, ``failed``).
+deliveries taken together (``pending``, ``sending``, ``unknown``, ``sent``, ``failed``), or ``merged``
+when every delivery was merged into a backlog summary.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from yaguar.storage.base import Base, UTCDateTime, utcnow
 
 from .rules import ack_code as code_for
 
-ALERT_STATES = ("held", "suppressed", "pending", "sending", "unknown", "sent", "failed")
-DELIVERY_STATES = ("pending", "sending", "sent", "failed", "unknown", "capped")
+ALERT_STATES = ("held", "suppressed", "pending", "sending", "unknown", "sent", "failed", "merged")
+DELIVERY_STATES = ("pending", "sending", "sent", "failed", "unknown", "capped", "passed", "merged")
+# Delivery rows that stand for no message of their own (not counted by the cap or the alert's state).
+NOT_A_MESSAGE = frozenset({"capped", "passed", "merged"})
 
 
 class Alert(Base):
@@ -93,7 +98,7 @@ class Delivery(Base):
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    channel: Mapped[str] = mapped_column(String(12), doc="twilio, webhook or log")
+    channel: Mapped[str] = mapped_column(String(12), doc="twilio, gsm, webhook or log")
     recipient: Mapped[str | None] = mapped_column(String(40), doc="recipient name; none for a webhook")
     address: Mapped[str] = mapped_column(String(300), doc="phone number or URL")
     language: Mapped[str] = mapped_column(String(2), default="es")

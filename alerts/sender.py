@@ -8,7 +8,9 @@ the provider. Rules that make it safe:
   ``sending`` and becomes ``unknown`` (``recover``), never silently pending again;
 * 429, 5xx and refused connections are retried with exponential backoff (nothing was created);
 * a timeout after the request went out is ``unknown``: the provider is asked (``reconcile``); only when it
-  has had ``reconcile_give_up_s`` to show the message and still does not is the delivery sent again.
+  has had ``reconcile_give_up_s`` to show the message and still does not is the delivery sent again;
+* an SMS whose channel is down is passed to the next channel (``failover.py``); a backlog goes out
+  highest severity first, and stale low-severity messages are merged into one summary (``backlog.py``).
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from yaguar.storage.base import utcnow
 
+from .backlog import merge_stale
 from .channels.base import Channel, DeliveryView, ReconcileResult, SendResult
-from .config import AlertsConfig
+from .config import SEVERITY_RANK, AlertsConfig
 from .deliveries import DeliveryPlanner, refresh_state
+from .failover import ChannelHealth
 from .metrics import AlertMetrics
 from .models import Alert, Delivery
 from .rules import held_by_quiet_hours
@@ -42,8 +46,10 @@ SENDER_BUSY_TIMEOUT_MS = 2
 BUSY_RETRY_S = 0.002
 BUSY_WARN_S = 30.0
 
-# Channels whose "absent" is final: nothing can still be on its way, so resending at once is safe.
-RESEND_AT_ONCE = frozenset({"log", "webhook"})
+# Channels whose "absent" is final: nothing can still be on its way, so resending at once is safe (the
+# modem's send record is written before the modem is asked to send).
+RESEND_AT_ONCE = frozenset({"log", "webhook", "gsm"})
+SEVERITY_ORDER = case(SEVERITY_RANK, value=Alert.severity, else_=0)
 
 
 def is_busy(exc: OperationalError) -> bool:
@@ -87,6 +93,10 @@ class Sender:
         self._tasks: set[asyncio.Task[None]] = set()
         # Answers from the provider, written by the next pass (in its one transaction).
         self._results: list[tuple[DeliveryView, SendResult | ReconcileResult]] = []
+        self.route = config.sms_route()
+        self.health = ChannelHealth(self.route, config.sender.channel_down_hold_s)
+        self._rank: dict[int, int] = {}  # severity of each delivery in flight
+        self._backlog_due = False  # a channel came back: what waits on backoff may go now
 
     # -- waking -------------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -185,11 +195,15 @@ class Sender:
         keeps latency flat when detections come in bursts."""
         now = self.clock()
         results = list(self._results)
+        backlog_due, self._backlog_due = self._backlog_due, False
         with self.sessions.begin() as session:
+            if backlog_due:
+                self._release_backlog(session, now)
             claimed = self._claim(session, now)  # first: the new alert is why we were woken
             unknowns = self._due_unknowns(session, now)
             done = self._apply_results(session, results, now)
             planned = self._release_summaries(session, now) + self._escalate(session, now)
+            planned += merge_stale(session, self.config, self.planner, self.metrics, now)
         self._forget(results)  # only once committed: a failed pass keeps the answers for the next one
         if planned:
             self.wake()  # their deliveries are due now: one more pass claims them
@@ -217,6 +231,7 @@ class Sender:
             if t.cancelled() or t.exception() is not None:
                 # No answer will be applied: the delivery stays 'sending' or 'unknown' and is asked about.
                 self._busy.discard(delivery_id)
+                self._rank.pop(delivery_id, None)
                 log.error(
                     "alert delivery %s: %s", delivery_id, "cancelled" if t.cancelled() else t.exception()
                 )
@@ -228,6 +243,7 @@ class Sender:
         del self._results[: len(results)]  # tasks only append, so the written ones are the first
         for view, _ in results:
             self._busy.discard(view.id)
+            self._rank.pop(view.id, None)
 
     def _apply_results(
         self,
@@ -249,7 +265,7 @@ class Sender:
             if delivery is None:
                 continue
             if isinstance(result, SendResult):
-                self._record_send(delivery, result, now)
+                self._record_send(session, delivery, result, now)
             else:
                 self._record_reconcile(delivery, result, now)
             refresh_state(delivery.alert)
@@ -292,15 +308,25 @@ class Sender:
             log.warning("alert %s not acknowledged: escalated to level %s", alert.id, higher[0])
         return len(due)
 
+    def _release_backlog(self, session: Session, now: datetime) -> None:
+        """A channel works again: what waits on backoff is due now, so it goes out by severity."""
+        session.execute(
+            update(Delivery)
+            .where(Delivery.state == "pending", Delivery.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+
     def _claim(self, session: Session, now: datetime) -> list[DeliveryView]:
         free = self.cfg.concurrency - len(self._busy)
         if free <= 0:
             return []
         rows = session.scalars(
             select(Delivery)
+            .join(Delivery.alert)
             .options(selectinload(Delivery.alert).selectinload(Alert.deliveries))
             .where(Delivery.state == "pending", Delivery.next_attempt_at <= now)
-            .order_by(Delivery.next_attempt_at, Delivery.id)
+            # After an outage the backlog goes out highest severity first, oldest first within one.
+            .order_by(SEVERITY_ORDER.desc(), Delivery.next_attempt_at, Delivery.id)
             .limit(free + len(self._busy))
             # Several station workers on PostgreSQL never claim the same row; SQLite's BEGIN IMMEDIATE
             # already serialises passes (and renders no FOR UPDATE).
@@ -308,9 +334,15 @@ class Sender:
         ).all()
         claimed = []
         claimed_at = max(self.clock(), now)  # after the lock was won: what the claim really waited
+        # A lower severity waits while a higher one is in flight: on a slow link (a modem sends one SMS
+        # at a time) the urgent ones are not queued behind old news.
+        top = max([*self._rank.values(), *(SEVERITY_RANK[d.alert.severity] for d in rows)], default=0)
         for delivery in rows:
             if delivery.id in self._busy or len(claimed) >= free:
                 continue
+            if SEVERITY_RANK[delivery.alert.severity] < top:
+                break
+            self._rank[delivery.id] = SEVERITY_RANK[delivery.alert.severity]
             delivery.state = "sending"
             delivery.attempts += 1
             delivery.claimed_at = claimed_at
@@ -336,6 +368,11 @@ class Sender:
         channel = self.channels.get(view.channel)
         if channel is None:
             result = SendResult("failed", error=f"channel {view.channel} is not configured")
+        elif self.health.skip(view.channel):
+            # Known down, and another channel is not: pass it on without a try that would only wait.
+            result = SendResult("retry", error=f"{view.channel} is down: {self.health.reason(view.channel)}")
+            self._results.append((view, result))
+            return
         else:
             try:
                 result = await channel.send(view)
@@ -343,10 +380,59 @@ class Sender:
                 log.exception("alert delivery %s: unexpected error while sending", view.id)
                 result = SendResult("unknown", error=f"{type(exc).__name__}: {exc}"[:300])
         self.metrics.attempts.labels(view.channel, result.outcome).inc()
+        if result.outcome == "retry":
+            self.health.mark_down(view.channel, result.error or "no answer")
+        elif result.outcome == "sent" and self.health.mark_up(view.channel):
+            self._backlog_due = True
         self._results.append((view, result))
 
-    def _record_send(self, delivery: Delivery, result: SendResult, now: datetime) -> None:
+    def channel_up(self, channel: str) -> None:
+        """Told from outside (the modem registered again): its backlog may go now."""
+        if self.health.mark_up(channel):
+            self._backlog_due = True
+            self.wake()
+
+    def _pass_on(self, session: Session, delivery: Delivery, result: SendResult, now: datetime) -> bool:
+        """Hand an SMS that surely was not sent to the next channel; False when there is none now."""
+        if delivery.recipient is None or delivery.channel not in self.route:
+            return False
+        # Channels already holding this message for this person (an escalation on every channel has one
+        # per channel); a failed channel is not tried again for it.
+        taken = {
+            d.channel
+            for d in delivery.alert.deliveries
+            if d.recipient == delivery.recipient
+            and d.escalation_level == delivery.escalation_level
+            and d.id != delivery.id
+            and (d.state != "passed" or result.outcome == "failed")
+        }
+        target = self.health.next_channel(delivery.channel, taken | {delivery.channel})
+        if target is None:
+            return False
+        successor = Delivery(
+            channel=target,
+            recipient=delivery.recipient,
+            address=delivery.address,
+            language=delivery.language,
+            escalation_level=delivery.escalation_level,
+            body=delivery.body,
+            segments=delivery.segments,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        successor.alert = delivery.alert
+        session.add(successor)
+        delivery.state = "passed"
+        delivery.last_error = f"{result.error}; passed to {target}"[:300]
+        self.metrics.failovers.labels(delivery.channel, target).inc()
+        log.warning("alert delivery %s: %s; passed to %s", delivery.id, result.error, target)
+        self.wake()
+        return True
+
+    def _record_send(self, session: Session, delivery: Delivery, result: SendResult, now: datetime) -> None:
         delivery.last_error = result.error
+        if result.outcome in ("retry", "failed") and self._pass_on(session, delivery, result, now):
+            return
         if result.outcome == "sent":
             self._mark_sent(delivery, result.provider_sid, result.provider_status, now)
         elif result.outcome == "retry" and delivery.attempts < self.cfg.max_attempts:

@@ -9,6 +9,8 @@ Behaviours for message creation, consumed one per POST (then "ok"):
   400           create nothing, answer "invalid To number" (never retried)
   hang          create the message, then never answer (the sender cannot know it was created)
   hang_before   never answer and create nothing
+
+``down(behaviour)`` makes every POST answer that way until ``up()``: Twilio down on demand.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class FakeTwilio:
 
     def __post_init__(self) -> None:
         self._plan: deque[str] = deque()
+        self._down: str | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._release: asyncio.Event | None = None
@@ -67,6 +70,15 @@ class FakeTwilio:
     def plan(self, *behaviours: str) -> None:
         with self._lock:
             self._plan.extend(behaviours)
+
+    def down(self, behaviour: str = "500") -> None:
+        """Answer every message creation with ``behaviour`` (e.g. 500, 429) until ``up()``."""
+        with self._lock:
+            self._down = behaviour
+
+    def up(self) -> None:
+        with self._lock:
+            self._down = None
 
     def creates(self) -> list[Recorded]:
         """POSTs to Messages.json, in order of arrival."""
@@ -142,7 +154,7 @@ class FakeTwilio:
             record.status = 401
             return self._error(401, 20003, "Authenticate")
         with self._lock:
-            behaviour = self._plan.popleft() if self._plan else "ok"
+            behaviour = self._down or (self._plan.popleft() if self._plan else "ok")
         if behaviour == "429":
             record.status = 429
             return self._error(429, 20429, "Too Many Requests")
