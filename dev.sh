@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-driver postgresql python3-venv)
+DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-driver postgresql python3-venv
+  gammu libgammu-dev pkg-config)  # the GSM modem tool, and what python-gammu builds against without a wheel
 VENV=.venv
 PYTHON=${PYTHON:-python3}
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from yaguar.engine.taxonomy import common_name
+from yaguar.taxonomy import common_name
 
 from .config import SEVERITY_RANK, AlertsConfig
 from .deliveries import DeliveryPlanner, refresh_state

@@ -28,16 +28,14 @@ from yaguar.storage.base import utcnow
 
 from .config import AlertsConfig
 from .deliveries import acknowledge, refresh_state
-from .messages import reply
+from .inbound import ReplyVerdict, handle_reply
 from .metrics import AlertMetrics
 from .models import ALERT_STATES, Alert, Delivery
-from .rules import parse_ack_code
 
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/alerts/twilio/status"
 INBOUND_PATH = "/alerts/twilio/sms"
-_ACK = re.compile(r"^\s*OK\s+([0-9A-Za-z]{2,12})\s*[.!]?\s*$", re.IGNORECASE)
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 TWIML = "application/xml"
 
@@ -171,33 +169,14 @@ class AlertRoutes:
         if form is None:
             return web.Response(status=403, text="bad signature")
         sender, body = form.get("From", ""), form.get("Body", "")
-        person = self.phones.get(sender)
-        match = _ACK.match(body)
-        if person is None:
-            self.metrics.rejected.labels("inbound", "unknown_sender").inc()
-            log.warning("a reply from %s, who is not a recipient, was ignored", sender[:20])
-            return self._twiml(None)
-        if match is None:
-            self.metrics.rejected.labels("inbound", "not_an_ack").inc()
-            log.info("a reply from %s is not 'OK <code>'; ignored", person.name)
-            return self._twiml(None)
-        code = match.group(1).upper()
-        alert_id = parse_ack_code(code)
-
-        def ack(session: Session) -> bool:
-            alert = session.get(Alert, alert_id) if alert_id is not None else None
-            if alert is None:
-                return False
-            acknowledge(session, alert, person.name, self.clock())
-            return True
-
-        if not await self._db(ack):
-            self.metrics.rejected.labels("inbound", "unknown_code").inc()
-            log.info("%s acknowledged code %s, which matches no alert", person.name, code)
-            return self._twiml(reply("unknown_code", person.language, code))
-        self.metrics.acks.labels("sms").inc()
-        log.info("alert %s acknowledged by %s", alert_id, person.name)
-        return self._twiml(reply("ack", person.language, code))
+        verdict: ReplyVerdict = await self._db(
+            lambda session: handle_reply(session, self.config, sender, body, self.clock())
+        )
+        if verdict.outcome != "acked":
+            self.metrics.rejected.labels("inbound", verdict.outcome).inc()
+        else:
+            self.metrics.acks.labels("sms").inc()
+        return self._twiml(verdict.answer)
 
     @staticmethod
     def _twiml(message: str | None) -> web.Response:

@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Engine
@@ -15,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from yaguar.alerts.channels.base import Channel
+from yaguar.alerts.channels.gsm import GsmChannel
 from yaguar.alerts.channels.log import LogChannel
 from yaguar.alerts.channels.twilio_sms import TwilioSmsChannel
 from yaguar.alerts.channels.webhook import WebhookChannel
@@ -22,6 +24,7 @@ from yaguar.alerts.config import AlertsConfig
 from yaguar.alerts.deliveries import DeliveryPlanner
 from yaguar.alerts.device_watch import DeviceWatch
 from yaguar.alerts.metrics import AlertMetrics
+from yaguar.alerts.modem_watch import ModemWatch
 from yaguar.alerts.outbox import Outbox
 from yaguar.alerts.sender import SENDER_BUSY_TIMEOUT_MS, Sender
 from yaguar.alerts.web import STATUS_PATH, AlertRoutes
@@ -34,9 +37,13 @@ from .device_alerts import DeviceWatchLoop
 log = logging.getLogger(__name__)
 
 
-def make_channels(config: AlertsConfig) -> dict[str, Channel]:
-    """The log channel always exists; Twilio and the webhook when configured."""
+def make_channels(config: AlertsConfig, modem_factory: Callable[[], Any] | None = None) -> dict[str, Channel]:
+    """The log channel always exists; Twilio, the GSM modem and the webhook when configured.
+    ``modem_factory`` makes the Gammu state machine (tests wrap the dummy phone's)."""
     channels: dict[str, Channel] = {"log": LogChannel()}
+    if config.gsm is not None:
+        pin = config.gsm_pin.get_secret_value() if config.gsm_pin else None
+        channels["gsm"] = GsmChannel(config.gsm, pin, *([modem_factory] if modem_factory else []))
     if config.twilio is not None and config.twilio_auth_token is not None:
         base = config.twilio.callback_base_url
         channels["twilio"] = TwilioSmsChannel(
@@ -73,6 +80,13 @@ class AlertsComponent:
         self._sender_engine, sender_sessions = sender_database(ctx)
         self.sender = Sender(config, sender_sessions, planner, self.channels, self.metrics, clock)
         self.outbox = Outbox(config, planner, self.metrics, clock, wake=self.sender.wake)
+        gsm = self.channels.get("gsm")
+        self.modem_watch = (
+            ModemWatch(gsm, config, ctx.session_factory, self.metrics, self.sender, clock)
+            if isinstance(gsm, GsmChannel)
+            else None
+        )
+        ctx.health["alerts"] = self.health
         self.routes = AlertRoutes(config, ctx.session_factory, self.metrics, clock)
         watch = DeviceWatch(config, planner, self.metrics, ctx.config.http.public_url)
         self.devices = DeviceWatchLoop(watch, ctx.session_factory, clock, self.sender.wake)
@@ -80,8 +94,8 @@ class AlertsComponent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
-        if config.twilio is None:
-            log.warning("alerts: no Twilio account configured; SMS alerts go to the log")
+        if config.sms_route() == ["log"]:
+            log.warning("alerts: neither Twilio nor a GSM modem is configured; SMS alerts go to the log")
 
     def start(self) -> None:
         self.ctx.hooks.event_in_transaction.append(self.outbox.on_event)
@@ -97,7 +111,10 @@ class AlertsComponent:
         self._stop = asyncio.Event()
         self._ready.set()
         try:
-            await asyncio.gather(self.sender.run(self._stop), self.devices.run(self._stop))
+            loops = [self.sender.run(self._stop), self.devices.run(self._stop)]
+            if self.modem_watch is not None:
+                loops.append(self.modem_watch.run(self._stop))
+            await asyncio.gather(*loops)
         finally:
             for channel in self.channels.values():
                 await channel.close()
@@ -111,6 +128,19 @@ class AlertsComponent:
             self._thread.join(30)
         if self._sender_engine is not None:
             self._sender_engine.dispose()
+
+    def health(self) -> dict[str, Any]:
+        """For /healthz: the SMS channels in order, which are down, and the modem's state."""
+        out: dict[str, Any] = {"sms_channels": self.sender.health.as_dict()}
+        if self.modem_watch is not None:
+            out["gsm"] = self.modem_watch.channel.state.as_dict()
+        return out
+
+    def run_on_sender(self, work: Any, timeout: float) -> Any:
+        """Run a coroutine on the sender's loop (where the channels live) from another thread."""
+        if self._loop is None or self._loop.is_closed():
+            raise RuntimeError("the alert sender is not running")
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
 
     def setup_routes(self, app: web.Application) -> None:
         self.routes.register(app)

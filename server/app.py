@@ -34,8 +34,10 @@ def make_app(ctx: StationContext, ingest: IngestService | None = None) -> web.Ap
         database = await asyncio.to_thread(db_ok)
         broker = bool(ingest and ingest.link.connected)
         ok = database and broker
+        # Reported, not judged: an SMS channel down has a fallback and does not make the station unhealthy.
+        parts = {name: part() for name, part in ctx.health.items()}
         return web.json_response(
-            {"status": "ok" if ok else "degraded", "database": database, "broker": broker},
+            {"status": "ok" if ok else "degraded", "database": database, "broker": broker, **parts},
             status=200 if ok else 503,
         )
 

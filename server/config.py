@@ -27,6 +27,7 @@ ENV_SECRETS = {
     "YAGUAR_MQTT_PASSWORD": ("mqtt", "password"),
     "YAGUAR_API_TOKENS": ("http", "api_tokens"),  # comma-separated
     "YAGUAR_TWILIO_AUTH_TOKEN": ("alerts", "twilio_auth_token"),
+    "YAGUAR_GSM_PIN": ("alerts", "gsm_pin"),
     "YAGUAR_SESSION_SECRET": ("dashboard", "session_secret"),
 }
 

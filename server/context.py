@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -55,6 +55,8 @@ class StationContext:
     hooks: StationHooks
     agents: AgentLink | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Extra parts of /healthz by name (e.g. alerts: SMS channels and the GSM modem); quick, thread-safe.
+    health: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
 
 
 class Component(Protocol):

@@ -49,7 +49,7 @@ def twilio_section(base_url: str, **over: Any) -> dict[str, Any]:
     }
 
 
-def alerts_config(twilio_url: str | None = None, **over: Any) -> StationConfig:
+def alerts_config(twilio_url: str | None = None, gsm_pin: str | None = None, **over: Any) -> StationConfig:
     alerts: dict[str, Any] = {
         "enabled": True,
         "recipients": RANGERS,
@@ -64,7 +64,8 @@ def alerts_config(twilio_url: str | None = None, **over: Any) -> StationConfig:
         else:
             alerts[key] = value
     return config_from_dict(
-        {"alerts": alerts, "http": {"public_url": PUBLIC_URL}}, env={"YAGUAR_TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+        {"alerts": alerts, "http": {"public_url": PUBLIC_URL}},
+        env={"YAGUAR_TWILIO_AUTH_TOKEN": AUTH_TOKEN, **({"YAGUAR_GSM_PIN": gsm_pin} if gsm_pin else {})},
     )
 
 
@@ -88,6 +89,7 @@ class Harness:
         config: StationConfig,
         clock: Callable[[], datetime] = utcnow,
         sender_busy_timeout_ms: int | None = None,
+        modem_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -102,7 +104,7 @@ class Harness:
         self.registry = CollectorRegistry()
         self.metrics = AlertMetrics(self.registry)
         planner = DeliveryPlanner(config.alerts, config.http.public_url, self.metrics)
-        self.channels = make_channels(config.alerts)
+        self.channels = make_channels(config.alerts, modem_factory)
         self.sender = Sender(config.alerts, sender_sessions, planner, self.channels, self.metrics, self.clock)
         self.outbox = Outbox(config.alerts, planner, self.metrics, self.clock, wake=self.sender.wake)
         self.hooks = [self.outbox.on_event]
