@@ -337,6 +337,10 @@ class Sender:
         # A lower severity waits while a higher one is in flight: on a slow link (a modem sends one SMS
         # at a time) the urgent ones are not queued behind old news.
         top = max([*self._rank.values(), *(SEVERITY_RANK[d.alert.severity] for d in rows)], default=0)
+        if any(self.health.is_down(c) for c in self.route):
+            # A channel is down: lower severities also wait for higher ones still in backoff, so when the
+            # link returns the first message through is the most urgent one.
+            top = max(top, self._top_pending(session))
         for delivery in rows:
             if delivery.id in self._busy or len(claimed) >= free:
                 continue
@@ -350,6 +354,17 @@ class Sender:
             claimed.append(delivery)
         session.flush()
         return [view_of(d) for d in claimed]
+
+    @staticmethod
+    def _top_pending(session: Session) -> int:
+        highest = session.scalar(
+            select(SEVERITY_ORDER)
+            .join(Delivery.alert)
+            .where(Delivery.state.in_(("pending", "sending")))
+            .order_by(SEVERITY_ORDER.desc())
+            .limit(1)
+        )
+        return int(highest or 0)
 
     def _due_unknowns(self, session: Session, now: datetime) -> list[DeliveryView]:
         free = self.cfg.concurrency - len(self._busy)
