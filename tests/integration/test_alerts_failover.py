@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.alert_harness import BIG_CATS, Clock, Harness, alerts_config, twilio_section
+from tests.support.alert_harness import BIG_CATS, Clock, Harness, alerts_config
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.gsm_modem import DummyNetwork, FaultyMachine, dummy_section
 from yaguar.alerts.models import Alert
@@ -130,7 +130,7 @@ async def test_both_down_then_both_back_sends_each_once_highest_severity_first(
         with h.sessions() as session:
             severity = {a.id: a.severity for a in session.query(Alert)}
         sent = sorted((d for d in h.deliveries() if d.state == "sent"), key=lambda d: (d.claimed_at, d.id))
-        assert Counter(d.alert_id for d in sent) == {a: 1 for a in range(1, 7)}, "each once"
+        assert Counter(d.alert_id for d in sent) == dict.fromkeys(range(1, 7), 1), "each once"
         order = [severity[d.alert_id] for d in sent]
         assert order == sorted(order, key=["high", "medium", "low"].index), order
         bodies = twilio.accepted_bodies() + gsm_bodies()
@@ -146,9 +146,7 @@ async def test_stale_low_severity_backlog_is_merged_into_one_summary(
     twilio.down("500")
     FaultyMachine.network_state = "NoNetwork"
     clock = Clock()
-    h = both(
-        db_url, twilio.base_url, network, clock, rules=[CATS, PECCARY], backlog={"stale_after_s": 600}
-    )
+    h = both(db_url, twilio.base_url, network, clock, rules=[CATS, PECCARY], backlog={"stale_after_s": 600})
     try:
         for index in range(5):
             h.add_event(species="Pecari tajacu", device=f"cam-{index:02d}")
