@@ -7,7 +7,7 @@ import sys
 
 from yaguar.logs import setup_logging
 
-from . import detect_cli, models_cli
+from . import data_cli, detect_cli, models_cli
 from .training import cli as train_cli
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     models_cli.add_commands(sub)
     detect_cli.add_commands(sub)
     train_cli.add_commands(sub)
+    data_cli.add_commands(sub)
     return parser
 
 
