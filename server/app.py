@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from .api import data
 from .api.auth import AUTHENTICATORS, api_auth, token_authenticator
 from .api.views import CONTEXT, MEDIA_STORE, routes
 from .context import StationContext
@@ -21,6 +22,7 @@ def make_app(ctx: StationContext, ingest: IngestService | None = None) -> web.Ap
     tokens = [t.get_secret_value() for t in ctx.config.http.api_tokens]
     app[AUTHENTICATORS] = [token_authenticator(tokens)]
     app.add_routes(routes())
+    app.add_routes(data.routes())
 
     async def healthz(_request: web.Request) -> web.Response:
         def db_ok() -> bool:

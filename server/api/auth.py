@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .roles import API_ROLE, ROLES, split_token
+
 log = logging.getLogger(__name__)
 
 Authenticator = Callable[[web.Request], Awaitable[bool]]
@@ -17,7 +19,7 @@ AUTHENTICATORS = web.AppKey("api_authenticators", list[Authenticator])
 
 
 def token_authenticator(tokens: list[str]) -> Authenticator:
-    encoded = [t.encode() for t in tokens if t]
+    encoded = [(role, token.encode()) for role, token in (split_token(t) for t in tokens if t) if token]
 
     async def check(request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
@@ -25,7 +27,10 @@ def token_authenticator(tokens: list[str]) -> Authenticator:
             return False
         given = header[len("Bearer ") :].strip().encode()
         # compare against every token, always, so timing does not reveal which one nearly matched
-        return any([hmac.compare_digest(given, token) for token in encoded])  # noqa: C419
+        matches = [role for role, token in encoded if hmac.compare_digest(given, token)]
+        if matches:
+            request[API_ROLE] = max(matches, key=ROLES.index)
+        return bool(matches)
 
     return check
 

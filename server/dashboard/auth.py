@@ -23,6 +23,7 @@ from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from ..api.roles import API_ROLE
 from .models import ROLES
 
 if TYPE_CHECKING:
@@ -134,6 +135,9 @@ def session_api_authenticator(
         # The API's middleware runs before the session middleware: load the cookie directly.
         session = await storage.load_session(request)
         uid = session.get("uid")
-        return isinstance(uid, int) and await load_user(uid) is not None
+        user = await load_user(uid) if isinstance(uid, int) else None
+        if user is not None:
+            request[API_ROLE] = user.role
+        return user is not None
 
     return check

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import io
-import json
 import logging
-import shutil
-import tempfile
-import zipfile
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy.orm import Session
 
-from yaguar.server.exports import camtrap_dp, csv_export, megadetector
+from yaguar.server.exports import bundle
 from yaguar.server.exports.records import ExportScope
 
 from .core import dashboard_of
@@ -58,21 +50,7 @@ async def export_page(request: web.Request) -> web.StreamResponse:
 async def camtrap_zip(request: web.Request) -> web.StreamResponse:
     dash = dashboard_of(request)
     scope = await _scope(request)
-    work = Path(tempfile.mkdtemp(prefix="yaguar-camtrap-"))
-
-    def build(db: Session) -> Path:
-        camtrap_dp.write_package(db, work / "package", dash.config.export, scope)
-        archive = work / "camtrap-dp.zip"
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name in ("datapackage.json", "deployments.csv", "media.csv", "observations.csv"):
-                zf.write(work / "package" / name, name)
-        return archive
-
-    try:
-        archive = await dash.read(build)
-        data = await asyncio.to_thread(archive.read_bytes)
-    finally:
-        await asyncio.to_thread(shutil.rmtree, work, True)
+    data = await dash.read(lambda db: bundle.camtrap_zip(db, dash.config.export, scope))
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     return web.Response(
         body=data, content_type="application/zip", headers=_attachment(f"yaguar-camtrap-dp-{stamp}.zip")
@@ -83,8 +61,7 @@ async def camtrap_zip(request: web.Request) -> web.StreamResponse:
 async def megadetector_json(request: web.Request) -> web.StreamResponse:
     dash = dashboard_of(request)
     scope = await _scope(request)
-    result = await dash.read(lambda db: megadetector.build(db, scope))
-    body = json.dumps(result, indent=1).encode()
+    body = await dash.read(lambda db: bundle.megadetector_json(db, scope))
     return web.Response(
         body=body, content_type="application/json", headers=_attachment("yaguar-megadetector.json")
     )
@@ -94,13 +71,7 @@ async def megadetector_json(request: web.Request) -> web.StreamResponse:
 async def events_csv(request: web.Request) -> web.StreamResponse:
     dash = dashboard_of(request)
     scope = await _scope(request)
-
-    def build(db: Session) -> str:
-        out = io.StringIO()
-        csv_export.write_events_csv(db, out, scope)
-        return out.getvalue()
-
-    text = await dash.read(build)
+    text = await dash.read(lambda db: bundle.events_csv(db, scope))
     return web.Response(
         text=text, content_type="text/csv", charset="utf-8", headers=_attachment("yaguar-events.csv")
     )

@@ -8,17 +8,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from tests.support.broker import MOSQUITTO, Broker
+from tests.support.broker import Broker
 from tests.support.dashboard_web import WebClient, add_user, seed
+from tests.support.prerequisites import station_data
 from tests.support.station import running_station
-from yaguar.paths import shared_data_dir
 from yaguar.server.dashboard.box_review import BoxReview
 from yaguar.server.deployments.models import Deployment
 from yaguar.server.station import Station
@@ -29,11 +27,7 @@ PERIOD = "from=2026-11-01&to=2026-11-30"
 
 @pytest.fixture(scope="module")
 def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data (../shared/data or YAGUAR_DATA_DIR) is not present")
-    if not shutil.which("mosquitto") and not Path(MOSQUITTO).exists():
-        pytest.skip("mosquitto is not installed")
+    data = station_data()
     work = tmp_path_factory.mktemp("ecology-pages")
     with Broker(work / "broker") as broker, running_station(broker, work / "station") as running:
         seed(running.session_factory, running.context.media_root, data, events=20)
