@@ -1,10 +1,15 @@
 """The GSM modem channel on Gammu's dummy phone: multipart and UCS-2 sends cut as ``segments.py`` counts,
 delivery reports, ``OK <code>`` replies read from the modem (and refused from strangers or with a wrong
-code), and the modem's faults: absent, SIM locked, not registered, silent, unplugged mid-send."""
+code), the modem's faults: absent, SIM locked, not registered, silent, unplugged mid-send, and a
+station killed between the modem's accept and the outbox commit."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from yaguar.alerts.config import GsmConfig
 from yaguar.alerts.modem_watch import ModemWatch
 from yaguar.alerts.segments import count_segments
 
+REPO = Path(__file__).resolve().parents[2]
 ANA = RANGERS[0]["phone"]
 ANA_ONLY = [{**BIG_CATS, "recipients": ["ana"]}]
 
@@ -246,5 +252,64 @@ async def test_unplugged_mid_send_stays_unknown_and_is_not_resent(db_url: str, n
         assert after.state == "unknown" and "may have gone out" in (after.last_error or "")
         assert network.records() == [{"state": "UnSent", "file": "1"}]
         assert len(FaultyMachine.sent) == 1, "the part that went out was not sent again"
+    finally:
+        await h.close()
+
+
+CHILD = """
+import asyncio, sys, time
+from tests.support.alert_harness import BIG_CATS, Harness, alerts_config
+from tests.support.gsm_modem import FaultyMachine, dummy_section
+from yaguar.alerts.channels.gsm import GsmChannel
+db_url, folder = sys.argv[1:3]
+config = alerts_config(None, rules=[{**BIG_CATS, "recipients": ["ana"]}], gsm=dummy_section(folder))
+h = Harness(db_url, config, modem_factory=FaultyMachine)
+send = GsmChannel.send
+
+async def accept_then_hang(self, delivery):
+    result = await send(self, delivery)  # the modem accepted it and the record says so
+    print("accepted", result.provider_sid, flush=True)
+    await asyncio.sleep(600)  # killed here: before the answer reaches the outbox
+
+GsmChannel.send = accept_then_hang
+h.add_event()
+async def main():
+    h.sender.bind_loop()
+    await h.sender.step()
+    await asyncio.sleep(600)
+asyncio.run(main())
+"""
+
+
+@pytest.mark.asyncio
+async def test_killed_between_modem_accept_and_commit_is_reconciled_not_resent(
+    db_url: str, network: DummyNetwork
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, db_url, str(network.folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline().strip()
+        assert line.startswith("accepted gsm:"), f"child said {line!r}"
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    assert network.records() == [{"state": "Sent", "file": "1"}]
+    h = gsm_harness(db_url, network)  # the restarted station
+    try:
+        assert h.deliveries()[0].state == "sending"
+        assert h.sender.recover() == 1
+        assert h.deliveries()[0].state == "unknown"
+        await h.settle(until=lambda: h.alerts()[0].state == "sent")
+        delivery = h.deliveries()[0]
+        assert delivery.provider_sid == line.split()[1], "settled from the modem's record"
+        assert FaultyMachine.sent == [], "the restarted station sent nothing again"
+        assert h.metric("yaguar_alert_reconciliations_total", outcome="sent") == 1
     finally:
         await h.close()
