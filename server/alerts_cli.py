@@ -1,9 +1,11 @@
 """``yaguar-station alerts ...``: recent alerts and their delivery state, acknowledging one by its code,
-and a preview of the messages each recipient would get (with their SMS segment cost)."""
+a preview of the messages each recipient would get (with their SMS segment cost), and a test SMS."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import socket
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -14,6 +16,7 @@ from yaguar.alerts.messages import AlertFacts, render
 from yaguar.alerts.models import Alert
 from yaguar.alerts.rules import parse_ack_code
 from yaguar.alerts.segments import count_segments
+from yaguar.alerts.test_sms import TestAttempt, TestSmsError, check_request, send_test_sms
 
 from .config import StationConfig
 
@@ -89,6 +92,52 @@ def cmd_preview(args: argparse.Namespace, config: StationConfig) -> int:
     return 0
 
 
+OUTCOME_WORDS = {
+    "sent": "accepted",
+    "retry": "down, nothing sent",
+    "failed": "refused",
+    "unknown": "no answer: it may have gone out",
+}
+
+
+def cmd_test(args: argparse.Namespace, config: StationConfig) -> int:
+    from .alerts_component import make_channels
+
+    try:
+        check_request(config.alerts, args.number, args.channel)
+    except TestSmsError as exc:
+        print(f"yaguar-station alerts test: {exc}")
+        return 2
+
+    async def run() -> list[TestAttempt]:
+        channels = make_channels(config.alerts)
+        try:
+            gsm = channels.get("gsm")
+            if gsm is not None and hasattr(gsm, "refresh"):
+                state = await gsm.refresh()
+                signal = f"{state.signal_percent}%" if state.signal_percent is not None else "-"
+                print(
+                    f"GSM modem: SIM {state.sim}, network {state.registration}, signal {signal}"
+                    + (f" ({state.error})" if state.error else "")
+                )
+            return await send_test_sms(
+                config.alerts, channels, args.number, socket.gethostname(), args.channel
+            )
+        finally:
+            for channel in channels.values():
+                await channel.close()
+
+    attempts = asyncio.run(run())
+    for attempt in attempts:
+        words = OUTCOME_WORDS.get(attempt.outcome, attempt.outcome)
+        print(f"{attempt.channel}: {words}" + (f" ({attempt.detail})" if attempt.detail else ""))
+    if attempts and attempts[-1].outcome == "sent":
+        print(f"Test SMS sent to {args.number} via {attempts[-1].channel}. Check that the phone got it.")
+        return 0
+    print(f"No channel sent the test SMS to {args.number}.")
+    return 1
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     alerts = sub.add_parser("alerts", help="recent alerts, acknowledging one, previewing messages")
     actions = alerts.add_subparsers(dest="alerts_command", required=True)
@@ -104,3 +153,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     preview.add_argument("--camera", default="Sendero Norte", help="camera name as in the message")
     preview.add_argument("--utc-offset-min", type=int, default=-300, help="the camera's UTC offset")
     preview.set_defaults(func=cmd_preview)
+    test = actions.add_parser(
+        "test",
+        help="send a test SMS now, through the SMS channels in order; with the station running, use the "
+        "dashboard's Alerts page instead (the station holds the modem)",
+    )
+    test.add_argument("number", help="the phone to send to, in E.164 form: +573001234567")
+    test.add_argument(
+        "--channel", choices=["twilio", "gsm"], help="only this channel (default: each in turn)"
+    )
+    test.set_defaults(func=cmd_test)

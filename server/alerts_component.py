@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -27,6 +28,7 @@ from yaguar.alerts.metrics import AlertMetrics
 from yaguar.alerts.modem_watch import ModemWatch
 from yaguar.alerts.outbox import Outbox
 from yaguar.alerts.sender import SENDER_BUSY_TIMEOUT_MS, Sender
+from yaguar.alerts.test_sms import TestAttempt, check_request, send_test_sms
 from yaguar.alerts.web import STATUS_PATH, AlertRoutes
 from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.base import utcnow
@@ -35,6 +37,8 @@ from .context import StationContext
 from .device_alerts import DeviceWatchLoop
 
 log = logging.getLogger(__name__)
+
+TEST_SMS_TIMEOUT_S = 150.0  # each channel's own timeouts end sooner (Twilio 2x10 s, the modem 60 s)
 
 
 def make_channels(config: AlertsConfig, modem_factory: Callable[[], Any] | None = None) -> dict[str, Channel]:
@@ -87,6 +91,7 @@ class AlertsComponent:
             else None
         )
         ctx.health["alerts"] = self.health
+        ctx.send_test_sms = self.send_test_sms
         self.routes = AlertRoutes(config, ctx.session_factory, self.metrics, clock)
         watch = DeviceWatch(config, planner, self.metrics, ctx.config.http.public_url)
         self.devices = DeviceWatchLoop(watch, ctx.session_factory, clock, self.sender.wake)
@@ -136,11 +141,14 @@ class AlertsComponent:
             out["gsm"] = self.modem_watch.channel.state.as_dict()
         return out
 
-    def run_on_sender(self, work: Any, timeout: float) -> Any:
-        """Run a coroutine on the sender's loop (where the channels live) from another thread."""
+    def send_test_sms(self, number: str, channel: str | None) -> list[TestAttempt]:
+        """Blocking, from any thread: a test SMS on the sender's loop, where the channels live."""
+        config = self.ctx.config.alerts
+        check_request(config, number, channel)  # bad input fails here, before the loop is involved
         if self._loop is None or self._loop.is_closed():
             raise RuntimeError("the alert sender is not running")
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+        work = send_test_sms(config, self.channels, number, socket.gethostname(), channel)
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result(TEST_SMS_TIMEOUT_S)
 
     def setup_routes(self, app: web.Application) -> None:
         self.routes.register(app)

@@ -57,6 +57,9 @@ class StationContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     # Extra parts of /healthz by name (e.g. alerts: SMS channels and the GSM modem); quick, thread-safe.
     health: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    # Set by the alerts component: send a test SMS to a number (through one channel, or each in turn);
+    # blocking, returns what each channel answered (``yaguar.alerts.test_sms.TestAttempt``).
+    send_test_sms: Callable[[str, str | None], list[Any]] | None = None
 
 
 class Component(Protocol):

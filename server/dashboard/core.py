@@ -54,9 +54,18 @@ STATE_LABELS = {
     "sent": N_("sent"),
     "failed": N_("failed"),
     "capped": N_("capped"),
+    "passed": N_("passed on"),
+    "merged": N_("merged"),
     "low": N_("low"),
     "medium": N_("medium"),
     "high": N_("high"),
+}
+# The ways an alert leaves the station (yaguar.alerts channels).
+CHANNEL_LABELS = {
+    "twilio": N_("Twilio (internet)"),
+    "gsm": N_("GSM modem"),
+    "webhook": N_("webhook"),
+    "log": N_("log"),
 }
 ROLE_LABELS = {"viewer": N_("viewer"), "reviewer": N_("reviewer"), "admin": N_("admin")}
 
@@ -162,6 +171,7 @@ class Dashboard:
                 "CATEGORY_LABELS": CATEGORY_LABELS,
                 "REVIEW_LABELS": REVIEW_LABELS,
                 "STATE_LABELS": STATE_LABELS,
+                "CHANNEL_LABELS": CHANNEL_LABELS,
             },
         )
         self.translations = {lang: load_translations(lang) for lang in LANGUAGES}

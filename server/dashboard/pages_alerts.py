@@ -7,8 +7,9 @@ when that package or its tables are absent, the page says "no alerts".
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -16,8 +17,12 @@ from pydantic import BaseModel, SecretStr
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, selectinload
 
+from yaguar.alerts.test_sms import TestSmsError
+
+from .auth import FORM_KEY
 from .core import dashboard_of
 from .guard import requires
+from .refusal import N_
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +77,66 @@ def settings_view(model: BaseModel) -> dict[str, Any]:
     return plain(model)
 
 
-@requires("viewer")
-async def alerts(request: web.Request) -> web.StreamResponse:
+TEST_OUTCOMES = {
+    "sent": N_("accepted"),
+    "retry": N_("down, nothing sent"),
+    "failed": N_("refused"),
+    "unknown": N_("no answer: it may have gone out"),
+    "not configured": N_("not configured"),
+}
+
+
+@dataclass
+class TestSmsView:
+    allowed: bool
+    channels: list[str]
+    number: str = ""
+    error: str | None = None
+    attempts: list[Any] = field(default_factory=list)
+
+
+async def _alerts_page(
+    request: web.Request, test: TestSmsView | None = None, status: int = 200
+) -> web.StreamResponse:
     dash = dashboard_of(request)
     view = await dash.read(read_alerts)
-    return await dash.render(request, "alerts.html", view=view)
+    me = await dash.current_user(request)
+    if test is None:
+        allowed = dash.ctx.send_test_sms is not None and me is not None and me.role == "admin"
+        test = TestSmsView(allowed, dash.ctx.config.alerts.sms_route())
+    return await dash.render(
+        request, "alerts.html", status=status, view=view, test_sms=test, TEST_OUTCOMES=TEST_OUTCOMES
+    )
+
+
+@requires("viewer")
+async def alerts(request: web.Request) -> web.StreamResponse:
+    return await _alerts_page(request)
+
+
+@requires("admin")
+async def test_sms(request: web.Request) -> web.StreamResponse:
+    """A test SMS from the Alerts page, through the running station's channels (it holds the modem)."""
+    dash = dashboard_of(request)
+    form = request[FORM_KEY]
+    number = str(form.get("number") or "").strip()[:20]
+    channel = str(form.get("channel") or "") or None
+    view = TestSmsView(True, dash.ctx.config.alerts.sms_route(), number)
+    send = dash.ctx.send_test_sms
+    if send is None:
+        view.error = (await dash.gettext(request))("Alerts are not enabled on this station.")
+        return await _alerts_page(request, view, status=409)
+    try:
+        view.attempts = await asyncio.to_thread(send, number, channel)
+    except TestSmsError as exc:
+        dash.metrics.refused.labels("bad_input").inc()
+        log.info("test SMS refused: %s", exc)
+        view.error = str(exc)
+        return await _alerts_page(request, view, status=400)
+    log.info(
+        "test SMS to %s: %s", mask_phone(number), ", ".join(f"{a.channel} {a.outcome}" for a in view.attempts)
+    )
+    return await _alerts_page(request, view)
 
 
 @requires("viewer")
@@ -95,4 +155,4 @@ async def rules(request: web.Request) -> web.StreamResponse:
 
 
 def routes() -> list[web.RouteDef]:
-    return [web.get("/alerts", alerts), web.get("/rules", rules)]
+    return [web.get("/alerts", alerts), web.post("/alerts/test", test_sms), web.get("/rules", rules)]
