@@ -4,6 +4,7 @@
 #   ./dev.sh demo [FOLDER]   station + simulated cameras replaying real images; dashboard on localhost
 #   ./dev.sh test            the whole test suite (what CI runs)
 #   ./dev.sh setup           only install (Debian packages, virtual environment, Python packages)
+#   ./dev.sh typecheck       mypy over the yaguar package (part of test)
 #
 # Installs what is missing: Debian packages with apt when run as root (otherwise it prints the exact
 # command to run), the virtual environment in .venv, and the Python packages. Safe to run again.
@@ -58,6 +59,21 @@ setup() {
   install_venv
 }
 
+# mypy reads the package through a tree of links, build/typecheck/yaguar: setup.py maps each folder to a
+# subpackage of yaguar, which mypy cannot follow through the editable install.
+typecheck() {
+  local tree=build/typecheck path part
+  rm -rf "$tree"
+  mkdir -p "$tree/yaguar"
+  for path in core/*; do
+    [ "$(basename "$path")" = __pycache__ ] || ln -s "$PWD/$path" "$tree/yaguar/"
+  done
+  for part in agent protocol server engine kernels alerts; do
+    ln -s "$PWD/$part" "$tree/yaguar/$part"
+  done
+  MYPYPATH="$tree" "$VENV/bin/mypy" --config-file pyproject.toml -p yaguar
+}
+
 cmd=${1:-help}
 shift || true
 case "$cmd" in
@@ -72,14 +88,20 @@ case "$cmd" in
     fi
     exec "$VENV/bin/yaguar-station" demo
     ;;
+  typecheck)
+    setup
+    typecheck
+    ;;
   test)
     setup
     "$VENV/bin/ruff" check .
+    "$VENV/bin/ruff" format --check .
+    typecheck
     # pytest exits 5 when it collected nothing; that must fail CI, and so it does here.
     exec "$VENV/bin/pytest" -q "$@"
     ;;
   *)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import MOSQUITTO, Broker
-from yaguar.paths import shared_data_dir
+from tests.support.prerequisites import require_data
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    path = shared_data_dir()
-    if path is None:
-        pytest.skip("shared data (../shared/data or YAGUAR_DATA_DIR) is not present")
-    return path
+    return require_data()
 
 
 @pytest.fixture(scope="session")

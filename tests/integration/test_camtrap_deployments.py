@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.integration.test_exports_formats import _localise, standard  # noqa: F401 - a fixture
 from tests.support.dashboard_web import seed
-from yaguar.paths import shared_data_dir
+from tests.support.prerequisites import require_data
 from yaguar.server.dashboard_config import ExportMetadata
 from yaguar.server.deployments import records
 from yaguar.server.exports import camtrap_dp
@@ -29,9 +29,7 @@ START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # seed(): one event every 10 
 
 @pytest.fixture
 def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data is not present")
+    data = require_data()
     engine = make_db_engine(f"sqlite:///{tmp_path / 'station.db'}")
     upgrade(engine)
     factory = make_session_factory(engine)

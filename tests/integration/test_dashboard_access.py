@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 
 from tests.support.broker import MOSQUITTO, Broker
 from tests.support.dashboard_web import WebClient, add_user, seed
+from tests.support.prerequisites import require_data
 from tests.support.station import running_station
-from yaguar.paths import shared_data_dir
 from yaguar.server.dashboard.models import Review, User
 from yaguar.server.station import Station
 from yaguar.storage.models import Media
@@ -28,9 +28,7 @@ SIGNED_WEBHOOKS = ("/alerts/twilio/",)
 
 @pytest.fixture(scope="module")
 def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data (../shared/data or YAGUAR_DATA_DIR) is not present")
+    data = require_data()
     if not shutil.which("mosquitto") and not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto is not installed")
     work = tmp_path_factory.mktemp("dash-access")

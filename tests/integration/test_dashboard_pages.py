@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from tests.support.broker import MOSQUITTO, Broker
 from tests.support.dashboard_web import PASSWORD, WebClient, add_heartbeat, add_user, seed
+from tests.support.prerequisites import require_data
 from tests.support.station import running_station
-from yaguar.paths import shared_data_dir
 from yaguar.server.dashboard.models import Review
 from yaguar.server.dashboard.species import common_name
 from yaguar.server.station import Station
@@ -29,9 +29,7 @@ EVENTS = 60  # page size 25 -> three pages
 
 @pytest.fixture(scope="module")
 def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data (../shared/data or YAGUAR_DATA_DIR) is not present")
+    data = require_data()
     if not shutil.which("mosquitto") and not Path(MOSQUITTO).exists():
         pytest.skip("mosquitto is not installed")
     work = tmp_path_factory.mktemp("dash-pages")

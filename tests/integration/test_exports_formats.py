@@ -17,8 +17,8 @@ from referencing import Registry, Resource
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.dashboard_web import add_user, seed
+from tests.support.prerequisites import require_data
 from yaguar.engine.batch_output import validate_batch_output
-from yaguar.paths import shared_data_dir
 from yaguar.server.dashboard.models import Review
 from yaguar.server.dashboard_config import ExportMetadata
 from yaguar.server.exports import camtrap_dp, csv_export, megadetector
@@ -32,17 +32,13 @@ frictionless = pytest.importorskip("frictionless")
 
 @pytest.fixture(scope="module")
 def standard() -> Path:
-    data = shared_data_dir()
-    if data is None or not (data / "camtrap-dp-1.0.2").is_dir():
-        pytest.skip("the Camtrap DP 1.0.2 files (shared/data/camtrap-dp-1.0.2) are not present")
+    data = require_data("camtrap-dp-1.0.2").parent
     return data / "camtrap-dp-1.0.2"
 
 
 @pytest.fixture(scope="module")
 def sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker[Session]]:
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("shared data is not present")
+    data = require_data()
     work = tmp_path_factory.mktemp("exports")
     engine = make_db_engine(f"sqlite:///{work / 'station.db'}")
     upgrade(engine)
