@@ -4,8 +4,9 @@ frames, category confusion, and CPU cost per 12 MP frame, for detector settings 
 Each setting is a set of ``[pipeline]`` overrides (``PipelineConfig``); the scoring is
 ``yaguar.engine.quality.score_setting`` (see its docstring for the rules). The CPU cost is measured in
 the same run for every setting, on 12 MP frames made by upscaling real frames (half day, half night),
-decoded and analysed as the station does; the first setting, ``plain`` (one pass, the manifest's own
-input size), is the reference of the ratio.
+decoded and analysed as the station does (species classifiers included, as at the station); the first
+setting, ``plain`` (one pass at the manifest's own input size, no closer look, no second opinion), is
+the reference of the ratio.
 
     .venv/bin/python bench/quality.py                      # every named setting
     .venv/bin/python bench/quality.py --setting plain --setting station
@@ -30,14 +31,21 @@ from yaguar.engine.config import PipelineConfig
 from yaguar.engine.quality import ALERT_CONFIDENCE, QualityReport, score_analyser
 from yaguar.paths import shared_data_dir
 
-# Named settings: overrides of the station's [pipeline] defaults (species classifiers off: they do
-# not change what is found, only its name, and they would dominate the CPU figures).
+# Named settings: overrides of the station's [pipeline] defaults ("station" is the defaults as they are).
+PLAIN_LOOK = {"closer_input": None, "second_opinion": 0, "motion_crops": False, "overlay_band": 0}
 SETTINGS: dict[str, dict[str, Any]] = {
-    "plain": {"detector_input": [416, 416]},
-    "yolox 640x480": {"detector_input": [640, 480]},
-    "yolox 832x640": {"detector_input": [832, 640]},
-    "fastestdet": {"detector": "fastestdet"},
+    "plain": {"look": PLAIN_LOOK},  # one pass at the manifest's size: the station before the closer look
+    "yolox 640x480": {"detector_input": [640, 480], "look": PLAIN_LOOK},
+    "yolox 832x640": {"detector_input": [832, 640], "look": PLAIN_LOOK},
+    "fastestdet": {"detector": "fastestdet", "look": PLAIN_LOOK},
+    "fastestdet 640x480": {"detector": "fastestdet", "detector_input": [640, 480], "look": PLAIN_LOOK},
+    "closer, no 2nd opinion": {"look": {"second_opinion": 0}},
     "station": {},
+    "station, first 640x480": {"detector_input": [640, 480]},
+    "station + tiles unsure": {"look": {"tiles": "unsure"}},
+    "station + tiles night": {"look": {"tiles": "night"}},
+    "station + fastestdet": {"look": {"ensemble": ["fastestdet"]}},
+    "station, wbf": {"look": {"fusion": "wbf"}},
 }
 
 
@@ -101,7 +109,7 @@ def main() -> int:
     )
     plain_ms = 0.0
     for name, overrides in chosen.items():
-        config = PipelineConfig.model_validate({"classifiers": [], **overrides, "enabled": True})
+        config = PipelineConfig.model_validate({**overrides, "enabled": True})
         analyser = Analyser(config)
         report = score_analyser(analyser, name)
         cpu = cpu_ms_per_frame(analyser, frames)

@@ -19,10 +19,12 @@ import numpy as np
 from yaguar.paths import shared_data_dir
 from yaguar.taxonomy import region_species
 
+from .arbiter import general_classifier, second_opinion
 from .classifier import Classifier, name_species
 from .config import PipelineConfig
-from .decode import DecodedImage, DecodeError, decode_jpeg
+from .decode import DecodedImage, DecodeError, choose_scale, decode_jpeg
 from .detector import Detection, Detector
+from .look import Look, LookFrame
 from .manifest import ManifestError, find_manifest
 from .motion import MotionFilter, MotionResult, PreparedFrame
 
@@ -38,6 +40,7 @@ class FrameInput:
     decoded: DecodedImage | None = None
     error: DecodeError | None = None
     motion: PreparedFrame | None = None
+    finer: dict[int, np.ndarray] = field(default_factory=dict)  # finer decodes made on demand, by scale
 
 
 @dataclass
@@ -73,20 +76,32 @@ class Analyser:
             options.update(fp16=config.opencl_fp16, autotune=config.opencl_autotune)
             if config.opencl_cache_dir:
                 options["cache_dir"] = str(config.opencl_cache_dir)
-        self.detector = Detector(
-            find_manifest(config.detector, extra),
-            model_dir,
-            config.backend,
-            options,
-            config.detection_threshold,
-            config.verify_sha256,
-            config.detector_input,
+
+        def detector(name: str, size: tuple[int, int] | None) -> Detector:
+            return Detector(
+                find_manifest(name, extra),
+                model_dir,
+                config.backend,
+                options,
+                config.detection_threshold,
+                config.verify_sha256,
+                size,
+            )
+
+        look = config.look
+        self.detector = detector(config.detector, config.detector_input)
+        self.look = Look(
+            look,
+            self.detector,
+            detector(config.detector, look.closer_input) if look.closer_input else None,
+            [detector(name, None) for name in look.ensemble],
         )
         self._model_dir, self._manifest_dirs, self._options = model_dir, extra, options
         self.classifiers = self.load_classifiers(config.classifiers)
         self.allowed = region_species(config.region, config.extra_species)
         self.motion = MotionFilter(config.motion)
-        self.min_side = config.decode_min_side or self.detector.min_side
+        self.arbiter = general_classifier(self.classifiers) if look.second_opinion > 0 else None
+        self.min_side = config.decode_min_side or self.look.min_side
         self.timings: dict[str, float] = defaultdict(float)  # seconds spent per stage, for metrics/bench
         self._timings_lock = threading.Lock()  # decode threads add to it concurrently
         log.info(
@@ -124,7 +139,8 @@ class Analyser:
                 frame.motion = self.motion.prepare(frame.decoded.pixels)
             except DecodeError as exc:
                 frame.error = exc
-            frame.data = None
+            if frame.decoded is None or frame.decoded.scale == 1:
+                frame.data = None  # kept otherwise: a closer look may decode it finer
             with self._timings_lock:
                 self.timings["decode"] += time.perf_counter() - start
         return frame
@@ -132,7 +148,7 @@ class Analyser:
     def analyse(self, frames: list[FrameInput], use_motion: bool = True) -> list[FrameResult]:
         """Motion, detection and classification on decoded frames, in order (motion state is per camera)."""
         results: list[FrameResult] = []
-        to_detect: list[tuple[FrameResult, np.ndarray]] = []
+        to_detect: list[tuple[FrameResult, FrameInput]] = []
         start = time.perf_counter()
         for frame in frames:
             if frame.error is not None or frame.decoded is None:
@@ -153,15 +169,59 @@ class Analyser:
                     )
             results.append(result)
             if result.state == "done":
-                to_detect.append((result, decoded.pixels))
+                to_detect.append((result, frame))
         self.timings["motion"] += time.perf_counter() - start
         if to_detect:
             start = time.perf_counter()
-            found = self.detector.detect([pixels for _, pixels in to_detect])
+            found = self.look.detect([self._look_frame(frame, result) for result, frame in to_detect])
             self.timings["detect"] += time.perf_counter() - start
             start = time.perf_counter()
-            for (result, pixels), detections in zip(to_detect, found, strict=True):
-                name_species(pixels, detections, self.classifiers, self.allowed)
-                result.detections = detections
+            for (result, frame), boxes in zip(to_detect, found, strict=True):
+                pixels = self._crop_source(frame, boxes)
+                look = self.config.look
+                kept = boxes
+                if self.arbiter is not None:
+                    kept = second_opinion(pixels, boxes, self.arbiter, look.sure, look.second_opinion)
+                name_species(pixels, kept, self.classifiers, self.allowed)
+                result.detections = kept
+                frame.data, frame.finer = None, {}
             self.timings["classify"] += time.perf_counter() - start
         return results
+
+    def _finer(self, frame: FrameInput, min_side: int) -> np.ndarray | None:
+        """The frame decoded again with its longer side at least ``min_side`` (never beyond its native
+        size), when that is finer than the first decode; None when there is nothing finer to get."""
+        decoded = frame.decoded
+        if decoded is None or frame.data is None:
+            return None
+        scale = choose_scale(decoded.width, decoded.height, min_side)
+        if scale >= decoded.scale:
+            return None
+        if scale not in frame.finer:
+            try:
+                frame.finer[scale] = decode_jpeg(frame.data, min_side, self.config.max_pixels).pixels
+            except DecodeError:
+                return None
+        return frame.finer[scale]
+
+    def _look_frame(self, frame: FrameInput, result: FrameResult) -> LookFrame:
+        assert frame.decoded is not None
+        motion = result.motion
+        regions = motion.regions if motion is not None and motion.reference == "burst" else []
+        night = motion.night if motion is not None else self.motion.is_night(frame.decoded.pixels)
+        return LookFrame(frame.decoded.pixels, night, regions, lambda side: self._finer(frame, side))
+
+    def _crop_source(self, frame: FrameInput, detections: list[Detection]) -> np.ndarray:
+        """The decode to cut classifier crops from: finer than the first when the smallest box to
+        classify would be smaller than the classifiers' input there."""
+        assert frame.decoded is not None
+        pixels = frame.decoded.pixels
+        if not detections or not self.classifiers:
+            return pixels
+        need = max(max(c.manifest.input.width, c.manifest.input.height) for c in self.classifiers)
+        smallest = min(max(d.bbox[2], d.bbox[3]) for d in detections)
+        longer = max(pixels.shape[:2])
+        if smallest * longer >= need or smallest <= 0:
+            return pixels
+        finer = self._finer(frame, int(min(need / smallest, 4 * longer)))
+        return pixels if finer is None else finer

@@ -10,7 +10,7 @@ import numpy as np
 from yaguar.taxonomy import geofence
 
 from .detector import Detection, load_backend
-from .labelmap import display_label, species_of
+from .labelmap import animal_labels, display_label, species_of
 from .manifest import Manifest, ManifestError
 from .preprocess import fit, to_tensor
 
@@ -22,6 +22,7 @@ class Guess:
     label: str  # the classifier's label, shortened for people
     species: str | None  # scientific name (species or genus), None when the label names no taxon
     probability: float
+    animal: bool = False  # the label names an animal (ImageNet's animal classes, every iNat taxon)
 
 
 class Classifier:
@@ -38,6 +39,7 @@ class Classifier:
         self.manifest = manifest
         self.backend, _ = load_backend(manifest, model_dir, backend_kind, backend_options, verify_sha256)
         self.labels = manifest.load_labels(model_dir)
+        self.animals = animal_labels(self.labels, manifest.labels)
         info = self.backend.inputs[0]
         self.input_name = manifest.input.name or info.name
         self.max_batch = 1 if info.shape[0] == 1 else 64
@@ -79,7 +81,14 @@ class Classifier:
             if not 0 <= label_index < len(self.labels):
                 continue
             label = self.labels[label_index]
-            guesses.append(Guess(display_label(label, spec), species_of(label, spec), float(probs[index])))
+            guesses.append(
+                Guess(
+                    display_label(label, spec),
+                    species_of(label, spec),
+                    float(probs[index]),
+                    label in self.animals,
+                )
+            )
         return guesses
 
 

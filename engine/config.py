@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .look import LookConfig
 from .motion import MotionConfig
 
 
@@ -64,6 +65,10 @@ class PipelineConfig(BaseModel):
         "detector's input size",
     )
     motion: MotionConfig = Field(default_factory=MotionConfig)
+    look: LookConfig = Field(
+        default_factory=LookConfig,
+        description="closer passes, tiles, motion crops, fusion and the classifier's second opinion",
+    )
     skip_without_motion: bool = Field(
         default=True, description="skip inference on frames where nothing moved (the reason is recorded)"
     )

@@ -49,6 +49,9 @@ IMAGENET_SPECIES = {
     "otter": "Lutrinae",
 }
 
+# ImageNet's classes are ordered by WordNet: every animal class comes first, up to this one.
+IMAGENET_LAST_ANIMAL = "puffer, pufferfish, blowfish, globefish"
+
 _INAT = re.compile(r"^([A-Z][a-z]+(?: [a-z-]+){1,2}) \(")
 
 
@@ -86,3 +89,13 @@ def display_label(label: str, spec: LabelSpec) -> str:
     if spec.table == "imagenet":
         return label.split(",", maxsplit=1)[0].strip()
     return label
+
+
+def animal_labels(labels: list[str], spec: LabelSpec) -> frozenset[str]:
+    """The classifier labels that name an animal (any animal, named species or not)."""
+    if spec.table == "imagenet" and IMAGENET_LAST_ANIMAL in labels:
+        animals = labels[: labels.index(IMAGENET_LAST_ANIMAL) + 1]
+        return frozenset(label for label in animals if label.lower() != "background")
+    if spec.table == "inat":
+        return frozenset(label for label in labels if _INAT.match(label))
+    return frozenset(label for label in labels if species_of(label, spec))

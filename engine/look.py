@@ -1,0 +1,237 @@
+"""Where and how closely the detector looks at a frame: the passes after the first one.
+
+The first pass runs the detector on the whole frame. When it finds nothing it is sure of (no box at
+or above ``sure``, the alert threshold), the frame gets a closer look: the detector again at a larger
+input size (``closer_input``, the same decode), and, as configured, tiles of a finer decode with
+overlap (the SAHI idea: a small animal becomes large in its tile), and crops of the regions that moved
+in the burst at up to native resolution (as Frigate sends motion regions to its detector). Extra
+detectors (``ensemble``) run beside the first pass. All boxes of a frame are then fused per category
+(NMS keeps the most confident box of each cluster; WBF averages the cluster's coordinates weighted by
+confidence). Frames with a sure box cost one pass: the heavier passes run only where the first needs
+them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from .detector import Detection, Detector, merge_same_category
+from .postprocess import iou_xywh
+
+
+class LookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sure: float = Field(
+        default=0.5, ge=0, le=1, description="a box this confident needs no closer look nor a second opinion"
+    )
+    closer_input: tuple[int, int] | None = Field(
+        default=(832, 640),
+        description="[width, height] of a second pass on frames without a sure box; None: no second pass",
+    )
+    tiles: Literal["off", "unsure", "night", "unsure_or_night"] = Field(
+        default="off",
+        description="tiled pass on a finer decode: on frames without a sure box, on night frames, or both",
+    )
+    tile_grid: tuple[int, int] = Field(default=(3, 3), description="tiles across and down")
+    tile_overlap: float = Field(default=0.2, ge=0, lt=0.9, description="overlap of neighbouring tiles")
+    motion_crops: bool = Field(
+        default=True, description="detect again on regions that moved in the burst and have no box yet"
+    )
+    ensemble: list[str] = Field(
+        default_factory=list, max_length=4, description="more detector manifests run on every frame, fused"
+    )
+    fusion: Literal["nms", "wbf"] = Field(default="nms", description="how boxes of several passes merge")
+    fusion_iou: float = Field(default=0.45, gt=0, le=1, description="boxes overlapping more are one object")
+    overlay_band: float = Field(
+        default=0.12,
+        ge=0,
+        le=0.3,
+        description="a box below `sure` lying wholly in the top or bottom band this high (where cameras "
+        "stamp the date, time and temperature) is the stamp, not an animal",
+    )
+    second_opinion: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="a box below `sure` is kept only when the general crop classifier's top guess reaches "
+        "this probability (it recognises something there); it also decides the category of such a "
+        "box; 0: off",
+    )
+
+
+@dataclass
+class LookFrame:
+    """What the passes need of one frame."""
+
+    pixels: np.ndarray  # the decode the first pass used
+    night: bool
+    motion_regions: list[list[float]]  # normalised [x, y, w, h], largest first
+    finer: Callable[[int], np.ndarray | None]  # a decode whose longer side is at least N, if there is one
+
+
+def tile_boxes(
+    width: int, height: int, grid: tuple[int, int], overlap: float
+) -> list[tuple[int, int, int, int]]:
+    """Pixel rectangles (x, y, w, h) of a grid of overlapping tiles covering the image."""
+    cols, rows = grid
+    tile_w = min(width, int(np.ceil(width / (cols - (cols - 1) * overlap))))
+    tile_h = min(height, int(np.ceil(height / (rows - (rows - 1) * overlap))))
+    xs = sorted({round(i * (width - tile_w) / max(1, cols - 1)) for i in range(cols)})
+    ys = sorted({round(j * (height - tile_h) / max(1, rows - 1)) for j in range(rows)})
+    return [(x, y, tile_w, tile_h) for y in ys for x in xs]
+
+
+def _to_frame(detection: Detection, rect: tuple[int, int, int, int], width: int, height: int) -> Detection:
+    """A detection on a crop, re-expressed as fractions of the whole frame."""
+    x, y, w, h = rect
+    bx, by, bw, bh = detection.bbox
+    detection.bbox = [
+        round((x + bx * w) / width, 4),
+        round((y + by * h) / height, 4),
+        round(bw * w / width, 4),
+        round(bh * h / height, 4),
+    ]
+    return detection
+
+
+def _crop_rect(region: list[float], width: int, height: int, min_px: int) -> tuple[int, int, int, int]:
+    """A region with a margin, at least ``min_px`` on each side where the image allows it."""
+    x, y, w, h = region
+    cx, cy = (x + w / 2) * width, (y + h / 2) * height
+    side_w = min(width, max(min_px, w * width * 1.5))
+    side_h = min(height, max(min_px, h * height * 1.5))
+    left = int(min(max(0, cx - side_w / 2), width - side_w))
+    top = int(min(max(0, cy - side_h / 2), height - side_h))
+    return left, top, int(side_w), int(side_h)
+
+
+def fuse(found: list[Detection], how: str, iou: float, passes: int = 1) -> list[Detection]:
+    """Merge the boxes of several passes per category. ``nms``: the most confident box of each cluster
+    stays. ``wbf``: one box per cluster, its coordinates the confidence-weighted mean of the cluster's,
+    its confidence the mean over the ``passes`` that ran (a pass that saw nothing there counts 0)."""
+    ordered = sorted(found, key=lambda d: -d.confidence)
+    if how == "nms":
+        return merge_same_category(ordered, iou)
+    clusters: list[list[Detection]] = []
+    for detection in ordered:
+        for cluster in clusters:
+            if cluster[0].category == detection.category and iou_xywh(cluster[0].bbox, detection.bbox) > iou:
+                cluster.append(detection)
+                break
+        else:
+            clusters.append([detection])
+    fused = []
+    for cluster in clusters:
+        weights = np.array([d.confidence for d in cluster])
+        boxes = np.array([d.bbox for d in cluster])
+        head = cluster[0]
+        head.bbox = [round(float(v), 4) for v in (boxes * weights[:, None]).sum(0) / weights.sum()]
+        head.confidence = round(float(min(1.0, weights.sum() / max(passes, len(cluster)))), 4)
+        fused.append(head)
+    return sorted(fused, key=lambda d: -d.confidence)
+
+
+class Look:
+    """The passes of one Analyser: the first detector, a closer one, tiles, motion crops, ensemble."""
+
+    def __init__(
+        self,
+        config: LookConfig,
+        detector: Detector,
+        closer: Detector | None,
+        ensemble: list[Detector],
+    ) -> None:
+        self.config = config
+        self.detector = detector
+        self.closer = closer
+        self.ensemble = ensemble
+
+    @property
+    def min_side(self) -> int:
+        """The longer side the first decode needs: the first and the closer pass read it."""
+        return max(
+            [d.min_side for d in [self.detector, *self.ensemble]]
+            + ([self.closer.min_side] if self.closer else [])
+        )
+
+    def detect(self, frames: list[LookFrame]) -> list[list[Detection]]:
+        first = self.detector.detect([f.pixels for f in frames])
+        for other in self.ensemble:
+            for boxes, more in zip(first, other.detect([f.pixels for f in frames]), strict=True):
+                boxes.extend(more)
+        passes = [1 + len(self.ensemble)] * len(frames)
+        unsure = [
+            i for i, boxes in enumerate(first) if not any(d.confidence >= self.config.sure for d in boxes)
+        ]
+        if self.closer is not None and unsure:
+            for i, more in zip(unsure, self.closer.detect([frames[i].pixels for i in unsure]), strict=True):
+                first[i].extend(more)
+                passes[i] += 1
+        for i, frame in enumerate(frames):
+            if self._wants_tiles(frame, i in unsure):
+                first[i].extend(self._tiles(frame))
+                passes[i] += 1
+            if self.config.motion_crops and frame.motion_regions:
+                first[i].extend(self._motion_crops(frame, first[i]))
+        return [
+            fuse(boxes, self.config.fusion, self.config.fusion_iou, n)
+            for boxes, n in zip(first, passes, strict=True)
+        ]
+
+    def _wants_tiles(self, frame: LookFrame, unsure: bool) -> bool:
+        mode = self.config.tiles
+        return (mode in ("unsure", "unsure_or_night") and unsure) or (
+            mode in ("night", "unsure_or_night") and frame.night
+        )
+
+    def _tiles(self, frame: LookFrame) -> list[Detection]:
+        tiler = self.closer or self.detector
+        cols, rows = self.config.tile_grid
+        image = frame.finer(int(tiler.min_side * max(cols, rows) * (1 - self.config.tile_overlap)))
+        if image is None:
+            image = frame.pixels
+        height, width = image.shape[:2]
+        rects = tile_boxes(width, height, self.config.tile_grid, self.config.tile_overlap)
+        if len(rects) <= 1:
+            return []  # an image no larger than a tile: the whole-frame passes saw it all
+        found = tiler.detect([image[y : y + h, x : x + w] for x, y, w, h in rects])
+        return [
+            _to_frame(d, rect, width, height) for rect, boxes in zip(rects, found, strict=True) for d in boxes
+        ]
+
+    def _motion_crops(self, frame: LookFrame, found: list[Detection]) -> list[Detection]:
+        """Regions that moved and that no box covers yet, cut from a decode where they are at least the
+        detector's input size (native resolution at most)."""
+        regions = [
+            r
+            for r in frame.motion_regions[:3]
+            if not any(iou_xywh(r, d.bbox) > 0 or _inside(d.bbox, r) for d in found)
+        ]
+        if not regions:
+            return []
+        need = self.detector.min_side
+        longest = max(max(r[2], r[3]) for r in regions)
+        image = frame.finer(int(need / max(longest * 1.5, 1e-3))) if longest > 0 else None
+        if image is None:
+            image = frame.pixels
+        height, width = image.shape[:2]
+        rects = [_crop_rect(r, width, height, need) for r in regions]
+        found_crops = self.detector.detect([image[y : y + h, x : x + w] for x, y, w, h in rects])
+        return [
+            _to_frame(d, rect, width, height)
+            for rect, boxes in zip(rects, found_crops, strict=True)
+            for d in boxes
+        ]
+
+
+def _inside(box: list[float], region: list[float]) -> bool:
+    return (
+        region[0] <= box[0] + box[2] / 2 <= region[0] + region[2]
+        and region[1] <= box[1] + box[3] / 2 <= region[1] + region[3]
+    )
