@@ -147,8 +147,8 @@ class DeviceWatch:
         return alert
 
     def _deliveries(self, session: Session, alert: Alert, notice: DeviceNotice, now: datetime) -> None:
-        twilio = self.config.twilio
-        unicode = twilio.unicode if twilio is not None else False
+        unicode = self.config.sms_unicode()
+        sms_channel = self.config.sms_route()[0]  # the sender passes it on when that channel is down
         added = []
         if "sms" in self.rules.channels:
             wanted = set(self.rules.recipients)
@@ -157,7 +157,7 @@ class DeviceWatch:
                     continue
                 body = render(notice, person.language, unicode)
                 delivery = Delivery(
-                    channel="twilio" if twilio is not None else "log",
+                    channel=sms_channel,
                     recipient=person.name,
                     address=person.phone,
                     language=person.language,
