@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from yaguar.paths import shared_data_dir
 
 from .config import StationConfig, config_from_dict
+from .demo_field import Heartbeats, alerts_section, place_cameras
 from .local_broker import Broker
 from .simulator import FieldCamera, load_jpegs
 
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from .station import Station
 
 
-def demo_config(broker: Broker, workdir: Path, http_port: int, token: str) -> StationConfig:
+def demo_config(
+    broker: Broker, workdir: Path, http_port: int, token: str, offline_after_s: float = 60.0
+) -> StationConfig:
     data: dict[str, Any] = {
         "mqtt": {"host": broker.host, "port": broker.port, "client_id": "yaguar-demo-station"},
         "storage": {
@@ -34,6 +37,7 @@ def demo_config(broker: Broker, workdir: Path, http_port: int, token: str) -> St
         },
         "http": {"port": http_port, "api_tokens": [token], "public_url": f"http://127.0.0.1:{http_port}"},
         "pipeline": {"enabled": True},
+        "alerts": alerts_section(offline_after_s),
     }
     return config_from_dict(data, env={})
 
@@ -51,25 +55,33 @@ def cmd_demo(args: argparse.Namespace, _config: StationConfig) -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     with Broker(workdir / "broker") as broker:
-        station = Station(demo_config(broker, workdir, args.port, token)).start()
+        station = Station(demo_config(broker, workdir, args.port, token, args.offline_after)).start()
         password = _demo_admin(station)
         address = f"{broker.host}:{broker.port}"
+        names = [f"demo-cam-{i + 1:02d}" for i in range(args.agents)]
+        place_cameras(station, names)
         agents = [
-            FieldCamera(f"demo-cam-{i + 1:02d}", address, jpegs, workdir / "spools" / str(i)).start()
-            for i in range(args.agents)
+            FieldCamera(name, address, jpegs, workdir / "spools" / str(i)).start()
+            for i, name in enumerate(names)
         ]
+        beats = Heartbeats(agents, interval_s=min(10.0, args.offline_after / 3)).start()
         print(f"Yaguar demo: {len(agents)} simulated cameras replaying {len(jpegs)} images from {folder}")
         print(f"  dashboard: {station.http_url}/   (log in as admin, password {password})")
         print(f"  API:       curl -H 'Authorization: Bearer {token}' {station.http_url}/api/v1/media")
-        print(f"  data:      {workdir}    (Ctrl+C stops the demo)", flush=True)
+        print(f"  data:      {workdir}    (Ctrl+C stops the demo)")
+        print("  alerts:    big cats and people, SMS off: they appear in this log and on the Alerts page")
+        print(f"  map:       {station.http_url}/map   analysis: {station.http_url}/analysis", flush=True)
         try:
             rounds = 0
             while not stop.is_set() and (args.rounds == 0 or rounds < args.rounds):
                 for agent in agents:
-                    agent.burst()
+                    if agent in beats.cameras:
+                        agent.burst()
                 rounds += 1
+                if rounds == args.stop_camera_after and len(agents) > 1:
+                    _silence(agents[-1], beats, args.offline_after)
                 stop.wait(args.interval)
-            drained = all(agent.wait_drained(30) for agent in agents)
+            drained = all(agent.wait_drained(30) for agent in beats.cameras)
             captured = sum(agent.captured for agent in agents)
             print(
                 f"Cameras captured {captured} frames; "
@@ -77,10 +89,23 @@ def cmd_demo(args: argparse.Namespace, _config: StationConfig) -> int:
             )
             stop.wait(args.linger)  # a bounded demo keeps the dashboard up a while, or until Ctrl+C
         finally:
+            beats.stop()
             for agent in agents:
                 agent.stop()
             station.stop()
     return 0
+
+
+def _silence(camera: FieldCamera, beats: Heartbeats, offline_after_s: float) -> None:
+    """Stop one camera, as a stolen or drowned one stops: a device alert follows."""
+    camera.wait_drained(30)  # its last frames reach the station first
+    beats.forget(camera)
+    camera.stop()
+    print(
+        f"Stopped {camera.device_id}: in about {offline_after_s:.0f} s the station alerts that it is offline "
+        "(this log and the Alerts page)",
+        flush=True,
+    )
 
 
 def _demo_admin(station: Station) -> str:
@@ -111,5 +136,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--linger", type=float, default=0.0, help="seconds to keep running after the last round"
     )
     parser.add_argument("--port", type=int, default=8080, help="port of the dashboard and API")
+    parser.add_argument(
+        "--stop-camera-after", type=int, default=3, help="rounds after which the last camera stops (0: never)"
+    )
+    parser.add_argument(
+        "--offline-after", type=float, default=60.0, help="seconds of silence before a camera is offline"
+    )
     parser.add_argument("--workdir", default="var/demo", help="where the demo keeps its database and media")
     parser.set_defaults(func=cmd_demo)

@@ -1,4 +1,5 @@
-"""The README's demo command: a station, a private broker and simulated cameras; frames reach the API."""
+"""The README's demo command: a station, a private broker and simulated cameras; frames reach the API,
+and the camera the demo stops raises a device alert, in the log and in the alerts API (SMS off)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ def test_demo_shows_frames_arriving_in_the_api(tmp_path: Path, images: Path) -> 
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "yaguar.server.cli", "--log-level", "WARNING", "demo",
-            "--folder", str(images / "classic"), "--agents", "2", "--rounds", "2", "--interval", "0.5",
+            "--folder", str(images / "classic"), "--agents", "2", "--rounds", "3", "--interval", "0.5",
             "--linger", "60", "--port", str(port), "--workdir", str(tmp_path / "demo"),
+            "--stop-camera-after", "1", "--offline-after", "3",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -38,11 +40,24 @@ def test_demo_shows_frames_arriving_in_the_api(tmp_path: Path, images: Path) -> 
             with urllib.request.urlopen(request, timeout=10) as response:
                 items = json.load(response)["items"]
             time.sleep(0.5)
-        assert len(items) == 12  # 2 cameras x 2 rounds x bursts of 3
+        assert len(items) == 12  # bursts of 3: camera 1 in 3 rounds, camera 2 in 1 (then stopped)
         assert {m["device_id"] for m in items} == {"demo-cam-01", "demo-cam-02"}
+        alerts = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v1/alerts", headers={"Authorization": "Bearer demo-token"}
+        )
+        offline: list[dict] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not offline:
+            with urllib.request.urlopen(alerts, timeout=10) as response:
+                offline = [a for a in json.load(response)["items"] if a["rule"] == "device-offline"]
+            time.sleep(0.5)
+        assert [(a["device_id"], a["state"]) for a in offline] == [("demo-cam-02", "sent")]
+        assert [d["channel"] for d in offline[0]["deliveries"]] == ["log"]
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=30)
     assert "dashboard: http://127.0.0.1:" in output
     assert "log in as admin, password" in output
     assert "simulated cameras replaying 6 images" in output
+    assert "Stopped demo-cam-02" in output
+    assert "Yaguar: camera Sendero 02 silent since" in output, "the device alert is in the log"
