@@ -29,6 +29,7 @@ from . import checkpoint as ckpt
 from .analyser import Analyser, FrameInput, FrameResult
 from .batch_output import BatchOutput
 from .decode import DecodedImage, DecodeError
+from .labelmap import shown_label
 from .sdcard import Picture, capture_time, group_sequences
 from .stills import decode_still, still_suffixes
 from .video import VideoError, VideoReader, frame_name, frame_time, is_video
@@ -335,7 +336,7 @@ class Runner:
                     {
                         "file": name,
                         "category": det.category,
-                        "label": det.label,
+                        "label": shown_label(det.category, det.species),
                         "confidence": det.confidence,
                         "x": x,
                         "y": y,

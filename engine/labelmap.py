@@ -99,3 +99,9 @@ def animal_labels(labels: list[str], spec: LabelSpec) -> frozenset[str]:
     if spec.table == "inat":
         return frozenset(label for label in labels if _INAT.match(label))
     return frozenset(label for label in labels if species_of(label, spec))
+
+
+def shown_label(category: str, species: str | None) -> str:
+    """What a box is called in our outputs (CSV, API, exports): the species or genus a classifier named,
+    else the category. Never the detector's own class: a COCO "giraffe" on a jaguar is not the animal."""
+    return species or category

@@ -76,14 +76,21 @@ class LookFrame:
 
 
 def tile_boxes(
-    width: int, height: int, grid: tuple[int, int], overlap: float
+    width: int, height: int, grid: tuple[int, int], overlap: float, min_tile: int = 1
 ) -> list[tuple[int, int, int, int]]:
-    """Pixel rectangles (x, y, w, h) of a grid of overlapping tiles covering the image."""
-    cols, rows = grid
-    tile_w = min(width, int(np.ceil(width / (cols - (cols - 1) * overlap))))
-    tile_h = min(height, int(np.ceil(height / (rows - (rows - 1) * overlap))))
-    xs = sorted({round(i * (width - tile_w) / max(1, cols - 1)) for i in range(cols)})
-    ys = sorted({round(j * (height - tile_h) / max(1, rows - 1)) for j in range(rows)})
+    """Pixel rectangles (x, y, w, h) of a grid of overlapping tiles covering the image. A tile is never
+    smaller than ``min_tile`` on a side where the image is larger (fewer tiles instead): a tile below
+    the detector's input size would only be enlarged, showing it nothing new."""
+
+    def split(size: int, count: int) -> tuple[int, list[int]]:
+        while True:
+            tile = min(size, int(np.ceil(size / (count - (count - 1) * overlap))))
+            if count == 1 or tile >= min_tile:
+                return tile, sorted({round(i * (size - tile) / max(1, count - 1)) for i in range(count)})
+            count -= 1
+
+    tile_w, xs = split(width, grid[0])
+    tile_h, ys = split(height, grid[1])
     return [(x, y, tile_w, tile_h) for y in ys for x in xs]
 
 
@@ -180,9 +187,19 @@ class Look:
             if self.config.motion_crops and frame.motion_regions:
                 first[i].extend(self._motion_crops(frame, first[i]))
         return [
-            fuse(boxes, self.config.fusion, self.config.fusion_iou, n)
+            self._without_stamps(fuse(boxes, self.config.fusion, self.config.fusion_iou, n))
             for boxes, n in zip(first, passes, strict=True)
         ]
+
+    def _without_stamps(self, found: list[Detection]) -> list[Detection]:
+        """Weak boxes wholly inside the top or bottom band are the camera's stamp (digits, logos)."""
+        band, sure = self.config.overlay_band, self.config.sure
+
+        def stamp(d: Detection) -> bool:
+            top, bottom = d.bbox[1], d.bbox[1] + d.bbox[3]
+            return d.confidence < sure and (bottom <= band or top >= 1 - band)
+
+        return [d for d in found if not stamp(d)]
 
     def _wants_tiles(self, frame: LookFrame, unsure: bool) -> bool:
         mode = self.config.tiles
@@ -197,7 +214,9 @@ class Look:
         if image is None:
             image = frame.pixels
         height, width = image.shape[:2]
-        rects = tile_boxes(width, height, self.config.tile_grid, self.config.tile_overlap)
+        rects = tile_boxes(
+            width, height, self.config.tile_grid, self.config.tile_overlap, tiler.min_side // 2
+        )
         if len(rects) <= 1:
             return []  # an image no larger than a tile: the whole-frame passes saw it all
         found = tiler.detect([image[y : y + h, x : x + w] for x, y, w, h in rects])

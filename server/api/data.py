@@ -17,6 +17,7 @@ from aiohttp_pydantic.oas.view import generate_oas
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from yaguar.engine.labelmap import shown_label
 from yaguar.protocol import topics
 from yaguar.storage.models import Detection, Event, Media
 
@@ -196,7 +197,7 @@ async def list_detections(
                 device_id=device_id,
                 captured_at=captured,
                 category=d.category,
-                label=d.label,
+                label=shown_label(d.category, d.species),
                 confidence=round(d.confidence, 4),
                 bbox=[round(v, 6) for v in (d.x, d.y, d.w, d.h)],
                 species=d.species,

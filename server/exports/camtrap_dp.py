@@ -257,7 +257,7 @@ def _media_observations(frame: Media, deployment: str) -> Iterator[dict[str, Any
                 else det.confidence,
                 4,
             ),
-            "observationComments": f"model label: {det.label}",
+            "observationComments": f"{det.category}, detected by {det.model}",
         }
 
 
