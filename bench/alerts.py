@@ -10,7 +10,11 @@ request received), i.e. the floor the outbox adds its work to.
 Mosquitto, the station's ingest, the pipeline (YOLOX-nano on onnxruntime) and the outbox to the fake
 Twilio request. Target: p99 < 3 s on this machine.
 
-    .venv/bin/python bench/alerts.py [--quick] [--e2e] [--rate 50] [--count N]
+``--gsm``: the GSM modem channel on Gammu's dummy phone: event committed -> accepted by the modem,
+p50/p99, and the failover time from a dead Twilio (500, or unreachable) to the modem
+(``bench/alerts_gsm.py``).
+
+    .venv/bin/python bench/alerts.py [--quick] [--e2e | --gsm] [--rate 50] [--count N]
 """
 
 from __future__ import annotations
@@ -68,6 +72,17 @@ class FakeTwilioProcess:
         self.proc.stdin.write("dump\n")
         self.proc.stdin.flush()
         return json.loads(self.proc.stdout.readline())
+
+    def _say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def down(self, behaviour: str) -> None:
+        self._say(f"down {behaviour}")
+
+    def up(self) -> None:
+        self._say("up")
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -306,12 +321,29 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=10.0, help="events committed per second")
     parser.add_argument("--e2e", action="store_true", help="from the agent's PIR edge, through the pipeline")
     parser.add_argument("--spacing", type=float, default=3.0, help="seconds between PIR edges (--e2e)")
+    parser.add_argument("--gsm", action="store_true", help="the GSM modem channel and failover to it")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"machine: {os.cpu_count()} cores, load average {load} (the figures move with the load)")
     if args.e2e:
         return e2e_bench(args.count or (5 if args.quick else 20), args.spacing)
+    if args.gsm:
+        from bench.alerts_gsm import gsm_bench
+
+        fake = FakeTwilioProcess()
+        try:
+            gsm_bench(
+                args.count or (100 if args.quick else 400),
+                args.rate,
+                50 if args.quick else 200,
+                fake,
+                show,
+                percentiles,
+            )
+        finally:
+            fake.close()
+        return 0
     count = args.count or (200 if args.quick else 1000)
     outbox_bench(count, args.rate, ref_count=50 if args.quick else 200)
     return 0

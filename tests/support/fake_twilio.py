@@ -253,14 +253,19 @@ class FakeTwilio:
 
 def main() -> None:
     """Serve in a process of its own (the benchmark keeps it off the sender's interpreter): prints the
-    base URL, then answers each 'dump' line on stdin with the creates as one JSON line; EOF stops it."""
+    base URL, then answers each 'dump' line on stdin with the creates as one JSON line, takes 'down 500'
+    and 'up' lines; EOF stops it."""
     import json
     import sys
 
     with FakeTwilio() as fake:
         print(fake.base_url, flush=True)
         for line in sys.stdin:
-            if line.strip() == "dump":
+            if line.startswith("down "):  # "down 500": every create answers that until "up"
+                fake.down(line.split()[1])
+            elif line.strip() == "up":
+                fake.up()
+            elif line.strip() == "dump":
                 rows = [{"received_at": r.received_at, "status": r.status, **r.form} for r in fake.creates()]
                 print(json.dumps(rows), flush=True)
 
