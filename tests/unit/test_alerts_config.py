@@ -3,6 +3,7 @@ the Twilio auth token comes from the environment only."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -88,3 +89,35 @@ def test_mistakes_are_refused_with_a_reason(change: dict[str, Any], reason: str)
 def test_twilio_without_token_is_refused() -> None:
     with pytest.raises(ConfigError, match="YAGUAR_TWILIO_AUTH_TOKEN"):
         alerts(FULL, env={})
+
+
+GSM = {"device": "/dev/serial/by-id/usb-modem-if00-port0", "smsc": "+573101000000"}
+
+
+def test_gsm_section_pin_from_environment_and_channel_order() -> None:
+    config = alerts({**FULL, "gsm": GSM}, env={"YAGUAR_TWILIO_AUTH_TOKEN": "t", "YAGUAR_GSM_PIN": "4321"})
+    assert config.gsm is not None and config.gsm.connection == "at" and config.gsm.delivery_reports
+    assert config.gsm_pin is not None and config.gsm_pin.get_secret_value() == "4321"
+    assert "4321" not in repr(config)
+    assert config.sms_route() == ["twilio", "gsm"], "Twilio first by default"
+    assert alerts({**FULL, "gsm": GSM, "sms_channels": ["gsm", "twilio"]}).sms_route() == ["gsm", "twilio"]
+    assert alerts({k: v for k, v in FULL.items() if k != "twilio"} | {"gsm": GSM}).sms_route() == ["gsm"]
+    assert alerts({k: v for k, v in FULL.items() if k != "twilio"}).sms_route() == ["log"]
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"sms_channels": ["gsm"]}, "gsm is listed but [alerts.gsm] is missing"),
+        ({"gsm": GSM, "sms_channels": ["gsm", "gsm"]}, "a channel is listed twice"),
+        ({"sms_channels": ["satellite"]}, "sms_channels"),
+        ({"gsm": {**GSM, "device": ""}}, "device"),
+        ({"gsm": {**GSM, "smsc": "3101000000"}}, "smsc"),
+        ({"gsm": {**GSM, "baud": 115200}}, "baud"),
+        ({"gsm": {**GSM, "keep_records": 1}}, "keep_records"),
+        ({"backlog": {"merge_max_severity": "urgent"}}, "merge_max_severity"),
+    ],
+)
+def test_gsm_mistakes_are_refused_with_a_reason(change: dict[str, Any], reason: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        alerts({**FULL, **change})
