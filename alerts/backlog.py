@@ -110,7 +110,7 @@ def _merge(
         summary.first_seen_at,
         summary.last_seen_at,
         summary.utc_offset_min,
-        planner.link(summary.event_id),
+        planner.link(newest.last_event_id),
         summary.ack_code,
         config.sms_unicode(),
     )

@@ -121,7 +121,9 @@ class Rule(Section):
     )
     severity: Severity = Field(default="medium", description="high ones escalate and pass quiet hours")
     channels: list[ChannelName] = Field(
-        default_factory=lambda: ["sms"], max_length=3, description="sms goes to the log without Twilio"
+        default_factory=lambda: list[ChannelName](["sms"]),
+        max_length=3,
+        description="sms goes to the log without Twilio",
     )
     recipients: list[str] = Field(default_factory=list, description="recipient names; empty: all of them")
 

@@ -96,11 +96,8 @@ def handle_gsm_report(session: Session, number: str, reference: int, status: int
         elif outcome == "delivered":
             # Multipart: delivered once every part's report said so (reports of earlier parts are kept
             # in provider_status as a count).
-            done = (
-                int(delivery.provider_status[10:])
-                if (delivery.provider_status or "").startswith("delivered:")
-                else 0
-            )
+            status_so_far = delivery.provider_status or ""
+            done = int(status_so_far[10:]) if status_so_far.startswith("delivered:") else 0
             done += 1
             delivery.provider_status = "delivered" if done >= len(references) else f"delivered:{done}"
             if delivery.state in ("unknown", "sending"):

@@ -332,7 +332,7 @@ class Sender:
             # already serialises passes (and renders no FOR UPDATE).
             .with_for_update(skip_locked=True, of=Delivery)
         ).all()
-        claimed = []
+        claimed: list[Delivery] = []
         claimed_at = max(self.clock(), now)  # after the lock was won: what the claim really waited
         # A lower severity waits while a higher one is in flight: on a slow link (a modem sends one SMS
         # at a time) the urgent ones are not queued behind old news.
