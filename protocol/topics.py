@@ -26,9 +26,10 @@ class Kind(StrEnum):
     ACK = "ack"  # station -> agent: JSON, sent only after the frame is committed
     CONFIG = "config"  # station -> agent: JSON, retained
     COMMAND = "command"  # station -> agent: JSON, e.g. capture now
+    CLIP = "clip"  # agent -> station: one chunk of an MP4 clip, metadata in user properties (clip.py)
 
 
-AGENT_PUBLISHES = (Kind.FRAME, Kind.HEARTBEAT, Kind.STATUS)
+AGENT_PUBLISHES = (Kind.FRAME, Kind.HEARTBEAT, Kind.STATUS, Kind.CLIP)
 STATION_PUBLISHES = (Kind.ACK, Kind.CONFIG, Kind.COMMAND)
 
 

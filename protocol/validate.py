@@ -45,24 +45,9 @@ def validate_frame(
     now: datetime | None = None,
 ) -> ValidFrame:
     """Return the frame's metadata and JPEG size, or raise ``ProtocolError`` saying what is wrong."""
-    device_id, kind = topics.parse(topic_name)
-    if kind is not topics.Kind.FRAME:
-        raise ProtocolError("bad_topic", f"expected a frame topic, got {kind.value}")
-    if not payload:
-        raise ProtocolError("empty_payload", "the frame is empty (0 bytes)")
-    if len(payload) > limits.max_payload_bytes:
-        raise ProtocolError(
-            "oversize_payload", f"frame is {len(payload)} bytes, over the {limits.max_payload_bytes} allowed"
-        )
+    device_id = check_envelope(topic_name, payload, topics.Kind.FRAME, limits, "frame")
     meta = from_properties(props)
-    if meta.device != device_id:
-        raise ProtocolError(
-            "device_mismatch", f"frame says device {meta.device!r} but was published on {device_id!r}'s topic"
-        )
-    if meta.size != len(payload):
-        raise ProtocolError("size_mismatch", f"frame says {meta.size} bytes but carries {len(payload)}")
-    if hashlib.sha256(payload).hexdigest() != meta.sha256:
-        raise ProtocolError("checksum_mismatch", "frame bytes do not match their sha256")
+    check_body(device_id, payload, meta.device, meta.size, meta.sha256, "frame")
     now = now or datetime.now(UTC)
     if meta.captured_at - now > limits.max_clock_skew:
         raise ProtocolError(
@@ -72,6 +57,32 @@ def validate_frame(
         )
     info = inspect_jpeg(payload, max_pixels=limits.max_pixels)
     return ValidFrame(meta=meta, jpeg=info)
+
+
+def check_envelope(topic_name: str, payload: bytes, kind: topics.Kind, limits: FrameLimits, noun: str) -> str:
+    """The checks before the properties are read (topic, empty, too big); returns the topic's device."""
+    device_id, found = topics.parse(topic_name)
+    if found is not kind:
+        raise ProtocolError("bad_topic", f"expected a {kind.value} topic, got {found.value}")
+    if not payload:
+        raise ProtocolError("empty_payload", f"the {noun} is empty (0 bytes)")
+    if len(payload) > limits.max_payload_bytes:
+        raise ProtocolError(
+            "oversize_payload", f"{noun} is {len(payload)} bytes, over the {limits.max_payload_bytes} allowed"
+        )
+    return device_id
+
+
+def check_body(device_id: str, payload: bytes, device: str, size: int, sha256: str, noun: str) -> None:
+    """The payload is the claimed device's, of the claimed size and sha256."""
+    if device != device_id:
+        raise ProtocolError(
+            "device_mismatch", f"{noun} says device {device!r} but was published on {device_id!r}'s topic"
+        )
+    if size != len(payload):
+        raise ProtocolError("size_mismatch", f"{noun} says {size} bytes but carries {len(payload)}")
+    if hashlib.sha256(payload).hexdigest() != sha256:
+        raise ProtocolError("checksum_mismatch", f"{noun} bytes do not match their sha256")
 
 
 def parse_json_message(model: type[M], topic_name: str, payload: bytes, max_bytes: int = 64 * 1024) -> M:
