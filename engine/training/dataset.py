@@ -61,6 +61,16 @@ class Dataset:
         log.warning("training data: %s", message)
         self.problems.append(Problem(path, reason, message))
 
+    def require_two_species(self, minimum: int = MIN_PER_CLASS) -> None:
+        """Stop, with what to add, unless two species have ``minimum`` photos or more."""
+        enough = sorted(name for name, count in self.counts().items() if count >= minimum)
+        if len(enough) < 2:
+            have = f"only {enough[0]}" if enough else "none"
+            raise TrainingError(
+                f"a classifier needs at least two species with {minimum} or more usable photos each; "
+                f"there is {have}: add a folder for another species"
+            )
+
     def drop_small_classes(self, minimum: int = MIN_PER_CLASS) -> None:
         """Leave out species with fewer than ``minimum`` usable photos, then insist on two species."""
         counts = self.counts()
@@ -72,13 +82,7 @@ class Dataset:
                     f"{name}: only {count} usable photo(s), at least {minimum} are needed; left out",
                 )
         self.samples = [s for s in self.samples if counts[s.species.scientific] >= minimum]
-        remaining = sorted(self.counts())
-        if len(remaining) < 2:
-            have = f"only {remaining[0]}" if remaining else "none"
-            raise TrainingError(
-                f"a classifier needs at least two species with {minimum} or more usable photos each; "
-                f"there is {have}: add a folder for another species"
-            )
+        self.require_two_species(minimum)
 
 
 def scan(folders: list[Path]) -> Dataset:

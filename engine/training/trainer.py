@@ -66,7 +66,7 @@ class TrainResult:
 def embed_folders(options: TrainOptions, embedder: Embedder) -> Embedded:
     dataset = scan(options.folders)
     # Before any model loads: a run that cannot reach two species stops now, with the reason.
-    Dataset(list(dataset.samples)).drop_small_classes(options.min_per_class)
+    dataset.require_two_species(options.min_per_class)
     cropper = (
         Cropper(options.detector, options.model_dir, options.manifest_dirs, options.backend)
         if options.detector and any(not s.is_crop for s in dataset.samples)
