@@ -9,9 +9,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from yaguar.config import ConfigError
 from yaguar.logs import setup_logging
 
-from .config import AgentConfig, ConfigError, load_config
+from .config import AgentConfig, load_config
 from .spool import spool_summary
 
 DEFAULT_CONFIG = Path("/etc/yaguar/agent.toml")
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(exc.report("yaguar-agent"), file=sys.stderr)
         return 2
     if args.command == "check-config":
         print(f"{args.config}: the config is valid.")

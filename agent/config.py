@@ -1,4 +1,5 @@
-"""The agent's configuration: one TOML file, validated by pydantic, secrets from the environment.
+"""The agent's configuration: one TOML file read through ``yaguar.config`` (unknown keys refused,
+secrets from the environment or systemd credentials, ``ConfigError``).
 
 Sections: ``[mqtt]``, ``[camera]``, ``[capture]``, ``[pir]``, ``[timelapse]``, ``[illuminator]``,
 ``[spool]``, ``[health]``. Every field has bounds; an unknown key is an error, so a typo in the field
@@ -11,26 +12,20 @@ and validates the result with the same rules, so a pushed value can never bypass
 from __future__ import annotations
 
 import math
-import os
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from yaguar.config_base import Section, TlsConfig
-from yaguar.protocol.messages import RemoteConfig, short_error
+from yaguar.config import Secret, Section, TlsConfig, from_dict, load, validate
+from yaguar.protocol.limits import MAX_FRAME_BYTES
+from yaguar.protocol.messages import RemoteConfig
 from yaguar.protocol.topics import DEVICE_ID_PATTERN
 
-# Secrets never live in the TOML file; these variables fill them in.
-ENV_SECRETS = {
-    "YAGUAR_MQTT_PASSWORD": ("mqtt", "password"),
-}
+# Secrets never live in the TOML file: this variable (or the systemd credential of that name) fills it in.
+AGENT_SECRETS = (Secret("YAGUAR_MQTT_PASSWORD", ("mqtt", "password")),)
 HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message is one line for a person."""
 
 
 class MqttConfig(Section):
@@ -53,7 +48,7 @@ class MqttConfig(Section):
     reconnect_min_s: float = Field(default=1, ge=0.05, le=60)
     reconnect_max_s: float = Field(default=120, ge=0.1, le=3600)
     max_frame_bytes: int = Field(
-        default=8 * 1024 * 1024,
+        default=MAX_FRAME_BYTES,
         ge=1024,
         le=256 * 1024 * 1024,
         description="the station's payload limit; a bigger frame is quarantined, never sent",
@@ -186,32 +181,14 @@ class AgentConfig(Section):
             raise ValueError("capture.max_send_bytes must not exceed mqtt.max_frame_bytes")
         return self
 
-    @property
-    def mqtt_username(self) -> str:
-        return self.mqtt.username or self.device_id
+
+def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> AgentConfig:
+    """Read and validate the TOML file; ``ConfigError`` says what is wrong."""
+    return load(AgentConfig, path, AGENT_SECRETS, environ)
 
 
-def load_config(path: Path | str, environ: dict[str, str] | None = None) -> AgentConfig:
-    """Read and validate the TOML file; raise ``ConfigError`` with one line saying what is wrong."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    return parse_config(data, environ)
-
-
-def parse_config(data: dict[str, Any], environ: dict[str, str] | None = None) -> AgentConfig:
-    environ = dict(os.environ) if environ is None else environ
-    for var, (section, key) in ENV_SECRETS.items():
-        if environ.get(var):
-            data.setdefault(section, {})[key] = environ[var]
-    try:
-        return AgentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
+def parse_config(data: dict[str, Any], environ: Mapping[str, str] | None = None) -> AgentConfig:
+    return from_dict(AgentConfig, data, AGENT_SECRETS, environ)
 
 
 def apply_remote(config: AgentConfig, remote: RemoteConfig) -> AgentConfig:
@@ -238,14 +215,4 @@ def apply_remote(config: AgentConfig, remote: RemoteConfig) -> AgentConfig:
         value = getattr(remote, field)
         if value is not None:
             data[section][key] = value
-    try:
-        return AgentConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc)) from None
-
-
-def _explain(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first.get("loc", ())) or "config"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{where}: {first.get('msg', short_error(exc))}{more}"
+    return validate(AgentConfig, data)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from yaguar.config import ConfigError
 from yaguar.protocol import topics
 from yaguar.protocol.errors import ProtocolError
 from yaguar.protocol.messages import Heartbeat, RemoteConfig
@@ -23,7 +24,7 @@ from yaguar.protocol.topics import Kind
 from yaguar.protocol.validate import parse_json_message
 
 from .cameras.base import local_now
-from .config import AgentConfig, ConfigError, apply_remote
+from .config import AgentConfig, apply_remote
 from .metrics import AgentMetrics
 
 log = logging.getLogger(__name__)

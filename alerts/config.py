@@ -36,7 +36,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from yaguar.config_base import Section
+from yaguar.config import Section
 
 from .device_config import DeviceRules
 

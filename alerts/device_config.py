@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from yaguar.config_base import Section
+from yaguar.config import Section
 
 DeviceChannel = Literal["sms", "log"]
 

@@ -69,13 +69,7 @@ class Analyser:
         self.config = config
         model_dir = resolve_model_dir(config)
         extra = [config.manifest_dir] if config.manifest_dir else None
-        options: dict[str, object] = {"threads": config.inference_threads()}
-        if config.device:
-            options["device"] = config.device
-        if config.backend != "onnxruntime":
-            options.update(fp16=config.opencl_fp16, autotune=config.opencl_autotune)
-            if config.opencl_cache_dir:
-                options["cache_dir"] = str(config.opencl_cache_dir)
+        options = config.backend_options()
 
         def detector(name: str, size: tuple[int, int] | None) -> Detector:
             return Detector(

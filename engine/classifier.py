@@ -9,6 +9,7 @@ import numpy as np
 
 from yaguar.taxonomy import geofence
 
+from .backends.options import OptionsInput
 from .detector import Detection, load_backend
 from .labelmap import animal_labels, display_label, species_of
 from .manifest import Manifest, ManifestError
@@ -31,7 +32,7 @@ class Classifier:
         manifest: Manifest,
         model_dir: Path,
         backend_kind: str = "onnxruntime",
-        backend_options: dict[str, object] | None = None,
+        backend_options: OptionsInput = None,
         verify_sha256: bool = True,
     ) -> None:
         if manifest.kind != "classifier":

@@ -6,15 +6,17 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from yaguar.config import Section
+from yaguar.protocol.limits import MAX_FRAME_PIXELS
+
+from .backends.options import AutoOptions, OnnxRuntimeOptions, OpenCLOptions
 from .look import LookConfig
 from .motion import MotionConfig
 
 
-class PipelineConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PipelineConfig(Section):
     enabled: bool = Field(default=False, description="run motion, detection and classification on new frames")
     backend: Literal["onnxruntime", "opencl", "auto"] = Field(
         default="onnxruntime",
@@ -90,8 +92,21 @@ class PipelineConfig(BaseModel):
     region: str = Field(default="colombia", description="species list for geofencing; 'none' turns it off")
     extra_species: list[str] = Field(default_factory=list, description="scientific names added to the region")
     max_pixels: int = Field(
-        default=50_000_000, ge=10_000, le=500_000_000, description="refuse bigger headers"
+        default=MAX_FRAME_PIXELS, ge=10_000, le=500_000_000, description="refuse bigger headers"
     )
+
+    def backend_options(self) -> OnnxRuntimeOptions | OpenCLOptions | AutoOptions:
+        """The typed options of the chosen backend, from the flat ``[pipeline]`` keys."""
+        ort = OnnxRuntimeOptions(threads=self.inference_threads())
+        opencl = OpenCLOptions(
+            device=self.device,
+            cache_dir=self.opencl_cache_dir,
+            fp16=self.opencl_fp16,
+            autotune=self.opencl_autotune,
+        )
+        if self.backend == "onnxruntime":
+            return ort
+        return opencl if self.backend == "opencl" else AutoOptions(opencl=opencl, onnxruntime=ort)
 
     def decode_threads(self) -> int:
         return self.decode_workers or max(1, (os.cpu_count() or 1) // 2)

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from .backends import Backend, create_backend
+from .backends.options import OptionsInput
 from .graph_resize import GraphRewriteError, resized_model
 from .labelmap import category_of
 from .manifest import Manifest, ManifestError, check_model, checksum_ok
@@ -47,7 +48,7 @@ def load_backend(
     manifest: Manifest,
     model_dir: Path,
     backend_kind: str,
-    options: dict[str, object] | None,
+    options: OptionsInput,
     verify_sha256: bool,
     input_size: tuple[int, int] | None = None,
 ) -> tuple[Backend, Manifest]:
@@ -90,7 +91,7 @@ class Detector:
         manifest: Manifest,
         model_dir: Path,
         backend_kind: str = "onnxruntime",
-        backend_options: dict[str, object] | None = None,
+        backend_options: OptionsInput = None,
         score_threshold: float | None = None,
         verify_sha256: bool = True,
         input_size: tuple[int, int] | None = None,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, model_validator
+
+from yaguar.config import ConfigError, Section, read_toml, validate
 
 from .backends.base import Backend
 
@@ -23,12 +24,11 @@ DetectorFormat = Literal["yolox", "fastestdet", "yolov5", "yolov8"]
 ClassifierFormat = Literal["probabilities", "logits", "quantized"]
 
 
-class ManifestError(ValueError):
+class ManifestError(ConfigError):
     """A manifest or its model file is unusable; the message is one line that says why."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = Section  # manifest tables refuse unknown keys, as every config section does
 
 
 class InputSpec(_Strict):
@@ -178,18 +178,14 @@ def load_manifest(path: Path) -> Manifest:
     """Read and validate one manifest; raise ManifestError with a one-line reason."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ManifestError(f"manifest {path.name}: cannot read it ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestError(f"manifest {path.name}: not valid TOML ({exc})") from None
+        data = read_toml(path, what="manifest")
+    except ConfigError as exc:
+        raise ManifestError(str(exc)) from None
     try:
-        manifest = Manifest.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}" for err in exc.errors()
-        )
-        raise ManifestError(f"manifest {path.name} is invalid: {problems}") from None
+        manifest = validate(Manifest, data)
+    except ConfigError as exc:
+        # one line naming the manifest: the front ends show it beside other models' lines
+        raise ManifestError(f"manifest {path.name} is invalid: {'; '.join(exc.problems)}") from None
     manifest._home = path.resolve().parent
     return manifest
 

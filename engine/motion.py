@@ -14,21 +14,19 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from yaguar.config import Section
 
 
-class MotionTuning(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MotionTuning(Section):
     blur: int = Field(ge=1, le=31, description="Gaussian blur kernel (odd) before differencing")
     diff_threshold: int = Field(ge=1, le=255, description="grey-level change that counts as a changed pixel")
     min_region: float = Field(gt=0, lt=1, description="smallest changed region, as a fraction of the frame")
     min_score: float = Field(gt=0, lt=1, description="changed fraction of the frame that counts as motion")
 
 
-class MotionConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class MotionConfig(Section):
     width: int = Field(default=320, ge=64, le=1280, description="frames are shrunk to this width first")
     day: MotionTuning = Field(
         default_factory=lambda: MotionTuning(blur=5, diff_threshold=30, min_region=0.002, min_score=0.003),

@@ -19,6 +19,7 @@ from . import topics
 from .errors import ProtocolError
 from .frame import from_properties
 from .jpeg import JpegInfo, inspect_jpeg
+from .limits import MAX_FRAME_BYTES, MAX_FRAME_PIXELS
 from .messages import FrameMeta, Message, short_error
 
 M = TypeVar("M", bound=Message)
@@ -26,8 +27,8 @@ M = TypeVar("M", bound=Message)
 
 @dataclass(frozen=True)
 class FrameLimits:
-    max_payload_bytes: int = 8 * 1024 * 1024
-    max_pixels: int = 50_000_000  # 50 MP: above every camera-trap sensor, far below a bomb
+    max_payload_bytes: int = MAX_FRAME_BYTES
+    max_pixels: int = MAX_FRAME_PIXELS
     max_clock_skew: timedelta = timedelta(hours=24)
 
 

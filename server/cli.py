@@ -15,7 +15,9 @@ import sys
 import threading
 from pathlib import Path
 
-from .config import ConfigError, StationConfig, load_config
+from yaguar.config import ConfigError
+
+from .config import StationConfig, load_config
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        print(f"yaguar-station: the configuration has problems:\n{exc}", file=sys.stderr)
+        print(exc.report("yaguar-station"), file=sys.stderr)
         return 2
     return args.func(args, config)
 

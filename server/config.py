@@ -1,4 +1,5 @@
-"""The station's configuration: one TOML file, validated by pydantic, secrets from the environment.
+"""The station's configuration: one TOML file read through ``yaguar.config`` (unknown keys refused,
+secrets from the environment or systemd credentials, ``ConfigError``).
 
 Sections: ``[mqtt]``, ``[storage]``, ``[ingest]``, ``[http]``, plus ``[pipeline]`` (engine),
 ``[alerts]`` and ``[dashboard]``, whose models live beside the code they configure.
@@ -6,30 +7,30 @@ Sections: ``[mqtt]``, ``[storage]``, ``[ingest]``, ``[http]``, plus ``[pipeline]
 
 from __future__ import annotations
 
-import copy
-import os
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr
 
 from yaguar.alerts.config import AlertsConfig
-from yaguar.config_base import Section, TlsConfig
+from yaguar.config import Secret, Section, TlsConfig, from_dict, load
 from yaguar.engine.config import PipelineConfig
+from yaguar.protocol.limits import MAX_FRAME_BYTES, MAX_FRAME_PIXELS
 from yaguar.protocol.topics import SHARED_GROUP
 
 from .dashboard_config import DashboardConfig
 from .devices import DevicesConfig
 
-# Secrets never live in the TOML file; these variables fill them in.
-ENV_SECRETS = {
-    "YAGUAR_MQTT_PASSWORD": ("mqtt", "password"),
-    "YAGUAR_API_TOKENS": ("http", "api_tokens"),  # comma-separated
-    "YAGUAR_TWILIO_AUTH_TOKEN": ("alerts", "twilio_auth_token"),
-    "YAGUAR_GSM_PIN": ("alerts", "gsm_pin"),
-    "YAGUAR_SESSION_SECRET": ("dashboard", "session_secret"),
-}
+# Secrets never live in the TOML file: these variables (or systemd credentials of the same names)
+# fill them in.
+STATION_SECRETS = (
+    Secret("YAGUAR_MQTT_PASSWORD", ("mqtt", "password")),
+    Secret("YAGUAR_API_TOKENS", ("http", "api_tokens"), comma_separated=True),
+    Secret("YAGUAR_TWILIO_AUTH_TOKEN", ("alerts", "twilio_auth_token")),
+    Secret("YAGUAR_GSM_PIN", ("alerts", "gsm_pin")),
+    Secret("YAGUAR_SESSION_SECRET", ("dashboard", "session_secret")),
+)
 
 
 class MqttConfig(Section):
@@ -74,9 +75,9 @@ class StorageConfig(Section):
 
 
 class IngestConfig(Section):
-    max_payload_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    max_payload_bytes: int = Field(default=MAX_FRAME_BYTES, ge=1024, le=256 * 1024 * 1024)
     max_pixels: int = Field(
-        default=50_000_000, ge=10_000, le=500_000_000, description="refuse bigger headers"
+        default=MAX_FRAME_PIXELS, ge=10_000, le=500_000_000, description="refuse bigger headers"
     )
     max_clock_skew_s: int = Field(default=24 * 3600, ge=60, description="how far ahead a capture time may be")
     accept_unknown_devices: bool = Field(
@@ -109,44 +110,10 @@ class StationConfig(Section):
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
 
 
-class ConfigError(ValueError):
-    """The configuration is unusable; the message lists each problem on its own line."""
-
-
-def load_config(path: Path | None, env: dict[str, str] | None = None) -> StationConfig:
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> StationConfig:
     """Read and validate a station config file (or the defaults when ``path`` is None)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return config_from_dict(data, env)
+    return load(StationConfig, path, STATION_SECRETS, env)
 
 
-def config_from_dict(data: dict[str, Any], env: dict[str, str] | None = None) -> StationConfig:
-    env = os.environ if env is None else env
-    data = copy.deepcopy(data)  # the caller's dict stays as it was
-    for var, (section, key) in ENV_SECRETS.items():
-        if env.get(var):
-            value: Any = env[var]
-            if key == "api_tokens":
-                value = [token.strip() for token in value.split(",") if token.strip()]
-            table = data.setdefault(section, {})
-            if not isinstance(table, dict):  # e.g. `mqtt = 5` in the file: say so, do not crash
-                raise ConfigError(f"{section}: must be a [{section}] table, not {type(table).__name__}")
-            table[key] = value
-    try:
-        return StationConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc)) from None
-
-
-def format_errors(exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top)"
-        lines.append(f"{where}: {err['msg']}")
-    return "\n".join(lines)
+def config_from_dict(data: dict[str, Any], env: Mapping[str, str] | None = None) -> StationConfig:
+    return from_dict(StationConfig, data, STATION_SECRETS, env)

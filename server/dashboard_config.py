@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
+
+from yaguar.config import Section
 
 Language = Literal["es", "en"]
 
 
-class ExportMetadata(BaseModel):
+class ExportMetadata(Section):
     """What Camtrap DP asks of a data package that the station cannot know by itself."""
-
-    model_config = ConfigDict(extra="forbid")
 
     project_title: str = Field(default="Yaguar camera traps", min_length=1, max_length=200)
     project_acronym: str | None = Field(default=None, max_length=40)
@@ -34,9 +34,7 @@ class ExportMetadata(BaseModel):
     coordinate_uncertainty_m: int | None = Field(default=None, ge=1, le=100_000)
 
 
-class DashboardConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DashboardConfig(Section):
     enabled: bool = Field(default=True, description="serve the web pages (the REST API is always on)")
     default_language: Language = Field(default="es", description="language of the pages until a user picks")
     session_secret: SecretStr | None = Field(

@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from sqlalchemy.orm import Session, sessionmaker
 
+from yaguar.config import Section
 from yaguar.protocol.topics import check_device_id
 from yaguar.storage.models import Device
 
@@ -35,10 +36,8 @@ HASH_TYPE_SHA512_PBKDF2 = 7  # Mosquitto 2.0's "$7$" password entries
 SALT_BYTES = 12  # what mosquitto_passwd uses
 
 
-class DevicesConfig(BaseModel):
+class DevicesConfig(Section):
     """Where the broker's identity files live and how new devices log in."""
-
-    model_config = ConfigDict(extra="forbid")
 
     auth: Literal["password", "certificate"] = Field(
         default="password", description="how devices log in: a password over TLS, or a client certificate"

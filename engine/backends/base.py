@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import onnx
@@ -35,7 +35,8 @@ class Backend(ABC):
     kind: ClassVar[str]
 
     @abstractmethod
-    def __init__(self, model_path: ModelSource, options: dict[str, object] | None = None) -> None: ...
+    def __init__(self, model_path: ModelSource, options: Any = None) -> None:
+        """``options``: the backend's own options model (``options.py``) or a dict of its keys."""
 
     @property
     @abstractmethod

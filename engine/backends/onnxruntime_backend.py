@@ -10,6 +10,7 @@ import onnx
 import onnxruntime as ort
 
 from .base import Backend, BackendError, ModelSource, TensorInfo
+from .options import OnnxRuntimeOptions, OptionsInput, options_as
 
 _ORT_TYPES = {
     "tensor(float)": np.float32,
@@ -23,14 +24,14 @@ _ORT_TYPES = {
 class OnnxRuntimeBackend(Backend):
     kind = "onnxruntime"
 
-    def __init__(self, model_path: ModelSource, options: dict[str, object] | None = None) -> None:
-        options = options or {}
+    def __init__(self, model_path: ModelSource, options: OptionsInput = None) -> None:
+        self.options = opts = options_as(OnnxRuntimeOptions, options)
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(options.get("threads", 0) or 0) or (os.cpu_count() or 1)
+        so.intra_op_num_threads = opts.threads or (os.cpu_count() or 1)
         so.log_severity_level = 3
         # Spinning threads burn a core waiting for work; on a station that decodes JPEGs on the other
         # cores at the same time, that costs more than it gains.
-        if not options.get("allow_spinning", False):
+        if not opts.allow_spinning:
             so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # A model rewritten in memory (graph_resize: another input size) arrives as a ModelProto.
         source = (

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from .base import Backend, BackendError, ModelSource
+from .options import AutoOptions, OptionsInput, options_as
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,15 @@ def backend_class(kind: str) -> type[Backend]:
     return getattr(module, class_name)
 
 
-def create_backend(kind: str, model_path: ModelSource, options: dict[str, object] | None = None) -> Backend:
-    """Load a model on the named backend. ``auto`` tries OpenCL, then falls back to onnxruntime and
-    says why in one log line."""
+def create_backend(kind: str, model_path: ModelSource, options: OptionsInput = None) -> Backend:
+    """Load a model on the named backend with its options (``options.py``). ``auto`` tries OpenCL,
+    then falls back to onnxruntime and says why in one log line."""
     if kind != "auto":
         return backend_class(kind)(model_path, options)
+    auto = options_as(AutoOptions, options)
     try:
-        return backend_class("opencl")(model_path, options)
+        return backend_class("opencl")(model_path, auto.opencl)
     except BackendError as exc:
         name = Path(model_path).name if isinstance(model_path, Path | str) else "the rewritten model"
         log.info("%s: using onnxruntime instead (%s)", name, exc)
-        return backend_class("onnxruntime")(model_path, options)
+        return backend_class("onnxruntime")(model_path, auto.onnxruntime)

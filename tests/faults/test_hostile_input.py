@@ -22,6 +22,7 @@ from paho.mqtt.properties import Properties
 
 from tests.support.jpegs import png_bytes, tiff_bytes, truncated, with_dimensions
 from tests.support.small_jpegs import small_real_jpegs
+from yaguar.config import ConfigError
 from yaguar.protocol import (
     Ack,
     Command,
@@ -36,7 +37,7 @@ from yaguar.protocol import (
     to_properties,
     validate_frame,
 )
-from yaguar.server.config import ConfigError, IngestConfig, StationConfig, config_from_dict
+from yaguar.server.config import IngestConfig, StationConfig, config_from_dict
 from yaguar.server.ingest.media_store import MediaStore
 from yaguar.server.ingest.mqtt_link import Received
 from yaguar.server.ingest.recorder import check, record

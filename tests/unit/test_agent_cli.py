@@ -27,7 +27,7 @@ def test_a_bad_config_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capt
     )
     assert main(["--config", str(path), "check-config"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: spool.policy") and err.count("\n") == 1
+    assert err.startswith("yaguar-agent: spool.policy") and err.count("\n") == 1
 
 
 def test_spool_status_reads_without_touching(

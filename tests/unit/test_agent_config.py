@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from yaguar.agent.config import ConfigError, apply_remote, load_config, parse_config
+from yaguar.agent.config import apply_remote, load_config, parse_config
+from yaguar.config import ConfigError
 from yaguar.protocol.messages import RemoteConfig
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "systemd" / "agent.example.toml"

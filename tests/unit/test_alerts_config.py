@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from yaguar.alerts.config import AlertsConfig
-from yaguar.server.config import ConfigError, config_from_dict
+from yaguar.config import ConfigError
+from yaguar.server.config import config_from_dict
 
 SID = "AC" + "ab" * 16
 FULL: dict[str, Any] = {

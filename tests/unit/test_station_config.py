@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from yaguar.server.config import ConfigError, config_from_dict, load_config
+from yaguar.config import ConfigError
+from yaguar.server.config import config_from_dict, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,8 +24,8 @@ def test_problems_are_listed_one_per_line(tmp_path: Path) -> None:
     bad.write_text('[mqtt]\nport = 70000\ncolour = "red"\n[storage]\nsqlite_synchronous = "SOMETIMES"\n')
     with pytest.raises(ConfigError) as info:
         load_config(bad, env={})
-    lines = str(info.value).splitlines()
-    assert len(lines) == 3
+    lines = info.value.problems
+    assert len(lines) == 3 and "\n" not in str(info.value) and str(info.value).endswith("(and 2 more)")
     assert any(line.startswith("mqtt.port:") for line in lines)
     assert any("mqtt.colour" in line and "Extra inputs" in line for line in lines)
 

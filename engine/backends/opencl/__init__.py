@@ -9,21 +9,20 @@ through ``program_cache`` (binaries on disk keyed by device, driver, source and 
 where fma() is a hardware instruction); ``autotune`` picks conv tiles per device and kernel source
 and caches them.
 
-Options (a dict, validated by ``backend.OpenCLOptions``; unknown keys are refused):
+Options (``backends.options.OpenCLOptions``, or a dict of its keys; unknown keys are refused):
 
 - ``device``: substring of ``"<platform> / <device>"`` (e.g. ``"rusticl"``, ``"RX 580"``,
   ``"Portable Computing Language"``); default the first GPU, else the first device.
 - ``cache_dir``: folder for compiled programs and autotune results; default ``~/.cache/yaguar/opencl``.
 - ``fp16``: store activations as half (halves memory traffic; arithmetic stays fp32); default False.
 - ``autotune``: time the candidate conv tiles on first load of each layer shape; default False.
-- ``threads``, ``allow_spinning``: onnxruntime's options, accepted and ignored so ``auto`` can pass
-  one dict to both backends.
 
 A batch other than the model's is planned on first use (static shapes per batch, compiled once).
 """
 
 from __future__ import annotations
 
-from .backend import OpenCLBackend, OpenCLOptions
+from ..options import OpenCLOptions
+from .backend import OpenCLBackend
 
 __all__ = ["OpenCLBackend", "OpenCLOptions"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..base import Backend, BackendError, TensorInfo
+from ..base import Backend, BackendError, ModelSource, TensorInfo
+from ..options import OpenCLOptions, OptionsInput, options_as
 from .autotune import TuneCache, tune_plan
 from .executor import KernelTime, Plan
 from .frontend import read_model
@@ -19,37 +19,11 @@ from .runtime import open_runtime
 log = logging.getLogger(__name__)
 
 
-class OpenCLOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    device: str | None = Field(
-        None,
-        max_length=200,
-        description='substring of "<platform> / <device>"; None: the first GPU, else CPU',
-    )
-    cache_dir: Path | None = Field(None, description="program + autotune cache; None: ~/.cache/yaguar/opencl")
-    fp16: bool = Field(False, description="store activations as half (compute stays fp32)")
-    autotune: bool = Field(False, description="time candidate conv tiles once per layer shape and cache them")
-    threads: int | None = Field(
-        None,
-        ge=0,
-        le=1024,
-        description="onnxruntime's thread count; accepted and ignored so one options "
-        "dict serves backend 'auto'",
-    )
-    allow_spinning: bool | None = Field(
-        None, description="onnxruntime's option; accepted and ignored, as threads"
-    )
-
-
 class OpenCLBackend(Backend):
     kind = "opencl"
 
-    def __init__(self, model_path: Path, options: dict[str, object] | None = None) -> None:
-        try:
-            self.options = OpenCLOptions.model_validate(options or {})
-        except ValidationError as exc:
-            raise BackendError(f"bad OpenCL backend options: {exc.errors()[0]['msg']}") from None
+    def __init__(self, model_path: ModelSource, options: OptionsInput = None) -> None:
+        self.options = options_as(OpenCLOptions, options)
         self.model_path = (
             Path(model_path) if not isinstance(model_path, onnx.ModelProto) else Path("model.onnx")
         )
