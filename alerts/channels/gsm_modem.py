@@ -7,7 +7,9 @@ Everything here is blocking; ``gsm.py`` runs it on the modem's own thread. What 
 * sends one message as the parts Gammu encodes (GSM-7 or UCS-2, concatenated: the same 160/153 and
   70/67 rules as ``segments.py``), asking for a delivery report;
 * keeps a record of each send in the modem's own memory, written BEFORE the modem is asked to send and
-  marked sent after it accepted every part, so a send cut by a crash is settled from the modem later;
+  marked sent after it accepted every part, so a send cut by a crash is settled from the modem later
+  (the newest ``keep_records`` are kept: a send still unsettled after that many newer ones is taken
+  for never sent);
 * reads incoming SMS (replies) and delivery reports, and deletes them once handed over.
 """
 
@@ -98,6 +100,13 @@ class SendRecord:
     delivery_id: int
     sent: bool
     references: list[int] = field(default_factory=list)
+
+
+Place = tuple[int, int]  # (folder, location) of a message in the modem's memory
+
+
+def place_of(message: dict[str, Any]) -> Place:
+    return int(message["Folder"]), int(message["Location"])
 
 
 def machine_config(config: GsmConfig) -> dict[str, Any]:
@@ -241,7 +250,7 @@ class Modem:
         Raises ModemDownError when nothing went out, ModemLostError when some part may have."""
         self.require_registered()
         parts = encode(body, number, self.config.smsc, self.config.delivery_reports)
-        location = self._write_record(SendRecord(delivery_id, sent=False), number, None)
+        unsent = self._add_record(SendRecord(delivery_id, sent=False), number)
         references: list[int] = []
         for index, part in enumerate(parts):
             try:
@@ -249,15 +258,24 @@ class Modem:
             except gammu.GSMError as exc:
                 if index == 0 and not isinstance(exc, LINK_ERRORS):
                     # The network refused the first part outright (no credit, barred): nothing went out.
-                    self._delete_record(location)
+                    self._delete_record(unsent)
                     raise ModemDownError(
                         "not_registered", f"the network refused the message: {gammu_error(exc)}"
                     ) from exc
                 raise ModemLostError(f"part {index + 1} of {len(parts)}: {gammu_error(exc)}") from exc
-        self._write_record(SendRecord(delivery_id, sent=True, references=references), number, location)
+        # Accepted: from here on nothing may turn this into a failure (that would send it again).
+        # Marked sent by a second record, then the first is deleted: Gammu's AT driver can add and
+        # delete messages in the modem but not change one. After a crash in between, sent wins.
+        try:
+            self._add_record(SendRecord(delivery_id, sent=True, references=references), number)
+            self._delete_record(unsent)
+        except gammu.GSMError as exc:
+            log.warning("gsm: delivery %s went out but its record was not marked sent: %s", delivery_id, exc)
         return references
 
-    def _write_record(self, record: SendRecord, number: str, location: int | None) -> int:
+    def _add_record(self, record: SendRecord, number: str) -> Place | None:
+        """Write a record of a send into the modem; its location, or None when the modem cannot keep
+        one (the message still goes: an alert matters more than settling a crash without it)."""
         text = f"yaguar d={record.delivery_id}"
         if record.sent:
             text += " mr=" + ",".join(str(r) for r in record.references)
@@ -270,18 +288,28 @@ class Modem:
             "Coding": "Default_No_Compression",
             "Type": "Submit",
         }
-        if location is None:
-            found, _folder = self._call("AddSMS", message)
-            return int(found)
-        message["Location"] = location
-        self._call("SetSMS", message)
-        return location
+        for attempt in range(2):
+            try:
+                location, folder = self._call("AddSMS", message)
+                return int(folder), int(location)
+            except gammu.ERR_FULL:
+                if attempt == 0:
+                    self.prune_records(keep=self.config.keep_records // 2)  # then try once more
+            except LINK_ERRORS:
+                raise
+            except gammu.GSMError as exc:
+                log.warning("gsm: the modem keeps no record of delivery %s (%s)", record.delivery_id, exc)
+                return None
+        log.warning("gsm: the modem's memory is full; delivery %s goes without a record", record.delivery_id)
+        return None
 
-    def _delete_record(self, location: int) -> None:
+    def _delete_record(self, place: Place | None) -> None:
+        if place is None:
+            return
         try:
-            self._call("DeleteSMS", Folder=0, Location=location)
+            self._call("DeleteSMS", Folder=place[0], Location=place[1])
         except gammu.GSMError as exc:
-            log.warning("gammu: could not delete a send record: %s", gammu_error(exc))
+            log.warning("gsm: could not delete a send record: %s", gammu_error(exc))
 
     def _messages(self) -> list[dict[str, Any]]:
         """Every message in the modem's memory (each part on its own)."""
@@ -299,34 +327,46 @@ class Modem:
             location = int(batch[0]["Location"])
 
     @staticmethod
-    def records(messages: list[dict[str, Any]]) -> dict[int, tuple[int, SendRecord]]:
-        """The send records among ``messages``, by delivery id: (location, record)."""
-        out: dict[int, tuple[int, SendRecord]] = {}
+    def records(messages: list[dict[str, Any]]) -> dict[int, tuple[Place, SendRecord]]:
+        """The send records among ``messages``, by delivery id: (where, record)."""
+        out: dict[int, tuple[Place, SendRecord]] = {}
         for message in messages:
             match = _RECORD.match(str(message.get("Text") or ""))
             if match is None or message.get("Type") != "Submit":
                 continue
             refs = [int(r) for r in (match.group(2) or "").split(",") if r]
             sent = message.get("State") == "Sent"
-            out[int(match.group(1))] = (int(message["Location"]), SendRecord(int(match.group(1)), sent, refs))
+            delivery_id = int(match.group(1))
+            if delivery_id in out and out[delivery_id][1].sent and not sent:
+                continue  # a crash between marking sent and deleting the first record: sent wins
+            out[delivery_id] = (place_of(message), SendRecord(delivery_id, sent, refs))
         return out
 
     def record_of(self, delivery_id: int) -> SendRecord | None:
         found = self.records(self._messages()).get(delivery_id)
         return found[1] if found else None
 
-    def _prune_records(self, messages: list[dict[str, Any]]) -> None:
-        """Keep the newest ``keep_records`` records: a SIM holds a few dozen messages in all."""
-        records = sorted(self.records(messages).items())
-        for _delivery_id, (location, _record) in records[: max(len(records) - self.config.keep_records, 0)]:
-            self._delete_record(location)
+    def prune_records(self, messages: list[dict[str, Any]] | None = None, keep: int | None = None) -> None:
+        """Keep the records of the newest ``keep_records`` sends (a SIM holds a few dozen messages in
+        all), and drop the unsent twin of a record marked sent."""
+        keep = self.config.keep_records if keep is None else keep
+        messages = self._messages() if messages is None else messages
+        records = self.records(messages)
+        newest = sorted(records)[-keep:] if keep else []
+        for message in messages:
+            match = _RECORD.match(str(message.get("Text") or ""))
+            if match is None or message.get("Type") != "Submit":
+                continue
+            delivery_id, place = int(match.group(1)), place_of(message)
+            if delivery_id not in newest or records[delivery_id][0] != place:
+                self._delete_record(place)
 
     # -- incoming -----------------------------------------------------------------------------------
     def take_incoming(self) -> list[Incoming]:
         """Replies and delivery reports waiting in the modem; each is deleted once read. Old send
         records are dropped in the same pass (listing a modem's memory is its slowest command)."""
         everything = self._messages()
-        self._prune_records(everything)
+        self.prune_records(everything)
         messages = [m for m in everything if m.get("Type") in ("Deliver", "Status_Report")]
         out: list[Incoming] = []
         for report in (m for m in messages if m["Type"] == "Status_Report"):
@@ -347,7 +387,7 @@ class Modem:
                 text = "".join(str(part.get("Text") or "") for part in linked)
             out.append(Incoming("sms", str(linked[0].get("Number") or ""), text=text))
         for message in messages:
-            self._call("DeleteSMS", Folder=0, Location=int(message["Location"]))
+            self._delete_record(place_of(message))
         return out
 
     def send_plain(self, number: str, body: str) -> None:

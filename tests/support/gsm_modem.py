@@ -60,12 +60,11 @@ class DummyNetwork:
             }
         )
 
-    def records(self) -> list[dict[str, Any]]:
-        """The send records the channel keeps in the modem's memory."""
+    def records(self) -> list[str]:
+        """The states (Sent, UnSent) of the send records the channel keeps in the modem's memory."""
         found = []
         for path in sorted((self.folder / "sms" / str(RECORD_FOLDER)).glob("*")):
-            text = path.read_text(errors="replace")
-            found.append({"state": "Sent" if "State = Sent" in text else "UnSent", "file": path.name})
+            found.append("Sent" if "State = Sent" in path.read_text(errors="replace") else "UnSent")
         return found
 
     def inbox_count(self) -> int:
