@@ -55,4 +55,4 @@ async def test_list_ack_and_preview(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["--config", str(path), "alerts", "preview", "--species", "Tayassu pecari"]) == 0
     out = capsys.readouterr().out
     assert "[es first] 1 segment(s), GSM-7" in out
-    assert "pecari de labio blanco en Sendero Norte" in out and "https://yaguar.example.org/e/123456" in out
+    assert "cafuche en Sendero Norte" in out and "https://yaguar.example.org/e/123456" in out

@@ -67,8 +67,8 @@ MEASURED = {
     ("Panthera onca", "Sendero Norte", "first", "en"): (("GSM-7", 93, 1), ("GSM-7", 93, 1)),
     ("Panthera onca", "Sendero Norte", "summary", "es"): (("GSM-7", 110, 1), ("UCS-2", 110, 2)),
     ("Panthera onca", "Sendero Norte", "summary", "en"): (("GSM-7", 108, 1), ("GSM-7", 108, 1)),
-    ("Tayassu pecari", "Quebrada Río Claro", "first", "es"): (("GSM-7", 117, 1), ("UCS-2", 117, 2)),
-    ("Tayassu pecari", "Quebrada Río Claro", "summary", "es"): (("GSM-7", 131, 1), ("UCS-2", 131, 2)),
+    ("Tayassu pecari", "Quebrada Río Claro", "first", "es"): (("GSM-7", 102, 1), ("GSM-7", 92, 1)),
+    ("Tayassu pecari", "Quebrada Río Claro", "summary", "es"): (("GSM-7", 116, 1), ("UCS-2", 116, 2)),
     ("Herpailurus yagouaroundi", "Cámara 12", "first", "es"): (("GSM-7", 96, 1), ("UCS-2", 96, 2)),
     (None, "Puente", "first", "es"): (("GSM-7", 90, 1), ("GSM-7", 90, 1)),
     (None, "Puente", "summary", "es"): (("GSM-7", 104, 1), ("UCS-2", 104, 2)),
@@ -87,7 +87,7 @@ def test_measured_body_segments(key: tuple[str | None, str, str, str]) -> None:
 
 def test_bodies_read_right() -> None:
     es = render(facts("Tayassu pecari", "Quebrada Río Claro"), "es", LINK)
-    assert es == f"Yaguar: pecari de labio blanco x2 en Quebrada Rio Claro 02:14 87% {LINK} Responda OK 3FQ"
+    assert es == f"Yaguar: cafuche x2 en Quebrada Rio Claro 02:14 87% {LINK} Responda OK 3FQ"
     en = render(facts("Tayassu pecari", "Quebrada Río Claro", "summary"), "en", LINK)
     what = "14 more white-lipped peccary at Quebrada Rio Claro 02:14-02:14 max 87%"
     assert en == f"Yaguar: {what} {LINK} Reply OK 3FQ"
