@@ -1,75 +1,134 @@
-"""MegaDetector batch output (format 1.6) for ``yaguar detect``, and a validator of its published rules
-(as MegaDetector's own ``validate_batch_results`` checks them, plus box and confidence ranges), so the
-files open in Timelapse, EcoAssist/AddaxAI and MegaDetector's postprocessing tools."""
+"""MegaDetector batch output (format 1.6): the one writer, used by ``yaguar detect`` and the station's
+export, and a validator of the format's published rules (as MegaDetector's own
+``validate_batch_results`` checks them, plus box and confidence ranges), so the files open in
+Timelapse, EcoAssist/AddaxAI and MegaDetector's postprocessing tools.
+
+The rules the writer keeps: detection categories are the strings "1" animal, "2" person, "3" vehicle;
+classification categories are string ids numbered from "1" in order of first use; ``conf`` is in [0, 1]
+with 3 decimals and ``bbox`` = [x_min, y_min, width, height] relative to the image, clipped inside it
+(x + w <= 1, y + h <= 1) with 4 decimals, as MegaDetector writes them; ``typical_detection_threshold``
+is the threshold the detections were really cut at (left out when it is not known); a file that could
+not be processed has ``failure`` and ``detections: null``.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from yaguar.taxonomy import SPECIES
-
-from .detector import Detection
+from yaguar.taxonomy import common_name
 
 FORMAT_VERSION = "1.6"
 DETECTION_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}
-_CATEGORY_IDS = {name: key for key, name in DETECTION_CATEGORIES.items()}
+CATEGORY_IDS = {name: key for key, name in DETECTION_CATEGORIES.items()}
 REQUIRED_KEYS = ("info", "images", "detection_categories")
 OPTIONAL_KEYS = ("classification_categories", "classification_category_descriptions")
+CONF_DIGITS, COORD_DIGITS = 3, 4  # as MegaDetector's run_detector writes them
+
+
+class BoxLike(Protocol):
+    """A detection as both the engine (``detector.Detection``) and the station (``Box``) hold it."""
+
+    @property
+    def category(self) -> str: ...
+    @property
+    def confidence(self) -> float: ...
+    @property
+    def bbox(self) -> Sequence[float]: ...
+    @property
+    def species(self) -> str | None: ...
+    @property
+    def species_confidence(self) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class Box:
+    category: str
+    confidence: float
+    bbox: Sequence[float]
+    species: str | None = None
+    species_confidence: float | None = None
+
+
+def clipped_box(bbox: Sequence[float]) -> list[float]:
+    """[x, y, w, h] clipped so the box stays inside the image (x + w <= 1, y + h <= 1)."""
+    x, y, w, h = (float(v) for v in bbox)
+    x, y = min(1.0, max(0.0, x)), min(1.0, max(0.0, y))
+    w, h = min(max(w, 0.0), 1.0 - x), min(max(h, 0.0), 1.0 - y)
+    return [round(v, COORD_DIGITS) for v in (x, y, w, h)]
+
+
+def confidence(value: float | None) -> float:
+    return round(min(1.0, max(0.0, float(value or 0.0))), CONF_DIGITS)
 
 
 class BatchOutput:
-    """Collects per-image results and writes the JSON file."""
+    """Collects per-image results and writes the JSON file.
 
-    def __init__(self, detector: str, classifiers: list[str]) -> None:
+    ``threshold``: the confidence the detections were cut at (``typical_detection_threshold``).
+    """
+
+    def __init__(self, detector: str, classifiers: list[str], threshold: float | None = None) -> None:
         self.detector = detector
         self.classifiers = classifiers
+        self.threshold = threshold
         self.images: list[dict[str, Any]] = []
-        self._species_ids: dict[str, str] = {}
+        self.species_ids: dict[str, str] = {}  # scientific name -> classification category id
 
-    def add(self, file: str, detections: list[Detection] | None, failure: str | None = None) -> None:
+    def add(
+        self, file: str, detections: Iterable[BoxLike] | None, failure: str | None = None
+    ) -> dict[str, Any]:
+        """One image's entry (returned, so a caller may add fields such as a video's frame rate)."""
         if failure is not None:
-            self.images.append({"file": file, "failure": failure, "detections": None})
-            return
+            image: dict[str, Any] = {"file": file, "failure": failure, "detections": None}
+            self.images.append(image)
+            return image
         entries = []
         for det in detections or []:
+            category = CATEGORY_IDS.get(det.category)
+            if category is None:  # a label the format has no category for
+                continue
             entry: dict[str, Any] = {
-                "category": _CATEGORY_IDS[det.category],
-                "conf": float(det.confidence),
-                "bbox": [float(v) for v in det.bbox],
+                "category": category,
+                "conf": confidence(det.confidence),
+                "bbox": clipped_box(det.bbox),
             }
             if det.species:
-                species_id = self._species_ids.setdefault(det.species, str(len(self._species_ids)))
-                entry["classifications"] = [[species_id, float(det.species_confidence or 0.0)]]
+                species_id = self.species_ids.setdefault(det.species, str(len(self.species_ids) + 1))
+                entry["classifications"] = [[species_id, confidence(det.species_confidence)]]
             entries.append(entry)
-        self.images.append(
-            {
-                "file": file,
-                "max_detection_conf": max((e["conf"] for e in entries), default=0.0),
-                "detections": entries,
-            }
-        )
+        image = {
+            "file": file,
+            "max_detection_conf": max((e["conf"] for e in entries), default=0.0),
+            "detections": entries,
+        }
+        self.images.append(image)
+        return image
 
-    def to_dict(self) -> dict[str, Any]:
-        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    def to_dict(self, now: datetime | None = None) -> dict[str, Any]:
+        when = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        info: dict[str, Any] = {
+            "format_version": FORMAT_VERSION,
+            "detector": self.detector,
+            "detection_completion_time": when,
+        }
+        if self.threshold is not None:
+            info["detector_metadata"] = {"typical_detection_threshold": float(self.threshold)}
         data: dict[str, Any] = {
-            "info": {
-                "format_version": FORMAT_VERSION,
-                "detector": self.detector,
-                "detection_completion_time": now,
-                "detector_metadata": {"typical_detection_threshold": 0.25},
-            },
+            "info": info,
             "detection_categories": dict(DETECTION_CATEGORIES),
             "images": self.images,
         }
-        if self._species_ids:
-            data["info"]["classifier"] = ", ".join(self.classifiers)
-            data["info"]["classification_completion_time"] = now
-            data["classification_categories"] = {v: k for k, v in self._species_ids.items()}
+        if self.species_ids:
+            info["classifier"] = ", ".join(self.classifiers)
+            info["classification_completion_time"] = when
+            data["classification_categories"] = {v: k for k, v in self.species_ids.items()}
             data["classification_category_descriptions"] = {
-                v: (SPECIES[k].en if k in SPECIES else k) for k, v in self._species_ids.items()
+                v: common_name(k, "en") for k, v in self.species_ids.items()
             }
         return data
 

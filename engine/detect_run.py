@@ -163,7 +163,9 @@ class Runner:
     def __init__(self, analyser: Analyser, settings: RunSettings) -> None:
         self.analyser = analyser
         self.settings = settings
-        self.output = BatchOutput(analyser.detector.ident, [c.ident for c in analyser.classifiers])
+        self.output = BatchOutput(
+            analyser.detector.ident, [c.ident for c in analyser.classifiers], analyser.detector.threshold
+        )
         self.rows: list[dict[str, Any]] = []
         self.totals = RunTotals()
         self.state = ckpt.Checkpoint(fingerprint=self.fingerprint())
@@ -187,7 +189,7 @@ class Runner:
             self.state = ckpt.load(path, self.fingerprint())
             # The entries and species ids found before the interruption, in their original order.
             self.output.images = self.state.images
-            self.output._species_ids = self.state.species_ids
+            self.output.species_ids = self.state.species_ids
             self.rows = self.state.csv_rows
             self.totals.videos = self.state.videos
         done = set(self.state.done)
@@ -218,7 +220,7 @@ class Runner:
 
     def _save_checkpoint(self, path: Path) -> None:
         self.state.images = self.output.images
-        self.state.species_ids = self.output._species_ids
+        self.state.species_ids = self.output.species_ids
         self.state.csv_rows = self.rows
         self.state.videos = self.totals.videos
         ckpt.save(path, self.state)

@@ -27,7 +27,7 @@ from ..dashboard.box_review import latest_box_reviews
 from ..dashboard.models import Review
 from ..deployments import records
 from ..deployments.models import Deployment
-from ..exports import bundle
+from ..exports import bundle, megadetector
 from ..exports.records import ExportScope, local_iso
 from .roles import require_role
 from .schemas import (
@@ -360,7 +360,8 @@ async def export(
         body = await _db(request, lambda db: bundle.camtrap_zip(db, meta, scope))
         return web.Response(body=body, content_type="application/zip", headers=disposition)
     if fmt == "megadetector.json":
-        body = await _db(request, lambda db: bundle.megadetector_json(db, scope))
+        threshold = megadetector.detection_threshold(request.app[CONTEXT].config.pipeline)
+        body = await _db(request, lambda db: bundle.megadetector_json(db, scope, threshold))
         return web.Response(body=body, content_type="application/json", headers=disposition)
     text = await _db(request, lambda db: bundle.events_csv(db, scope))
     return web.Response(text=text, content_type="text/csv", charset="utf-8", headers=disposition)

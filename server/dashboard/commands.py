@@ -104,7 +104,9 @@ def export_command(args: argparse.Namespace, config: StationConfig) -> int:
                     + ", ".join(summary.cameras_without_position)
                 )
         elif args.format == "megadetector":
-            result = megadetector.build(db, scope)
+            result = megadetector.build(
+                db, scope, threshold=megadetector.detection_threshold(config.pipeline)
+            )
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(result, indent=1))
             print(f"MegaDetector batch output 1.6 written to {out}: {len(result['images'])} images.")

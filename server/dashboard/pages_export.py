@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 
 from aiohttp import web
 
-from yaguar.server.exports import bundle
+from yaguar.server.exports import bundle, megadetector
 from yaguar.server.exports.records import ExportScope
 
 from .core import dashboard_of
@@ -61,7 +61,8 @@ async def camtrap_zip(request: web.Request) -> web.StreamResponse:
 async def megadetector_json(request: web.Request) -> web.StreamResponse:
     dash = dashboard_of(request)
     scope = await _scope(request)
-    body = await dash.read(lambda db: bundle.megadetector_json(db, scope))
+    threshold = megadetector.detection_threshold(dash.ctx.config.pipeline)
+    body = await dash.read(lambda db: bundle.megadetector_json(db, scope, threshold))
     return web.Response(
         body=body, content_type="application/json", headers=_attachment("yaguar-megadetector.json")
     )

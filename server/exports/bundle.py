@@ -32,8 +32,8 @@ def camtrap_zip(db: Session, meta: ExportMetadata, scope: ExportScope) -> bytes:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def megadetector_json(db: Session, scope: ExportScope) -> bytes:
-    return json.dumps(megadetector.build(db, scope), indent=1).encode()
+def megadetector_json(db: Session, scope: ExportScope, threshold: float | None = None) -> bytes:
+    return json.dumps(megadetector.build(db, scope, threshold=threshold), indent=1).encode()
 
 
 def events_csv(db: Session, scope: ExportScope) -> str:

@@ -99,8 +99,8 @@ def test_batch_output_validates_and_the_validator_catches_breaks() -> None:
     data = output.to_dict()
     assert validate_batch_output(data) == []
     assert data["info"]["format_version"] == "1.6"
-    assert data["images"][0]["detections"][0]["classifications"] == [["0", 0.8]]
-    assert data["classification_categories"] == {"0": "Panthera onca"}
+    assert data["images"][0]["detections"][0]["classifications"] == [["1", 0.8]]
+    assert data["classification_categories"] == {"1": "Panthera onca"}
     assert data["images"][1]["max_detection_conf"] == 0.0
 
     broken = output.to_dict()
