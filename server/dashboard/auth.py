@@ -22,6 +22,7 @@ from aiohttp_session import Session, get_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from multidict import MultiDictProxy
 
 from ..api.roles import API_ROLE
 from .models import ROLES
@@ -36,7 +37,7 @@ COOKIE_NAME = "yaguar_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
 USER_KEY = web.RequestKey("yaguar_user", object)  # per-request cache of the logged-in user (or None)
-FORM_KEY = web.RequestKey("yaguar_form", object)  # the POST form, read once and CSRF-checked
+FORM_KEY = web.RequestKey("yaguar_form", MultiDictProxy)  # the POST form, read once and CSRF-checked
 
 _hasher = PasswordHasher()
 
