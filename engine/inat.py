@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -198,18 +199,23 @@ class InatDownload:
         licence = (photo.get("license_code") or "").lower()
         url = medium_url(photo)
         if url is None:
-            return self._skip("no_photo_url", f"photo {photo_id}: no URL in the answer")
+            self._skip("no_photo_url", f"photo {photo_id}: no URL in the answer")
+            return None
         if licence not in KNOWN_LICENCES:
-            return self._skip("unknown_licence", f"photo {photo_id}: licence {licence or 'none'} is unknown")
+            self._skip("unknown_licence", f"photo {photo_id}: licence {licence or 'none'} is unknown")
+            return None
         if licence not in self.options.licences:
-            return self._skip("licence_not_wanted", f"photo {photo_id}: licence {licence} was not asked for")
+            self._skip("licence_not_wanted", f"photo {photo_id}: licence {licence} was not asked for")
+            return None
         try:
             response = self._retrying(lambda: self.photos.get(url, timeout=30), f"photo {photo_id}")
             response.raise_for_status()
         except (InatError, requests.HTTPError) as exc:
-            return self._skip("download_failed", f"photo {photo_id}: {exc}")
+            self._skip("download_failed", f"photo {photo_id}: {exc}")
+            return None
         if response.content[:2] != b"\xff\xd8":
-            return self._skip("not_jpeg", f"photo {photo_id}: the answer is not a JPEG")
+            self._skip("not_jpeg", f"photo {photo_id}: the answer is not a JPEG")
+            return None
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"inat-{photo_id}.jpg"
         atomic_write(path, response.content, fsync=False)
@@ -234,7 +240,7 @@ class InatDownload:
             "observation_id": obs.get("id"),
             "photo_id": photo.get("id"),
             "observer": user.get("name") or user.get("login") or "",
-            "observed_on": observed.isoformat() if hasattr(observed, "isoformat") else (observed or ""),
+            "observed_on": observed.isoformat() if isinstance(observed, date) else str(observed or ""),
             "place": obs.get("place_guess") or "",
             "licence": licence,
             "attribution": photo.get("attribution") or "",

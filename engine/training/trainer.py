@@ -96,10 +96,10 @@ def embed_folders(options: TrainOptions, embedder: Embedder) -> Embedded:
     dataset.drop_small_classes(options.min_per_class)
     keep = {s.path for s in dataset.samples}
     matrix = np.stack([row for row, s in zip(rows, usable, strict=True) if s.path in keep])
-    pixels = [p for p, s in zip(kept, usable, strict=False) if s.path in keep]
+    kept_crops = [p for p, s in zip(kept, usable, strict=False) if s.path in keep]
     classes = sorted(dataset.counts())
     labels = np.array([classes.index(s.species.scientific) for s in dataset.samples])
-    return Embedded(dataset, matrix, labels, classes, crops, pixels)
+    return Embedded(dataset, matrix, labels, classes, crops, kept_crops)
 
 
 def train_classifier(options: TrainOptions) -> TrainResult:

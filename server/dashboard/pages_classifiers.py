@@ -9,7 +9,9 @@ import logging
 import re
 import threading
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from aiohttp import web
 from sqlalchemy.orm import Session
@@ -37,6 +39,10 @@ class RetrainState:
 
 _STATES: weakref.WeakKeyDictionary[Dashboard, RetrainState] = weakref.WeakKeyDictionary()
 _LOCK = threading.Lock()
+
+
+def _form(request: web.Request) -> Mapping[str, object]:
+    return cast("Mapping[str, object]", request[FORM_KEY])
 
 
 def _state(dash: Dashboard) -> RetrainState:
@@ -75,7 +81,7 @@ async def classifier_use(request: web.Request) -> web.StreamResponse:
     dash = dashboard_of(request)
     me = await dash.current_user(request)
     assert me is not None
-    name = str(request[FORM_KEY].get("name") or "")
+    name = str(_form(request).get("name") or "")
     pipeline = dash.ctx.config.pipeline
 
     def decide(db: Session) -> tuple[bool, str]:
@@ -101,7 +107,7 @@ async def classifier_retrain(request: web.Request) -> web.StreamResponse:
     dash = dashboard_of(request)
     me = await dash.current_user(request)
     assert me is not None
-    base = str(request[FORM_KEY].get("name") or "").strip()
+    base = str(_form(request).get("name") or "").strip()
     if not BASE_NAME.match(base):
         dash.metrics.refused.labels("bad_input").inc()
         return await _page(request, 400, N_("The name must be lower-case letters, digits and _."), base[:40])
