@@ -30,6 +30,7 @@ import av
 import av.error
 import cv2
 import numpy as np
+from av.video.codeccontext import VideoCodecContext
 
 from yaguar.durable import atomic_write
 
@@ -83,7 +84,7 @@ class ClipRecorder:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="clip-recorder", daemon=True)
-        self._encoder: av.CodecContext | None = None
+        self._encoder: VideoCodecContext | None = None
         self._recording: tuple[str, Any, datetime, int] | None = None  # clip id, file, end time, frames
         self.clips: list[Clip] = []
         self.frames_encoded = 0
@@ -149,7 +150,7 @@ class ClipRecorder:
             next_at += period
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def _open_encoder(self, width: int, height: int) -> av.CodecContext:
+    def _open_encoder(self, width: int, height: int) -> VideoCodecContext:
         encoder = av.CodecContext.create("libx264", "w")
         encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
         encoder.framerate = Fraction(round(self.config.fps))

@@ -318,7 +318,7 @@ class Runner:
         for result in results:
             name = str(result.key)
             extra = extras.get(name, {})
-            row_extra = {
+            row_extra: dict[str, Any] = {
                 k: extra[k] for k in ("datetime", "datetime_source", "seq_id", "frame_num") if k in extra
             }
             if result.state == "failed":

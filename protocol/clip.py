@@ -22,7 +22,6 @@ from .errors import ProtocolError
 from .frame import user_properties
 from .messages import (
     MAX_SEQ,
-    PROTOCOL_VERSION,
     SHA256_PATTERN,
     CaptureTime,
     DeviceId,
@@ -41,7 +40,7 @@ MAX_CHUNKS = 4096
 class ClipChunkMeta(Message):
     """Metadata of one chunk of a clip, carried in the clip message's user properties."""
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1  # the contract's version
     device: DeviceId
     seq: int = Field(ge=0, le=MAX_SEQ, description="the chunk's own per-device sequence number")
     clip_id: Identifier = Field(description="unique id of the clip on the device")
