@@ -33,8 +33,11 @@ import numpy as np
 from av.video.codeccontext import VideoCodecContext
 
 from yaguar.durable import atomic_write
+from yaguar.protocol.clip import split_clip
 
 from .cameras.base import Camera, CameraError, local_now
+from .config import AgentConfig
+from .spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +94,8 @@ class ClipRecorder:
 
     # --- life cycle -----------------------------------------------------------------------------
     def start(self) -> ClipRecorder:
-        for clip in self.recover():
+        self.recover()
+        for clip in finished_clips(self.out_dir):  # cut by a crash, or finished but never handed on
             self._hand_on(clip)
         self.camera.open()
         self._thread.start()
@@ -105,6 +109,9 @@ class ClipRecorder:
             if self._recording is not None:
                 self._finish(truncated=True)
         self.camera.close()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
 
     def trigger(self, kind: str, event_id: str | None = None) -> str:
         """Start a clip now (a trigger while recording extends nothing: that clip goes on)."""
@@ -213,9 +220,9 @@ class ClipRecorder:
             self._hand_on(clip)
 
     def _hand_on(self, clip: Clip) -> None:
-        self.clips.append(clip)
         if self.on_clip is not None:
             self.on_clip(clip)
+        self.clips.append(clip)  # after it is handed on: a watcher of ``clips`` sees it in the spool
 
     def _finish_part(self, clip_id: str, truncated: bool) -> Clip | None:
         part = self.out_dir / f"{clip_id}{PART}"
@@ -258,6 +265,57 @@ class ClipRecorder:
                 log.info("clip %s recovered after a restart: %d frames", clip_id, clip.meta["frames"])
                 found.append(clip)
         return found
+
+
+def make_recorder(config: AgentConfig, camera: Camera, spool: Spool) -> ClipRecorder | None:
+    """The agent's clip recorder, each finished clip spooled as chunks; None when clips are off."""
+    clips = config.clips
+    if not clips.enabled:
+        return None
+    settings = RecorderConfig(
+        fps=clips.fps, pre_roll_s=clips.pre_roll_s, post_roll_s=clips.post_roll_s, width=clips.width
+    )
+
+    def hand_on(clip: Clip) -> None:
+        spool_clip(spool, config.device_id, clip, clips.chunk_bytes)
+
+    return ClipRecorder(camera, clips.dir, settings, on_clip=hand_on)
+
+
+def spool_clip(spool: Spool, device_id: str, clip: Clip, chunk_bytes: int) -> int:
+    """Put a finished clip into the spool as chunks, then drop the clip's files (the spool owns them
+    now). Killed half-way, the clip is still on disk and is spooled again at the next start: the chunks
+    already sent come to the station twice and are answered ``duplicate``. Returns the chunks spooled."""
+    data = clip.path.read_bytes()
+    meta = clip.meta
+    common = {
+        "device": device_id,
+        "clip_id": clip.clip_id,
+        "event_id": meta["event_id"],
+        "started_at": datetime.fromisoformat(meta["started_at"]),
+        "trigger_at": datetime.fromisoformat(meta["trigger_at"]),
+        "trigger": meta["trigger"],
+        "fps": float(meta["fps"]),
+        "truncated": bool(meta.get("truncated", False)),
+    }
+    spooled = 0
+    for fields, payload in split_clip(data, chunk_bytes):
+        if spool.put_chunk(payload, **common, **fields) is not None:
+            spooled += 1
+    clip.path.unlink(missing_ok=True)
+    clip.path.with_suffix(".json").unlink(missing_ok=True)
+    log.info("clip %s: %d bytes in %d chunks spooled", clip.clip_id, len(data), spooled)
+    return spooled
+
+
+def finished_clips(folder: Path) -> list[Clip]:
+    """Clips finished but not spooled (the agent stopped in between)."""
+    clips = []
+    for path in sorted(Path(folder).glob("*.mp4")):
+        marker = path.with_suffix(".json")
+        if marker.exists():
+            clips.append(Clip(path.stem, path, json.loads(marker.read_text())))
+    return clips
 
 
 def remux_h264(raw: Path, target: Path, fps: float) -> int:

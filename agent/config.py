@@ -136,6 +136,20 @@ class IlluminatorConfig(Section):
     dark_when_active: bool = Field(default=True, description="the sensor output is high when it is dark")
 
 
+class ClipsConfig(Section):
+    """Video clips instead of bursts (issue 16): an H.264 ring with pre-roll, sent in chunks."""
+
+    enabled: bool = Field(default=False, description="triggers record clips instead of bursts")
+    dir: Path = Field(default=Path("/var/lib/yaguar-agent/clips"), description="clips being recorded")
+    fps: float = Field(default=10.0, gt=0, le=60, description="frame rate of the ring and the clips")
+    pre_roll_s: float = Field(default=3.0, ge=0, le=30, description="seconds kept from before the trigger")
+    post_roll_s: float = Field(default=5.0, gt=0, le=120, description="seconds recorded after it")
+    width: int = Field(default=1280, ge=160, le=3840, description="clips are shrunk to this width")
+    chunk_bytes: int = Field(
+        default=256 * 1024, ge=16 * 1024, le=4 * 1024 * 1024, description="bytes per chunk on the wire"
+    )
+
+
 class SpoolConfig(Section):
     dir: Path = Field(default=Path("/var/lib/yaguar-agent/spool"), description="on-disk queue")
     max_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024, le=2**50, description="byte cap")
@@ -167,6 +181,7 @@ class AgentConfig(Section):
     timelapse: TimelapseConfig = Field(default_factory=TimelapseConfig)
     illuminator: IlluminatorConfig = Field(default_factory=IlluminatorConfig)
     spool: SpoolConfig = Field(default_factory=SpoolConfig)
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)
     health: HealthConfig = Field(default_factory=HealthConfig)
 
     @model_validator(mode="after")

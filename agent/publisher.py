@@ -41,6 +41,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from yaguar.protocol import topics
+from yaguar.protocol.clip import ClipChunkMeta
+from yaguar.protocol.clip import to_properties as clip_properties
 from yaguar.protocol.errors import ProtocolError
 from yaguar.protocol.frame import to_properties
 from yaguar.protocol.messages import Ack, Command, Message, Status
@@ -333,7 +335,14 @@ class Publisher:
             client = self._client
         if client is None or not self.connected.is_set():
             return False
-        info = client.publish(self.topic[Kind.FRAME], payload, qos=1, properties=to_properties(frame.meta))
+        if isinstance(frame.meta, ClipChunkMeta):  # one chunk of a clip: its own topic and properties
+            info = client.publish(
+                self.topic[Kind.CLIP], payload, qos=1, properties=clip_properties(frame.meta)
+            )
+        else:
+            info = client.publish(
+                self.topic[Kind.FRAME], payload, qos=1, properties=to_properties(frame.meta)
+            )
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             log.info("mqtt: publish of seq %d failed: %s", seq, mqtt.error_string(info.rc))
             return False

@@ -20,6 +20,7 @@ from yaguar.protocol.topics import Kind
 
 from .cameras import Camera, make_camera
 from .capture import BurstWorker, CameraRunner, PretriggerBuffer, Trigger
+from .clips import make_recorder
 from .config import AgentConfig
 from .health import ConfigKeeper, HealthReporter
 from .metrics import AgentMetrics
@@ -114,14 +115,15 @@ class Agent:
             AGENT_VERSION,
             lambda: self.keeper.version,
         )
+        self.clips = make_recorder(config, self.runner.camera, self.spool)  # None: bursts, not clips
         self.pir: PirTrigger | None = None
         if config.pir.enabled:
             try:
-                self.pir = PirTrigger(config.pir, self.worker.submit, self.metrics, self.pin_factory)
+                self.pir = PirTrigger(config.pir, self._submit, self.metrics, self.pin_factory)
             except Exception as exc:  # gpiozero raises many types for "no GPIO here"
                 # Timelapse and station commands still work; the log says why motion does not.
                 log.error("PIR on pin %s unavailable, running without it: %s", config.pir.pin, exc)
-        self.timelapse = Timelapse(lambda: self.config.timelapse.interval_s, self.worker.submit)
+        self.timelapse = Timelapse(lambda: self.config.timelapse.interval_s, self._submit)
         self._heartbeat_now = threading.Event()
         self._started = False
 
@@ -130,13 +132,22 @@ class Agent:
         return self.keeper.config
 
     def trigger(self, kind: str = "test", burst_size: int | None = None) -> bool:
-        """Start a burst now (what the PIR, the timelapse and the station's command do)."""
-        return self.worker.submit(Trigger(kind, burst_size=burst_size))
+        """Start a burst (or a clip) now (what the PIR, the timelapse and the station's command do)."""
+        return self._submit(Trigger(kind, burst_size=burst_size))
+
+    def _submit(self, trigger: Trigger) -> bool:
+        if self.clips is not None:
+            self.clips.trigger(trigger.kind)
+            return True
+        return self.worker.submit(trigger)
 
     # -- life cycle ----------------------------------------------------------------------------------
 
     def start(self) -> Agent:
-        self.worker.start()
+        if self.clips is not None:
+            self.clips.start()  # the camera feeds the clip ring; no burst worker competes for it
+        else:
+            self.worker.start()
         if self.pretrigger is not None:
             self.pretrigger.start()
         self.timelapse.start()
@@ -159,6 +170,8 @@ class Agent:
         self.timelapse.stop()
         if self.pretrigger is not None:
             self.pretrigger.stop()
+        if self.clips is not None:
+            self.clips.stop()
         self.worker.stop()
         self.publisher.stop()
         self.runner.close()
@@ -168,11 +181,10 @@ class Agent:
 
     def healthy(self, max_silence_s: float = 300.0) -> bool:
         """Every worker thread alive and not stuck (what the systemd watchdog is fed on)."""
-        return (
-            self.worker.is_alive(max_silence_s)
-            and self.publisher.is_alive(max_silence_s)
-            and self.timelapse.is_alive()
+        capture_alive = (
+            self.clips.is_alive() if self.clips is not None else self.worker.is_alive(max_silence_s)
         )
+        return capture_alive and self.publisher.is_alive(max_silence_s) and self.timelapse.is_alive()
 
     def run(self, stop: threading.Event) -> None:
         """Run until ``stop`` is set: heartbeats on schedule, the watchdog fed while healthy."""
@@ -223,6 +235,6 @@ class Agent:
     def _on_command(self, command: Command) -> None:
         log.info("command %s from the station: %s", command.id, command.command)
         if command.command == "capture":
-            self.worker.submit(Trigger("command", burst_size=command.burst_size))
+            self._submit(Trigger("command", burst_size=command.burst_size))
         elif command.command == "heartbeat":
             self._heartbeat_now.set()

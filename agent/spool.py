@@ -24,10 +24,12 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from yaguar.durable import TEMP_PREFIX, atomic_write, fsync_dir
+from yaguar.protocol.clip import ClipChunkMeta
 from yaguar.protocol.errors import ProtocolError
 from yaguar.protocol.frame import build_meta
 
@@ -35,6 +37,7 @@ from .metrics import AgentMetrics
 from .spoolfile import (
     DISK_FULL,
     SUFFIX,
+    ItemMeta,
     SpooledFrame,
     SpoolError,
     encode_frame_file,
@@ -148,6 +151,14 @@ class Spool:
         Returns None when the frame was refused because the spool is full (counted, logged).
         Raises ``ProtocolError`` when the fields break the contract (a bug in the caller).
         """
+        return self._put(payload, lambda seq: build_meta(payload, seq=seq, **fields))
+
+    def put_chunk(self, payload: bytes, **fields: Any) -> SpooledFrame | None:
+        """Spool one chunk of a clip (``ClipChunkMeta`` fields other than seq); as ``put`` otherwise:
+        the chunk gets the device's next seq and leaves only on its own ``Ack``."""
+        return self._put(payload, lambda seq: ClipChunkMeta(seq=seq, **fields))
+
+    def _put(self, payload: bytes, make_meta: Callable[[int], ItemMeta]) -> SpooledFrame | None:
         with self._lock:
             if len(payload) > self.max_bytes:
                 return self._refuse(len(payload), "the frame alone is larger than the spool's byte cap")
@@ -161,7 +172,7 @@ class Spool:
                     if seq is None:
                         seq = self._allocate_seq()
                         try:
-                            meta = build_meta(payload, seq=seq, **fields)
+                            meta = make_meta(seq)
                         except ValueError as exc:
                             raise ProtocolError("bad_properties", f"frame metadata: {exc}") from None
                         path = self.pending_dir / f"{seq:020d}{SUFFIX}"

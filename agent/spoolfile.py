@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from yaguar.protocol.clip import ClipChunkMeta
 from yaguar.protocol.messages import FrameMeta
+
+# What a spool file holds: a frame, or one chunk of a clip (the same file layout, told apart by clip_id).
+ItemMeta = FrameMeta | ClipChunkMeta
 
 MAGIC = b"YGF1"
 _HEADER = struct.Struct(">4sI")
@@ -31,7 +35,7 @@ class SpoolError(OSError):
 class SpooledFrame:
     """A frame on disk: its metadata and where its bytes are."""
 
-    meta: FrameMeta
+    meta: ItemMeta
     path: Path
 
     @property
@@ -46,12 +50,18 @@ class SpooledFrame:
         return read_frame_file(self.path)[1]
 
 
-def encode_frame_file(meta: FrameMeta, payload: bytes) -> bytes:
+def _parse_meta(raw: bytes) -> ItemMeta:
+    if b'"clip_id"' in raw:
+        return ClipChunkMeta.model_validate_json(raw)
+    return FrameMeta.model_validate_json(raw)
+
+
+def encode_frame_file(meta: ItemMeta, payload: bytes) -> bytes:
     header = meta.to_json()
     return _HEADER.pack(MAGIC, len(header)) + header + payload
 
 
-def read_frame_file(path: Path) -> tuple[FrameMeta, bytes]:
+def read_frame_file(path: Path) -> tuple[ItemMeta, bytes]:
     """Read a spool file; raise ``SpoolError`` when it is not a whole frame."""
     data = path.read_bytes()
     if len(data) < _HEADER.size:
@@ -60,7 +70,7 @@ def read_frame_file(path: Path) -> tuple[FrameMeta, bytes]:
     if magic != MAGIC or _HEADER.size + length > len(data):
         raise SpoolError(f"{path.name}: not a spool frame file")
     try:
-        meta = FrameMeta.model_validate_json(data[_HEADER.size : _HEADER.size + length])
+        meta = _parse_meta(data[_HEADER.size : _HEADER.size + length])
     except ValueError as exc:
         raise SpoolError(f"{path.name}: bad metadata ({str(exc)[:80]})") from None
     payload = data[_HEADER.size + length :]
@@ -69,7 +79,7 @@ def read_frame_file(path: Path) -> tuple[FrameMeta, bytes]:
     return meta, payload
 
 
-def read_frame_meta(path: Path) -> FrameMeta:
+def read_frame_meta(path: Path) -> ItemMeta:
     """The metadata of a spool file, checking its length without reading the image: opening a spool of
     hundreds of megabytes on an SD card must not read all of it."""
     with open(path, "rb") as handle:
@@ -82,7 +92,7 @@ def read_frame_meta(path: Path) -> FrameMeta:
         raw = handle.read(length)
         size = os.fstat(handle.fileno()).st_size
     try:
-        meta = FrameMeta.model_validate_json(raw)
+        meta = _parse_meta(raw)
     except ValueError as exc:
         raise SpoolError(f"{path.name}: bad metadata ({str(exc)[:80]})") from None
     if size != _HEADER.size + length + meta.size:
@@ -97,7 +107,7 @@ def spool_summary(directory: Path | str) -> dict[str, Any] | None:
     if not pending.is_dir():
         return None
     depth = size = 0
-    oldest: FrameMeta | None = None
+    oldest: ItemMeta | None = None
     newest_seq: int | None = None
     for path in sorted(pending.glob(f"*{SUFFIX}")):
         try:

@@ -57,6 +57,16 @@ class ClipChunkMeta(Message):
     sha256: str = Field(pattern=SHA256_PATTERN, description="sha256 of this chunk")
     size: int = Field(ge=1, description="bytes of this chunk")
 
+    @property
+    def captured_at(self) -> datetime:
+        """As a frame's: when the clip's first frame was taken (the spool orders and reports by it)."""
+        return self.started_at
+
+    @property
+    def burst_index(self) -> int | None:
+        """A chunk is no burst frame: it never jumps the spool's queue as an event's trigger frame."""
+        return None
+
     def clip_fields(self) -> tuple[Any, ...]:
         """What every chunk of one clip must agree on."""
         return (

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 import cv2
 from sqlalchemy import Insert, select
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ChunkOutcome:
-    status: str  # stored, duplicate (the Ack to send)
+    status: Literal["stored", "duplicate"]  # the Ack to send
     clip_path: str | None = None  # set when this chunk completed the clip
     media_ids: tuple[int, ...] = ()  # the clip's frames, pending for the pipeline
 
@@ -91,7 +92,7 @@ class ClipStore:
             parts = ClipParts(meta, {})
         chunk = folder / f"{meta.chunk_index:05d}.{meta.sha256}.chunk"
         if parts.add(meta) == "duplicate":
-            status = "duplicate"
+            status: Literal["stored", "duplicate"] = "duplicate"
         else:
             atomic_write(chunk, payload)
             status = "stored"
@@ -106,7 +107,9 @@ class ClipStore:
             raise
         return self._complete(parts.first, data, status)
 
-    def _complete(self, meta: ClipChunkMeta, data: bytes, status: str) -> ChunkOutcome:
+    def _complete(
+        self, meta: ClipChunkMeta, data: bytes, status: Literal["stored", "duplicate"]
+    ) -> ChunkOutcome:
         relative = f"clips/{meta.clip_sha256[:2]}/{meta.clip_sha256}.mp4"
         target = self.media.root / relative
         target.parent.mkdir(parents=True, exist_ok=True)

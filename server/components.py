@@ -14,6 +14,7 @@ ComponentFactory = Callable[[StationContext], Component | None]
 # Imported when a station starts, not when this module is: the parts import the station's own modules.
 COMPONENT_MODULES = [
     "yaguar.server.pipeline",
+    "yaguar.server.clip_receiver",
     "yaguar.server.alerts_component",
     "yaguar.server.dashboard.component",
 ]

@@ -89,6 +89,12 @@ class IngestConfig(Section):
         default=400, ge=1, le=100_000, description="received frames waiting for the writer"
     )
     retry_delay_s: float = Field(default=2.0, gt=0, le=300, description="pause after a failed commit")
+    # Video clips from the field (issue 16, protocol/SPEC.md "Clip chunks")
+    clips: bool = Field(default=False, description="receive clips on yaguar/v1/+/clip and analyse them")
+    clip_sample_s: float = Field(default=1.0, gt=0, le=60, description="a clip frame analysed this often")
+    clip_incomplete_s: float = Field(
+        default=6 * 3600, ge=60, description="a clip missing chunks this long is dead-lettered"
+    )
 
 
 class HttpConfig(Section):

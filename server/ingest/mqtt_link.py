@@ -125,17 +125,10 @@ class StationMqtt:
                 return
         self.ack(item)
 
-    # --- paho callbacks (run on paho's network thread)
-    def _on_connect(
-        self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, props: object
-    ) -> None:
-        if getattr(reason, "is_failure", False):
-            log.warning("broker refused the station's connection: %s", reason)
-            return
-        self.connected = True
-        self.metrics.mqtt_connected.set(1)
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """Frames and heartbeats, shared between station workers; status on a plain subscription."""
         group = self.config.shared_group
-        subscriptions = [
+        return [
             (topics.shared(topics.Kind.FRAME, group) if group else topics.wildcard(topics.Kind.FRAME), 1),
             (
                 topics.shared(topics.Kind.HEARTBEAT, group)
@@ -146,7 +139,17 @@ class StationMqtt:
             # Status is retained, and retained messages are not sent on shared subscriptions.
             (topics.wildcard(topics.Kind.STATUS), 1),
         ]
-        client.subscribe(subscriptions)
+
+    # --- paho callbacks (run on paho's network thread)
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: object, _flags: object, reason: object, props: object
+    ) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("broker refused the station's connection: %s", reason)
+            return
+        self.connected = True
+        self.metrics.mqtt_connected.set(1)
+        client.subscribe(self.subscriptions())
         log.info("connected to the broker at %s:%s", self.config.host, self.config.port)
 
     def _on_disconnect(
