@@ -40,7 +40,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from yaguar.protocol import topics
+from yaguar.protocol import paho_speedup, topics
 from yaguar.protocol.clip import ClipChunkMeta
 from yaguar.protocol.clip import to_properties as clip_properties
 from yaguar.protocol.errors import ProtocolError
@@ -101,6 +101,7 @@ class Publisher:
         self.config = parse_address(mqtt_config) if isinstance(mqtt_config, str) else mqtt_config
         self.device_id = topics.check_device_id(device_id)
         self.metrics = metrics or spool.metrics
+        paho_speedup.install()  # paho's receive path, without its per-packet copies (tested paho only)
         self.on_config = on_config
         self.on_command = on_command
         self.agent_version = AGENT_VERSION

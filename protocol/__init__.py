@@ -3,7 +3,6 @@
 The contract itself is written down in ``SPEC.md`` beside this file.
 """
 
-from . import paho_speedup
 from .errors import ProtocolError
 from .frame import CONTENT_TYPE, build_meta, from_properties, to_properties
 from .jpeg import JpegInfo, inspect_jpeg
@@ -18,8 +17,6 @@ from .messages import (
 )
 from .topics import Kind, check_device_id, is_valid_device_id, topic
 from .validate import FrameLimits, ValidFrame, parse_json_message, validate_frame
-
-paho_speedup.install()
 
 __all__ = [
     "CONTENT_TYPE",

@@ -8,10 +8,9 @@ that needs a new field bumps the contract's version.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .topics import DEVICE_ID_PATTERN
 
@@ -25,12 +24,9 @@ Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 TriggerKind = Literal["pir", "timelapse", "command", "test"]
 
 
-def _utc_offset_kept(value: datetime) -> datetime:
-    # AwareDatetime already refuses naive times; keep the sender's offset, never normalise it away.
-    return value
-
-
-CaptureTime = Annotated[AwareDatetime, AfterValidator(_utc_offset_kept)]
+# A time with its UTC offset: AwareDatetime refuses naive times and keeps the sender's offset as sent
+# (pydantic never converts it to UTC), which the contract needs: the capture's local time of day.
+CaptureTime = AwareDatetime
 
 
 class Message(BaseModel):

@@ -20,15 +20,26 @@ Three places copied or allocated the whole frame again and again, under the GIL:
   are read as paho reads them.
 
 The decoded results are the same as paho's (``tests/unit/test_paho_speedup.py``), errors included.
+
+Opt-in: nothing is patched on import. ``install()`` is called by the two clients that receive frames,
+the agent's publisher and the station's ingest link. It patches only the paho it was tested with: the
+source of each paho function it replaces must hash to ``TESTED_SOURCES`` (paho-mqtt 2.2.0). Any other
+paho keeps its own code, with one warning in the log; the unit test fails on it, so a paho upgrade
+means re-running these tests and recording the new digests.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
+import hashlib
+import inspect
+import logging
 import socket
 import ssl
 import struct
 
+import paho.mqtt
 from paho.mqtt import _packet
 from paho.mqtt.client import MQTT_LOG_ERR, Client, time_func
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
@@ -36,6 +47,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 
+log = logging.getLogger(__name__)
 RECV_CHUNK = 256 * 1024
 # From this size on a payload is handed over in the buffer it was received into (a ``bytearray``)
 # instead of being copied into ``bytes``: camera frames, never the small JSON messages.
@@ -214,10 +226,50 @@ def _recv_into(self: Client, buffer: memoryview) -> int:
         raise BlockingIOError() from err
 
 
-def install() -> None:
+# sha256 of the source of each paho function replaced here, in the paho-mqtt these replacements were
+# written for and tested against (2.2.0).
+TESTED_SOURCES = {
+    "Properties.unpack": "1993f88e4f28b92acd7adf9ed14bbe30f7ae3f0718cf6f6a5e64661ed5c06db5",
+    "_packet.decode_publish": "50c158487fa3d96ecac8944c9c10b2a63d3955970512a2e4fa72f34713d17235",
+    "Client._packet_read": "bbe32d8af1e37955175d7835c8b0a16a61435dbc40e563f447f08b102c776347",
+}
+
+
+def paho_sources() -> dict[str, str]:
+    """The same digests for the paho installed now."""
+    originals = {
+        "Properties.unpack": _original_unpack,
+        "_packet.decode_publish": _original_decode_publish,
+        "Client._packet_read": _original_packet_read,
+    }
+    return {
+        name: hashlib.sha256(inspect.getsource(fn).encode()).hexdigest() for name, fn in originals.items()
+    }
+
+
+@functools.cache
+def tested_paho() -> bool:
+    """Whether the installed paho is the one tested (checked once; says so once when it is not)."""
+    try:
+        tested = paho_sources() == TESTED_SOURCES
+    except (OSError, TypeError):  # no source to read (a frozen or stripped install)
+        tested = False
+    if not tested:
+        log.warning(
+            "paho-mqtt %s is not the paho the receive-path speed-up was tested with: using paho's own code",
+            paho.mqtt.__version__,
+        )
+    return tested
+
+
+def install() -> bool:
+    """Patch paho's receive path if it is the paho this was tested with; True when patched."""
+    if not tested_paho():
+        return False
     Properties.unpack = _unpack_properties_only
     _packet.decode_publish = _decode_publish
     Client._packet_read = _packet_read
+    return True
 
 
 def uninstall() -> None:

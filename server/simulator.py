@@ -32,8 +32,8 @@ COLOMBIA = timezone(timedelta(hours=-5))
 
 @dataclass
 class Pending:
-    payload: bytes
-    properties: object
+    """A frame published and not yet acknowledged: when it went out (for the ack latency)."""
+
     first_sent: float
 
 
@@ -152,18 +152,8 @@ class SimAgent:
 
     def publish(self, seq: int, payload: bytes, props: object) -> None:
         with self._lock:
-            self.pending[seq] = Pending(payload, props, time.monotonic())
+            self.pending[seq] = Pending(time.monotonic())
         self.client.publish(topic(self.device_id, Kind.FRAME), payload, qos=1, properties=props)
-
-    def resend_pending(self) -> int:
-        """Send again every frame still waiting for its Ack (same seq, same bytes)."""
-        with self._lock:
-            items = list(self.pending.items())
-        for _seq, pending in items:
-            self.client.publish(
-                topic(self.device_id, Kind.FRAME), pending.payload, qos=1, properties=pending.properties
-            )
-        return len(items)
 
     def wait_acked(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

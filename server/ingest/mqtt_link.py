@@ -19,7 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from yaguar.protocol import topics
+from yaguar.protocol import paho_speedup, topics
 
 from ..config import MqttConfig
 from .metrics import IngestMetrics
@@ -45,6 +45,7 @@ class StationMqtt:
         self.config = config
         self.inbox = inbox
         self.metrics = metrics
+        paho_speedup.install()  # frames of several MB arrive here: paho's receive path copies each many times
         self.client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=config.client_id,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -23,6 +25,7 @@ from yaguar.protocol.paho_speedup import _original_unpack
 
 @pytest.fixture(autouse=True)
 def _reinstall():
+    paho_speedup.install()  # opt-in: importing yaguar.protocol patches nothing
     yield
     paho_speedup.install()
 
@@ -268,3 +271,34 @@ def test_a_remaining_length_over_four_bytes_is_a_protocol_error() -> None:
     assert client._packet_read() == MQTTErrorCode.MQTT_ERR_PROTOCOL
     ours.close()
     theirs.close()
+
+
+def test_paho_is_the_paho_the_speedup_was_tested_with() -> None:
+    """Fails when paho-mqtt changes under the speed-up: run this file against the new paho, and when it
+    passes record the new digests in paho_speedup.TESTED_SOURCES."""
+    assert paho_speedup.paho_sources() == paho_speedup.TESTED_SOURCES
+
+
+def test_another_paho_keeps_its_own_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    paho_speedup.uninstall()
+    paho_speedup.tested_paho.cache_clear()
+    monkeypatch.setitem(paho_speedup.TESTED_SOURCES, "Client._packet_read", "0" * 64)
+    assert paho_speedup.install() is False
+    assert Client._packet_read is paho_speedup._original_packet_read
+    assert Properties.unpack is _original_unpack
+    monkeypatch.undo()
+    paho_speedup.tested_paho.cache_clear()
+    assert paho_speedup.install() is True
+    assert Client._packet_read is not paho_speedup._original_packet_read
+
+
+def test_importing_the_protocol_patches_nothing() -> None:
+    code = (
+        "import yaguar.protocol, yaguar.protocol.validate\n"
+        "from paho.mqtt.client import Client\n"
+        "from yaguar.protocol import paho_speedup\n"
+        "assert Client._packet_read is paho_speedup._original_packet_read\n"
+        "from yaguar.server.ingest.mqtt_link import StationMqtt\n"
+        "assert Client._packet_read is paho_speedup._original_packet_read  # only when a link is made\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
