@@ -46,6 +46,20 @@ class ChunkOutcome:
     media_ids: tuple[int, ...] = ()  # the clip's frames, pending for the pipeline
 
 
+def joined_clip(media_root: Path, device_id: str, clip_id: str) -> str | None:
+    """Where a joined clip is, relative to the media root; None when it is not (yet) joined."""
+    marker = Path(media_root) / "clips" / "done" / device_id / f"{clip_id}.json"
+    try:
+        return str(json.loads(marker.read_text())["path"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def clip_frame_id(clip_id: str, frame_index: int) -> str:
+    """A sampled frame's capture id: the clip it came from, and its frame number in it."""
+    return f"{clip_id[:52]}.f{frame_index}"
+
+
 def clip_frame_seq(clip_sha256: str, number: int) -> int:
     """A sampled frame's seq: negative, from the clip's content, so a repeated join inserts nothing."""
     digest = hashlib.sha256(f"{clip_sha256}:{number}".encode()).hexdigest()
@@ -148,7 +162,7 @@ class ClipStore:
                 {
                     "device_id": meta.device,
                     "seq": clip_frame_seq(meta.clip_sha256, number),
-                    "capture_id": f"{meta.clip_id[:52]}.f{frame.index}",
+                    "capture_id": clip_frame_id(meta.clip_id, frame.index),
                     "agent_event_id": meta.event_id,
                     # Negative for pre-roll frames, as for a burst's pre-trigger frames.
                     "burst_index": max(-64, number - int(pre_roll / self.sample_every_s)),

@@ -18,6 +18,7 @@ from .box_review import BoxReview, latest_box_reviews
 from .core import dashboard_of
 from .guard import requires
 from .models import REVIEW_ACTIONS, Review
+from .pages_clip import ClipView, clip_of
 from .queries import CATEGORIES, event_reviews
 from .refusal import N_, RefusalError
 from .species import known_species
@@ -34,6 +35,7 @@ class EventView:
     frames: list[Media]
     reviews: list[tuple[Review, str]]
     box_reviews: dict[int, BoxReview] = field(default_factory=dict)  # newest per detection id
+    clip: ClipView | None = None  # the clip the frames were sampled from, played with their boxes
 
 
 class ReviewError(RefusalError):
@@ -59,7 +61,9 @@ async def event_page(request: web.Request) -> web.StreamResponse:
             )
         )
         boxes = latest_box_reviews(db, [d.id for frame in frames for d in frame.detections])
-        return EventView(event, db.get(Device, event.device_id), frames, event_reviews(db, event_id), boxes)
+        view = EventView(event, db.get(Device, event.device_id), frames, event_reviews(db, event_id), boxes)
+        view.clip = clip_of(frames, dash.thumbs.media_root)
+        return view
 
     view = await dash.read(load)
     if view is None:
