@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import cv2
 from prometheus_client import CollectorRegistry
@@ -30,6 +32,7 @@ from yaguar.engine.classifier import Classifier, crop
 from yaguar.engine.config import PipelineConfig
 from yaguar.engine.decode import decode_jpeg
 from yaguar.engine.detector import Detector
+from yaguar.engine.look import LookFrame
 from yaguar.engine.manifest import find_manifest
 from yaguar.paths import shared_data_dir
 from yaguar.server.config import config_from_dict
@@ -167,16 +170,23 @@ def insert_frames(ctx: StationContext, frames: list[Path]) -> list[int]:
     return ids
 
 
-def bench_pipeline(frames: list[Path], models_dir: Path, workdir: Path) -> None:
-    print(f"== station pipeline, {len(frames)} frames of 12 MP, {CAMERAS} cameras ==")
-    config = PipelineConfig(
-        enabled=True,
-        model_dir=models_dir,
-        skip_without_motion=False,
-        batch_size=8,
-        poll_interval_s=0.2,
-        batch_wait_ms=10,
-        queue_size=32,
+def bench_pipeline(
+    frames: list[Path], models_dir: Path, workdir: Path, overrides: dict[str, Any] | None = None
+) -> None:
+    print(
+        f"== station pipeline, {len(frames)} frames of 12 MP, {CAMERAS} cameras; overrides {overrides or {}} =="
+    )
+    config = PipelineConfig.model_validate(
+        {
+            "enabled": True,
+            "model_dir": models_dir,
+            "skip_without_motion": False,
+            "batch_size": 8,
+            "poll_interval_s": 0.2,
+            "batch_wait_ms": 10,
+            "queue_size": 32,
+            **(overrides or {}),
+        }
     )
     # Stages alone, one after the other, on the same frames.
     analyser = Analyser(config)
@@ -190,7 +200,10 @@ def bench_pipeline(frames: list[Path], models_dir: Path, workdir: Path) -> None:
         analyser.motion.update(f.camera, f.decoded.pixels, f.burst_id)
     t_motion = time.perf_counter() - start
     start = time.perf_counter()
-    found = [analyser.detector.detect([f.decoded.pixels])[0] for f in decoded]
+    # The station's passes: the first, and the closer ones where it is unsure (engine/look.py).
+    found = [
+        analyser.look.detect([LookFrame(f.decoded.pixels, False, [], lambda _: None)])[0] for f in decoded
+    ]
     t_detect = time.perf_counter() - start
     start = time.perf_counter()
     crops = 0
@@ -270,6 +283,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer frames and repeats (< 2 minutes)")
     parser.add_argument("--frames", type=int, default=None, help="12 MP frames for the pipeline run")
+    parser.add_argument(
+        "--config", action="append", default=[], help="[pipeline] overrides as JSON: one pipeline run each"
+    )
+    parser.add_argument("--pipeline-only", action="store_true", help="skip the model and decode figures")
     args = parser.parse_args()
     shared = shared_data_dir()
     if shared is None:
@@ -284,9 +301,11 @@ def main() -> int:
         start = time.perf_counter()
         frames = make_frames(images, workdir / "frames", count)
         print(f"made {len(frames)} 12 MP frames in {time.perf_counter() - start:.1f} s")
-        bench_models(models_dir, images, repeat)
-        bench_decode(frames, Detector(find_manifest("yolox_nano"), models_dir).min_side)
-        bench_pipeline(frames, models_dir, workdir)
+        if not args.pipeline_only:
+            bench_models(models_dir, images, repeat)
+            bench_decode(frames, Detector(find_manifest("yolox_nano"), models_dir).min_side)
+        for index, text in enumerate(args.config or ["{}"]):
+            bench_pipeline(frames, models_dir, workdir / f"run{index}", json.loads(text))
     return 0
 
 

@@ -32,7 +32,13 @@ from yaguar.engine.quality import ALERT_CONFIDENCE, QualityReport, score_analyse
 from yaguar.paths import shared_data_dir
 
 # Named settings: overrides of the station's [pipeline] defaults ("station" is the defaults as they are).
-PLAIN_LOOK = {"closer_input": None, "second_opinion": 0, "motion_crops": False, "overlay_band": 0}
+PLAIN_LOOK = {
+    "closer_input": None,
+    "second_opinion": 0,
+    "motion_crops": False,
+    "overlay_band": 0,
+    "crop_min_side": 0,
+}
 SETTINGS: dict[str, dict[str, Any]] = {
     "plain": {"look": PLAIN_LOOK},  # one pass at the manifest's size: the station before the closer look
     "yolox 640x480": {"detector_input": [640, 480], "look": PLAIN_LOOK},
@@ -41,11 +47,15 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "fastestdet 640x480": {"detector": "fastestdet", "detector_input": [640, 480], "look": PLAIN_LOOK},
     "closer, no 2nd opinion": {"look": {"second_opinion": 0}},
     "station": {},
+    "yaguar detect": {"look": {"closer_input": [1024, 768]}},  # its --closer default (offline)
     "station, first 640x480": {"detector_input": [640, 480]},
     "station + tiles unsure": {"look": {"tiles": "unsure"}},
     "station + tiles night": {"look": {"tiles": "night"}},
     "station + fastestdet": {"look": {"ensemble": ["fastestdet"]}},
     "station, wbf": {"look": {"fusion": "wbf"}},
+    "station + night clahe": {"look": {"night_prep": "clahe"}},
+    "station + night gamma": {"look": {"night_prep": "gamma"}},
+    "station + tiles night, clahe": {"look": {"tiles": "night", "night_prep": "clahe"}},
 }
 
 

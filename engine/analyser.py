@@ -186,7 +186,7 @@ class Analyser:
         """The frame decoded again with its longer side at least ``min_side`` (never beyond its native
         size), when that is finer than the first decode; None when there is nothing finer to get."""
         decoded = frame.decoded
-        if decoded is None or frame.data is None:
+        if decoded is None or frame.data is None or not self.config.look.finer_decode:
             return None
         scale = choose_scale(decoded.width, decoded.height, min_side)
         if scale >= decoded.scale:
@@ -207,15 +207,16 @@ class Analyser:
 
     def _crop_source(self, frame: FrameInput, detections: list[Detection]) -> np.ndarray:
         """The decode to cut classifier crops from: finer than the first when the smallest box to
-        classify would be smaller than the classifiers' input there."""
+        classify is below ``look.crop_min_side`` pixels there (up to the classifiers' input size)."""
         assert frame.decoded is not None
         pixels = frame.decoded.pixels
-        if not detections or not self.classifiers:
+        want = self.config.look.crop_min_side
+        if not detections or not self.classifiers or want <= 0:
             return pixels
         need = max(max(c.manifest.input.width, c.manifest.input.height) for c in self.classifiers)
         smallest = min(max(d.bbox[2], d.bbox[3]) for d in detections)
         longer = max(pixels.shape[:2])
-        if smallest * longer >= need or smallest <= 0:
+        if smallest * longer >= want or smallest <= 0:
             return pixels
         finer = self._finer(frame, int(min(need / smallest, 4 * longer)))
         return pixels if finer is None else finer

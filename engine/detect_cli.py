@@ -19,6 +19,8 @@ from .batch_output import validate_batch_output
 from .checkpoint import CheckpointError
 from .config import PipelineConfig
 from .detect_run import Runner, RunSettings, find_media, videos_path
+from .look import THOROUGH_CLOSER, LookConfig
+from .look import parse_size as _size
 from .manifest import ManifestError
 from .sdcard import parse_zone
 
@@ -54,6 +56,14 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--region", default="colombia", help="species list for geofencing ('none': off)")
     parser.add_argument(
         "--motion", action="store_true", help="skip frames where nothing moved (each folder is one camera)"
+    )
+    parser.add_argument(
+        "--closer",
+        type=_size,
+        default=THOROUGH_CLOSER,
+        metavar="WxH",
+        help="input size of the closer look on frames the first pass is unsure of (default "
+        f"{THOROUGH_CLOSER[0]}x{THOROUGH_CLOSER[1]}: offline, thoroughness before speed; 0x0: none)",
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -96,6 +106,7 @@ def run_detect(args: argparse.Namespace) -> int:
         region=args.region,
         skip_without_motion=args.motion,
         batch_size=max(1, args.batch_size),
+        look=LookConfig(closer_input=args.closer if args.closer != (0, 0) else None),
     )
     try:
         zone, camera_zones = _zones(args)

@@ -31,7 +31,7 @@ from .batch_output import BatchOutput
 from .decode import DecodedImage, DecodeError
 from .labelmap import shown_label
 from .sdcard import Picture, capture_time, group_sequences
-from .stills import decode_still, still_suffixes
+from .stills import JPEG_SUFFIXES, decode_still, still_suffixes
 from .video import VideoError, VideoReader, frame_name, frame_time, is_video
 from .video_summary import VideoFrameResult, summarise_video
 
@@ -152,6 +152,8 @@ def _read_picture(picture: Picture, analyser: Analyser) -> FrameInput:
         data = picture.path.read_bytes()
         frame.decoded = decode_still(data, picture.path.suffix, analyser.min_side, analyser.config.max_pixels)
         frame.motion = analyser.motion.prepare(frame.decoded.pixels)
+        if frame.decoded.scale > 1 and picture.path.suffix.lower() in JPEG_SUFFIXES:
+            frame.data = data  # a closer look may decode it finer (engine/look.py)
     except OSError as exc:
         frame.error = DecodeError("unreadable", f"cannot read ({exc.strerror})")
     except DecodeError as exc:

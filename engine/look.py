@@ -21,7 +21,21 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from .detector import Detection, Detector, merge_same_category
+from .night import NightPrep, prepare_night
 from .postprocess import iou_xywh
+
+# The station looks closer at 832x640 (its frames/s budget); `yaguar detect` works offline and looks
+# closer at 1024x768, which the yardstick shows to find more (bench/quality.py, engine/README.md).
+THOROUGH_CLOSER = (1024, 768)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"1024x768"`` -> (1024, 768), for command lines."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size like 1024x768") from None
+    return width, height
 
 
 class LookConfig(BaseModel):
@@ -40,6 +54,10 @@ class LookConfig(BaseModel):
     )
     tile_grid: tuple[int, int] = Field(default=(3, 3), description="tiles across and down")
     tile_overlap: float = Field(default=0.2, ge=0, lt=0.9, description="overlap of neighbouring tiles")
+    night_prep: NightPrep = Field(
+        default="off",
+        description="contrast preparation of infrared night frames for the closer look: off, clahe, gamma",
+    )
     motion_crops: bool = Field(
         default=True, description="detect again on regions that moved in the burst and have no box yet"
     )
@@ -54,6 +72,18 @@ class LookConfig(BaseModel):
         le=0.3,
         description="a box below `sure` lying wholly in the top or bottom band this high (where cameras "
         "stamp the date, time and temperature) is the stamp, not an animal",
+    )
+    finer_decode: bool = Field(
+        default=True,
+        description="the closer passes, tiles, motion crops and small classifier crops may decode the JPEG "
+        "again at a finer scale (a second decode, on those frames only); off: they enlarge the first decode",
+    )
+    crop_min_side: int = Field(
+        default=112,
+        ge=0,
+        le=1024,
+        description="a classifier crop smaller than this many pixels in the first decode is cut from a "
+        "finer decode of the frame; 0: never decode again for crops",
     )
     second_opinion: float = Field(
         default=0.2,
@@ -161,11 +191,9 @@ class Look:
 
     @property
     def min_side(self) -> int:
-        """The longer side the first decode needs: the first and the closer pass read it."""
-        return max(
-            [d.min_side for d in [self.detector, *self.ensemble]]
-            + ([self.closer.min_side] if self.closer else [])
-        )
+        """The longer side the first decode needs (the first pass and the ensemble read it; the closer
+        passes decode finer only for the frames that need them)."""
+        return max(d.min_side for d in [self.detector, *self.ensemble])
 
     def detect(self, frames: list[LookFrame]) -> list[list[Detection]]:
         first = self.detector.detect([f.pixels for f in frames])
@@ -177,7 +205,9 @@ class Look:
             i for i, boxes in enumerate(first) if not any(d.confidence >= self.config.sure for d in boxes)
         ]
         if self.closer is not None and unsure:
-            for i, more in zip(unsure, self.closer.detect([frames[i].pixels for i in unsure]), strict=True):
+            closer = self.closer
+            views = [self._prepared(frames[i], _at_least(frames[i], closer.min_side)) for i in unsure]
+            for i, more in zip(unsure, closer.detect(views), strict=True):
                 first[i].extend(more)
                 passes[i] += 1
         for i, frame in enumerate(frames):
@@ -201,6 +231,9 @@ class Look:
 
         return [d for d in found if not stamp(d)]
 
+    def _prepared(self, frame: LookFrame, image: np.ndarray) -> np.ndarray:
+        return prepare_night(image, self.config.night_prep) if frame.night else image
+
     def _wants_tiles(self, frame: LookFrame, unsure: bool) -> bool:
         mode = self.config.tiles
         return (mode in ("unsure", "unsure_or_night") and unsure) or (
@@ -210,9 +243,8 @@ class Look:
     def _tiles(self, frame: LookFrame) -> list[Detection]:
         tiler = self.closer or self.detector
         cols, rows = self.config.tile_grid
-        image = frame.finer(int(tiler.min_side * max(cols, rows) * (1 - self.config.tile_overlap)))
-        if image is None:
-            image = frame.pixels
+        side = int(tiler.min_side * max(cols, rows) * (1 - self.config.tile_overlap))
+        image = self._prepared(frame, _at_least(frame, side))
         height, width = image.shape[:2]
         rects = tile_boxes(
             width, height, self.config.tile_grid, self.config.tile_overlap, tiler.min_side // 2
@@ -247,6 +279,14 @@ class Look:
             for rect, boxes in zip(rects, found_crops, strict=True)
             for d in boxes
         ]
+
+
+def _at_least(frame: LookFrame, side: int) -> np.ndarray:
+    """The frame with its longer side at least ``side``: the first decode, or a finer one."""
+    if max(frame.pixels.shape[:2]) >= side:
+        return frame.pixels
+    finer = frame.finer(side)
+    return frame.pixels if finer is None else finer
 
 
 def _inside(box: list[float], region: list[float]) -> bool:
