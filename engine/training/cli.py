@@ -42,6 +42,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     cls.add_argument("--val-fraction", type=float, default=0.25, help="share of photos held back")
     cls.add_argument("--min-photos", type=int, default=MIN_PER_CLASS, help="fewest photos per species")
     cls.add_argument(
+        "--threshold",
+        type=float,
+        default=0.8,
+        help="the station names a species only above this probability (the head knows only its classes)",
+    )
+    cls.add_argument(
         "--leave-one-out", action="store_true", help="also score each photo with a head trained on the rest"
     )
     cls.add_argument("--no-progress", action="store_true")
@@ -62,6 +68,7 @@ def run_train(args: argparse.Namespace) -> int:
         region=args.region,
         val_fraction=args.val_fraction,
         min_per_class=args.min_photos,
+        threshold=min(1.0, max(0.0, args.threshold)),
         progress=not args.no_progress,
     )
     try:

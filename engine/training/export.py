@@ -72,6 +72,7 @@ class Report:
     train_seconds: float
     region: str
     out_of_region: list[str]
+    threshold: float  # below it the station names no species (the head only knows its own classes)
 
 
 def write_model(
@@ -109,7 +110,7 @@ def write_model(
         card=f"{name}.card.md",
     )
     path = out_dir / f"{name}.toml"
-    atomic_write(path, manifest_toml(name, version, backbone, head, training).encode())
+    atomic_write(path, manifest_toml(name, version, backbone, head, training, report).encode())
     return load_manifest(path)
 
 
@@ -118,7 +119,9 @@ def _q(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def manifest_toml(name: str, version: str, backbone: Manifest, head: Head, training: TrainingInfo) -> str:
+def manifest_toml(
+    name: str, version: str, backbone: Manifest, head: Head, training: TrainingInfo, report: Report
+) -> str:
     spec = backbone.input
     lines = [
         "# Trained by `yaguar train classifier`: backbone + species head + softmax in one ONNX file.",
@@ -127,7 +130,7 @@ def manifest_toml(name: str, version: str, backbone: Manifest, head: Head, train
         'kind = "classifier"',
         f"description = {_q(f'{len(head.classes)} species of {training.region}, head on {backbone.ident}')}",
         f"file = {_q(name + '.onnx')}",
-        "score_threshold = 0.5",
+        f"score_threshold = {report.threshold}",
         "",
         "[input]",
         f"width = {spec.width}",
@@ -213,5 +216,8 @@ Top-1 accuracy / exactitud: **{validation.accuracy:.1%}** on {validation.images}
 
 ![confusion matrix / matriz de confusión]({name}.confusion.png)
 
-Small data gives modest, noisy numbers: judge the model on photos from your own cameras.
+The head knows only these species: an animal of another species still gets one of them, so the
+station names a species only above a probability of {report.threshold:.2f} (the manifest's
+`score_threshold`). Small data gives modest, noisy numbers: judge the model on photos from your own
+cameras.
 """

@@ -40,6 +40,7 @@ class TrainOptions:
     region: str = "colombia"
     val_fraction: float = 0.25
     min_per_class: int = MIN_PER_CLASS
+    threshold: float = 0.8  # the station names a species only above this probability
     progress: bool = True
     keep_crops: bool = False  # keep the crops (as the model sees them) to compare backends after
 
@@ -116,6 +117,7 @@ def train_classifier(options: TrainOptions) -> TrainResult:
         train_seconds=trained.seconds,
         region=options.region,
         out_of_region=[c for c in embedded.classes if not in_region(c, options.region)],
+        threshold=options.threshold,
     )
     version = options.version or time.strftime("%Y%m%d.%H%M%S", time.gmtime())
     model = compose(embedder.model, trained.head, options.name)

@@ -66,6 +66,7 @@ def test_export_is_one_onnx_with_manifest_and_card(trained: TrainResult) -> None
         ("Panthera onca", "jaguar", "jaguar"),
     ]
     assert reloaded.training.region == "colombia"
+    assert reloaded.score_threshold == 0.8  # a closed set of classes: only confident answers name a species
     card = (home / "especies_prueba.card.md").read_text()
     assert "| *Panthera onca* | jaguar | jaguar | 11 |" in card
     assert (home / "especies_prueba.confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
