@@ -65,8 +65,11 @@ def reference(folder: Path, count: int) -> list[float]:
     return took
 
 
-def run_station(workdir: Path, alerts: dict[str, Any], count: int, rate: float, label: str) -> list[float]:
-    """Commit ``count`` matching events at ``rate``; returns commit -> modem accept, per alert."""
+def run_station(
+    workdir: Path, alerts: dict[str, Any], count: int, rate: float, label: str
+) -> tuple[list[float], list[float]]:
+    """Commit ``count`` matching events at ``rate``; returns commit -> modem accept, per alert, and of it
+    the part from commit to the GSM delivery claimed by the sender (the rest is the modem's queue)."""
     config = config_from_dict(
         {
             "storage": {"database_url": f"sqlite:///{workdir / 'station.db'}", "media_root": str(workdir)},
@@ -115,19 +118,23 @@ def run_station(workdir: Path, alerts: dict[str, Any], count: int, rate: float, 
     with ctx.session_factory() as session:
         rows = session.scalars(select(Delivery).where(Delivery.channel == "gsm")).all()
         event_of = {d.id: d.alert.event_id for d in rows}
+        claimed = {d.id: d.claimed_at.timestamp() for d in rows if d.claimed_at is not None}
         sent = [d for d in rows if d.state == "sent"]
     engine.dispose()
     once = len(sent) == count and len({event_of[d.id] for d in sent}) == count
     print(f"{label}: {len(accepted)} accepted by the modem for {count} alerts; each exactly once: {once}")
-    return [accepted[d] - committed[event_of[d]] for d in accepted if d in event_of]
+    total = [accepted[d] - committed[event_of[d]] for d in accepted if d in event_of]
+    waits = [claimed[d] - committed[event_of[d]] for d in accepted if d in event_of and d in claimed]
+    return total, waits
 
 
 def gsm_bench(count: int, rate: float, ref_count: int, fake: Any, show: Any, percentiles: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="yaguar-bench-gsm-") as tmp:
         work = Path(tmp)
         ref = percentiles(reference(work / "ref-modem", ref_count))
-        alone = percentiles(
-            run_station(work / "alone", {"gsm": dummy(work / "alone" / "modem")}, count, rate, "modem only")
+        runs: dict[str, tuple[list[float], list[float]]] = {}
+        runs["modem only"] = run_station(
+            work / "alone", {"gsm": dummy(work / "alone" / "modem")}, count, rate, "modem only"
         )
         fast_failover = {"channel_down_hold_s": 0.001}  # every alert meets the dead Twilio first
         twilio = {
@@ -136,33 +143,31 @@ def gsm_bench(count: int, rate: float, ref_count: int, fake: Any, show: Any, per
             "sms_channels": ["twilio", "gsm"],
         }
         fake.down("500")
-        dead = percentiles(
-            run_station(
-                work / "t500",
-                {**twilio, "gsm": dummy(work / "t500" / "modem"), "sender": fast_failover},
-                count,
-                rate,
-                "Twilio answers 500",
-            )
+        runs["Twilio answering 500"] = run_station(
+            work / "t500",
+            {**twilio, "gsm": dummy(work / "t500" / "modem"), "sender": fast_failover},
+            count,
+            rate,
+            "Twilio answers 500",
         )
         tried = len([r for r in fake.creates() if r["status"] == 500])
         print(f"Twilio attempts answered 500 (each then passed to the modem): {tried}")
         fake.up()
         refused = {**twilio, "twilio": {**twilio["twilio"], "api_base_url": "http://127.0.0.1:9"}}
-        offline = percentiles(
-            run_station(
-                work / "off",
-                {**refused, "gsm": dummy(work / "off" / "modem"), "sender": fast_failover},
-                count,
-                rate,
-                "Twilio unreachable",
-            )
+        runs["Twilio unreachable"] = run_station(
+            work / "off",
+            {**refused, "gsm": dummy(work / "off" / "modem"), "sender": fast_failover},
+            count,
+            rate,
+            "Twilio unreachable",
         )
-    show("event committed -> accepted by the modem (modem only)", alone)
-    show("failover: event committed -> accepted by the modem, Twilio answering 500", dead)
-    show("failover: event committed -> accepted by the modem, Twilio unreachable", offline)
+    for name, (total, waits) in runs.items():
+        title = "modem only" if name == "modem only" else f"failover, {name}"
+        show(f"event committed -> accepted by the modem ({title})", percentiles(total))
+        show("  of which: event committed -> GSM delivery claimed", percentiles(waits))
     show("reference: Modem.send alone (call -> accepted)", ref)
-    for name, stats in (("modem only", alone), ("Twilio 500", dead), ("Twilio unreachable", offline)):
+    for name, (total, _waits) in runs.items():
+        stats = percentiles(total)
         print(
             f"ratio to reference, {name}: p50 x{stats['p50'] / ref['p50']:.1f}, p99 x{stats['p99'] / ref['p99']:.1f}"
         )

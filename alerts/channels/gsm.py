@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ T = TypeVar("T")
 SID_PREFIX = "gsm:"
 # Listing the modem's memory (replies, reports, records) is slow on a real modem: seconds, not a send's.
 LIST_TIMEOUT_S = 60.0
+INBOX_MAX_WAIT_S = 60.0
 
 
 def sid_of(references: list[int]) -> str:
@@ -54,6 +56,8 @@ class GsmChannel:
         self.modem = Modem(config, pin, machine_factory)
         # One thread: Gammu's state machine must never be used from two at once.
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gsm-modem")
+        self._sending = 0  # sends queued or running: the slow inbox read waits for a quiet moment
+        self._inbox_read_at = time.monotonic()
 
     @property
     def state(self) -> ModemState:
@@ -64,6 +68,13 @@ class GsmChannel:
         return await asyncio.wait_for(loop.run_in_executor(self._thread, fn, *args), timeout)
 
     async def send(self, delivery: DeliveryView) -> SendResult:
+        self._sending += 1
+        try:
+            return await self._send(delivery)
+        finally:
+            self._sending -= 1
+
+    async def _send(self, delivery: DeliveryView) -> SendResult:
         try:
             references = await self._run(
                 self.modem.send,
@@ -105,7 +116,12 @@ class GsmChannel:
             return self.modem.state
 
     async def take_incoming(self) -> list[Incoming]:
-        """Replies and delivery reports from the modem (also drops old send records)."""
+        """Replies and delivery reports from the modem (also drops old send records). Skipped while
+        alerts are going out (listing the modem's memory takes it for a second or more), but never for
+        longer than INBOX_MAX_WAIT_S, so acknowledgements still arrive during a long backlog."""
+        if self._sending and time.monotonic() - self._inbox_read_at < INBOX_MAX_WAIT_S:
+            return []
+        self._inbox_read_at = time.monotonic()
         try:
             found = await self._run(self.modem.take_incoming, timeout=LIST_TIMEOUT_S)
         except (ModemDownError, TimeoutError, gammu.GSMError) as exc:
