@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, SecretStr
@@ -119,7 +118,7 @@ async def alerts(request: web.Request) -> web.StreamResponse:
 async def test_sms(request: web.Request) -> web.StreamResponse:
     """A test SMS from the Alerts page, through the running station's channels (it holds the modem)."""
     dash = dashboard_of(request)
-    form = cast("Mapping[str, object]", request[FORM_KEY])
+    form = request[FORM_KEY]
     number = str(form.get("number") or "").strip()[:20]
     channel = str(form.get("channel") or "") or None
     view = TestSmsView(True, dash.ctx.config.alerts.sms_route(), number)
