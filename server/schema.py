@@ -18,6 +18,7 @@ from yaguar.alerts import models as alerts_models  # noqa: F401
 from yaguar.storage import models  # noqa: F401
 
 from . import classifier_choice  # noqa: F401
+from .analysis import detections as analysis_index  # noqa: F401  (the events index it counts from)
 from .dashboard import box_review as box_review_models  # noqa: F401
 from .dashboard import models as dashboard_models  # noqa: F401
 from .deployments import models as deployment_models  # noqa: F401

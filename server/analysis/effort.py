@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yaguar.server.deployments.models import Deployment
@@ -35,28 +35,29 @@ class CameraEffort:
         return (self.positions[-1][2], self.positions[-1][3]) if self.positions else None
 
 
-def camera_offsets(db: Session) -> dict[str, int]:
-    """Each camera's UTC offset, from its newest frame (0 before it sent any)."""
-    sub = (
-        select(Media.device_id, func.max(Media.captured_at).label("at")).group_by(Media.device_id).subquery()
-    )
-    newest = select(Media.device_id, Media.utc_offset_min).join(
-        sub, (Media.device_id == sub.c.device_id) & (Media.captured_at == sub.c.at)
-    )
-    return {str(row[0]): int(row[1]) for row in db.execute(newest)}
+def camera_offsets(db: Session, device_ids: list[str]) -> dict[str, int]:
+    """Each camera's UTC offset, from its newest frame (0 before it sent any): one index lookup each."""
+    offsets = {}
+    for device_id in device_ids:
+        offset = db.scalar(
+            select(Media.utc_offset_min)
+            .where(Media.device_id == device_id)
+            .order_by(Media.captured_at.desc())
+            .limit(1)
+        )
+        offsets[device_id] = offset or 0
+    return offsets
 
 
 def effort(db: Session, flt: AnalysisFilter, now: datetime | None = None) -> dict[str, CameraEffort]:
     """Effort of every camera (or the filtered one) in the period, keyed by device id."""
     now = now or utcnow()
-    offsets = camera_offsets(db)
     devices = select(Device.id, Device.name).order_by(Device.id)
     if flt.camera:
         devices = devices.where(Device.id == flt.camera)
-    result = {
-        dev_id: CameraEffort(dev_id, name or dev_id, offsets.get(dev_id, 0))
-        for dev_id, name in db.execute(devices)
-    }
+    names = {str(dev_id): name or dev_id for dev_id, name in db.execute(devices)}
+    offsets = camera_offsets(db, list(names))
+    result = {dev_id: CameraEffort(dev_id, name, offsets[dev_id]) for dev_id, name in names.items()}
     deps = select(Deployment).order_by(Deployment.device_id, Deployment.start)
     if flt.camera:
         deps = deps.where(Deployment.device_id == flt.camera)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from yaguar.storage.models import Heartbeat, Media
@@ -137,12 +137,12 @@ def diel(db: Session, flt: AnalysisFilter, species: str) -> Diel:
     hourly = [0] * 24
     fine = np.zeros(DENSITY_BINS)
     day = night = unplaced = 0
-    for dev, day_text, raw_minute, raw_n, _ind in grouped(db, specific, "device", "day", "minute"):
+    for dev, day_value, raw_minute, raw_n, _ind in grouped(db, specific, "device", "day", "minute"):
         n, minute = int(raw_n), int(raw_minute)
         hourly[minute // 60] += n
         fine[minute * DENSITY_BINS // 1440] += n
         cam = cams.get(dev)
-        local = date.fromisoformat(day_text)
+        local = day_value
         where = cam.position_on(local) if cam is not None else None
         if where is None:
             unplaced += n
@@ -177,7 +177,7 @@ def _circular_density(counts: np.ndarray) -> np.ndarray:
 def detection_history(db: Session, flt: AnalysisFilter, species: str) -> History:
     cams = effort(db, flt)
     specific = AnalysisFilter(flt.start, flt.end, flt.camera, species)
-    seen = {(dev, date.fromisoformat(day)) for dev, day, _n, _ind in grouped(db, specific, "device", "day")}
+    seen = {(dev, day) for dev, day, _n, _ind in grouped(db, specific, "device", "day")}
     days = flt.days
     rows: dict[str, list[int | None]] = {}
     for cam in cams.values():
@@ -190,21 +190,30 @@ def detection_history(db: Session, flt: AnalysisFilter, species: str) -> History
 
 
 def uptime(db: Session, flt: AnalysisFilter) -> list[Uptime]:
-    """Hours in which each camera was heard from (a heartbeat or a frame) against its deployed time."""
+    """Hours in which each camera was heard from (a heartbeat or a frame) against its deployed time. One
+    query per UTC offset among the cameras (usually one), counting distinct hours per camera."""
     cams = effort(db, flt)
-    result = []
+    by_offset: dict[int, list[str]] = {}
     for cam in cams.values():
-        since = as_utc(flt.start, cam.offset_min)
-        until = as_utc(flt.end + timedelta(days=1), cam.offset_min)
-        hours: set[str] = set()
-        for table, column in ((Heartbeat, Heartbeat.received_at), (Media, Media.captured_at)):
-            bucket = utc_hour(db, column)
-            stmt = (
-                select(bucket)
-                .where(table.device_id == cam.device_id, column >= since, column < until)
-                .group_by(bucket)
+        by_offset.setdefault(cam.offset_min, []).append(cam.device_id)
+    heard: dict[str, tuple[int, int]] = {}
+    for offset, ids in by_offset.items():
+        since = as_utc(flt.start, offset)
+        until = as_utc(flt.end + timedelta(days=1), offset)
+        parts = [
+            select(table.device_id.label("device"), utc_hour(db, column).label("hour")).where(
+                table.device_id.in_(ids), column >= since, column < until
             )
-            hours.update(db.scalars(stmt))
-        days_heard = len({h[:10] for h in hours})
-        result.append(Uptime(cam.device_id, cam.name, cam.camera_days, len(hours), days_heard))
-    return result
+            for table, column in ((Heartbeat, Heartbeat.received_at), (Media, Media.captured_at))
+        ]
+        both = union_all(*parts).subquery()
+        stmt = select(
+            both.c.device,
+            func.count(func.distinct(both.c.hour)),
+            func.count(func.distinct(func.substr(both.c.hour, 1, 10))),
+        ).group_by(both.c.device)
+        heard.update({str(dev): (int(hours), int(days)) for dev, hours, days in db.execute(stmt)})
+    return [
+        Uptime(cam.device_id, cam.name, cam.camera_days, *heard.get(cam.device_id, (0, 0)))
+        for cam in cams.values()
+    ]

@@ -89,6 +89,38 @@ def _gettext(lang: str) -> Callable[[str], str]:
     return load_translations(lang).gettext
 
 
+_uptimes: dict[AnalysisFilter, tuple[float, list[numbers.Uptime]]] = {}
+UPTIME_TTL_S = 60.0
+
+
+def _uptime(db: Session, flt: AnalysisFilter) -> list[numbers.Uptime]:
+    """Uptime counts every heartbeat of the period (a year of them is hundreds of thousands of rows):
+    the answer is kept a minute, so moving between the pages does not count them again."""
+    kept = _uptimes.get(flt)
+    if kept is not None and time.monotonic() - kept[0] < UPTIME_TTL_S:
+        return kept[1]
+    rows = numbers.uptime(db, flt)
+    if len(_uptimes) >= 32:
+        _uptimes.clear()
+    _uptimes[flt] = (time.monotonic(), rows)
+    return rows
+
+
+_history_charts: dict[tuple[Any, ...], Markup] = {}
+
+
+def _history_chart(history: numbers.History, lang: str) -> Markup:
+    """Like the diel chart: drawn once per set of numbers (the last 32 kept)."""
+    key = (lang, history.species, tuple(history.days), tuple((c, tuple(v)) for c, v in history.rows.items()))
+    chart = _history_charts.get(key)
+    if chart is None:
+        chart = charts.history_chart(history, _gettext(lang))
+        if len(_history_charts) >= 32:
+            _history_charts.pop(next(iter(_history_charts)))
+        _history_charts[key] = chart
+    return chart
+
+
 def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: bool) -> Result:
     """The numbers (and chart) of one analysis page; also what the API returns."""
     _ = _gettext(lang)
@@ -104,7 +136,7 @@ def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: 
         chart = charts.abundance_chart(overall, name, _) if with_chart and days > 0 else None
         return Result(tables.abundance_table(per_camera, overall), chart, summary={"camera_days": days})
     if page == "uptime":
-        return Result(tables.uptime_table(numbers.uptime(db, flt)))
+        return Result(tables.uptime_table(_uptime(db, flt)))
     species = flt.species or numbers.top_species(db, flt)
     if species is None:
         empty = numbers.Diel("", [0] * 24, [], [], 0, 0, 0, 0)
@@ -117,7 +149,7 @@ def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: 
         summary = {"day": diel.day, "night": diel.night, "unplaced": diel.unplaced, "events": diel.events}
         return Result(tables.diel_table(diel), chart, species, summary)
     history = numbers.detection_history(db, flt, species)
-    chart = charts.history_chart(history, _) if with_chart and history.rows else None
+    chart = _history_chart(history, lang) if with_chart and history.rows else None
     return Result(tables.history_table(history), chart, species)
 
 

@@ -1,42 +1,46 @@
-"""SQL expressions for a UTC time seen at the camera: its local day and minute of the day, on SQLite
-and PostgreSQL, so grouping by day or time of day happens in the database, not in Python."""
+"""SQL expressions for a UTC time seen at the camera, on SQLite and PostgreSQL, so grouping by local
+day or time of day happens in the database, not in Python.
+
+Everything derives from one integer per row, the camera's local clock in minutes since 1970: one date
+parse per row (the costly part on SQLite), then integer arithmetic for the day and the minute.
+"""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, func, literal_column
+from sqlalchemy import Integer, String, cast, func
 from sqlalchemy.orm import Session
+
+EPOCH = date(1970, 1, 1)
+EPOCH_JULIAN_DAY = 2440587.5
 
 
 def is_sqlite(db: Session) -> bool:
     return db.get_bind().dialect.name == "sqlite"
 
 
-def local_day(db: Session, when: Any, offset_min: Any) -> Any:
-    """``YYYY-MM-DD`` of ``when`` (a UTC column) plus ``offset_min`` minutes."""
+def local_minutes(db: Session, when: Any, offset_min: Any) -> Any:
+    """Minutes since 1970-01-01 00:00 on the camera's clock (``when`` is UTC, plus ``offset_min``)."""
     if is_sqlite(db):
-        return func.date(when, func.printf("%+d minutes", offset_min))
-    return func.to_char(_pg_local(when, offset_min), "YYYY-MM-DD")
+        seconds = cast((func.julianday(when) - EPOCH_JULIAN_DAY) * 86_400 + 0.5, Integer)
+    else:
+        seconds = cast(func.floor(func.extract("epoch", when)), Integer)
+    return seconds / 60 + offset_min  # integer division: whole minutes
 
 
-def local_minute(db: Session, when: Any, offset_min: Any) -> Any:
-    """Minutes since local midnight (0..1439)."""
-    if is_sqlite(db):
-        shifted = func.printf("%+d minutes", offset_min)
-        return cast(func.strftime("%H", when, shifted), Integer) * 60 + cast(
-            func.strftime("%M", when, shifted), Integer
-        )
-    local = _pg_local(when, offset_min)
-    return cast(func.extract("hour", local) * 60 + func.extract("minute", local), Integer)
+def day_number(day: date) -> int:
+    return (day - EPOCH).days
+
+
+def day_of(number: int) -> date:
+    return EPOCH + timedelta(days=number)
 
 
 def utc_hour(db: Session, when: Any) -> Any:
-    """``YYYY-MM-DD HH`` of a UTC column: one value per hour, for counting hours heard from."""
+    """``YYYY-MM-DD HH`` of a UTC column: one value per hour, for counting the hours heard from. SQLite
+    keeps times as ``YYYY-MM-DD HH:MM:SS.ffffff`` text, so the hour is its first 13 characters."""
     if is_sqlite(db):
-        return func.strftime("%Y-%m-%d %H", when)
+        return func.substr(when, 1, 13)
     return cast(func.to_char(func.timezone("UTC", when), "YYYY-MM-DD HH24"), String)
-
-
-def _pg_local(when: Any, offset_min: Any) -> Any:
-    return func.timezone("UTC", when) + offset_min * literal_column("interval '1 minute'")

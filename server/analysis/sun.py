@@ -33,5 +33,7 @@ def _minute_of(when: datetime, day: date) -> int:
 
 
 def is_day(lat: float, lon: float, day: date, offset_min: int, minute: int) -> bool:
-    rise, fall = daylight(round(lat, 2), round(lon, 2), day, offset_min)
+    # Positions rounded to 0.1 degree (11 km) move sunrise and sunset by well under a minute at camera
+    # latitudes, and let the cameras of one station share each day's computation.
+    rise, fall = daylight(round(lat, 1), round(lon, 1), day, offset_min)
     return rise <= minute < fall
