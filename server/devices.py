@@ -116,6 +116,7 @@ def render_acl(station_username: str) -> str:
         "pattern write yaguar/v1/%u/frame\n"
         "pattern write yaguar/v1/%u/heartbeat\n"
         "pattern write yaguar/v1/%u/status\n"
+        "pattern write yaguar/v1/%u/clip\n"  # video clips in chunks (SPEC.md, "Clip chunks")
         "pattern read yaguar/v1/%u/ack\n"
         "pattern read yaguar/v1/%u/config\n"
         "pattern read yaguar/v1/%u/command\n"
