@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,19 +68,42 @@ def test_a_name_that_is_not_a_taxon_says_so() -> None:
         resolve("unicornio")
 
 
-def test_scan_skips_each_bad_input_with_its_reason(tmp_path: Path) -> None:
+def _add_non_image(root: Path) -> None:
+    (root / "jaguar" / "notes.txt").write_text("not a photo")
+
+
+def _add_copy(root: Path) -> None:
+    (root / "jaguar" / "copy.jpg").write_bytes((root / "jaguar" / "0.jpg").read_bytes())
+
+
+def _add_empty_class(root: Path) -> None:
+    (root / "Tremarctos ornatus").mkdir()
+
+
+def _add_not_a_taxon(root: Path) -> None:
+    photos(root / "unicornio", 3)
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason", "message"),
+    [
+        (_add_non_image, "not_image", "notes.txt: not a JPEG or PNG photo; skipped"),
+        (_add_copy, "duplicate", "copy.jpg: the same photo as"),
+        (_add_empty_class, "empty", "Tremarctos ornatus: no photos in this species folder; left out"),
+        (_add_not_a_taxon, "not_taxon", "'unicornio' is not a species Yaguar knows"),
+    ],
+)
+def test_each_bad_input_is_skipped_with_its_reason_and_the_rest_trains(
+    tmp_path: Path, bad: Callable[[Path], None], reason: str, message: str
+) -> None:
     photos(tmp_path / "jaguar", 3)
     photos(tmp_path / "danta", 3)
-    (tmp_path / "jaguar" / "notes.txt").write_text("not a photo")
-    (tmp_path / "jaguar" / "copy.jpg").write_bytes((tmp_path / "jaguar" / "0.jpg").read_bytes())
-    (tmp_path / "Tremarctos ornatus").mkdir()  # an empty class
-    photos(tmp_path / "unicornio", 3)  # not a taxon
+    bad(tmp_path)
     data = scan([tmp_path])
-    reasons = sorted(p.reason for p in data.problems)
-    assert reasons == ["duplicate", "empty", "not_image", "not_taxon"]
+    assert [p.reason for p in data.problems] == [reason]
+    assert message in data.problems[0].message
+    data.drop_small_classes(3)  # two species with 3 photos each: enough to train on
     assert data.counts() == {"Panthera onca": 3, "Tapirus terrestris": 3}
-    data.drop_small_classes(3)  # two species with 3 photos each: enough
-    assert len(data.samples) == 6
 
 
 def test_one_class_only_stops_with_a_reason(tmp_path: Path) -> None:
