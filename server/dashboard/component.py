@@ -24,6 +24,7 @@ from . import (
     pages_event,
     pages_export,
     pages_feed,
+    pages_help,
     pages_media,
     pages_users,
 )
@@ -48,6 +49,7 @@ PAGE_MODULES = (
     analysis_pages,
     fieldmap,
     box_review,
+    pages_help,
 )
 
 

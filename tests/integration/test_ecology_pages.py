@@ -144,3 +144,22 @@ def test_one_box_of_a_mixed_group_is_corrected_on_its_own(station: Station) -> N
         assert db.get(Detection, det.id).species != "Pecari tajacu", "the machine's answer is kept"
     bad = rev.post(f"/boxes/{det.id}/review", {"category": "animal", "species": ""})
     assert bad.status_code == 400
+
+
+def test_help_page_links_the_field_guides_in_both_languages(admin: WebClient) -> None:
+    page = admin.get("/help")
+    assert (
+        page.status_code == 200
+        and 'href="/help/ranger"' in page.text
+        and 'href="/help/installer"' in page.text
+    )
+    ranger = admin.get("/help/ranger")
+    assert "Ranger's guide" in ranger.text and "OK 3F" in ranger.text
+    assert "Installer's guide" in admin.get("/help/installer").text
+    admin.post("/lang", {"lang": "es", "next": "/"})
+    try:
+        assert "Guía del guardaparque" in admin.get("/help/ranger").text
+        assert "Guía del instalador" in admin.get("/help/installer").text
+    finally:
+        admin.post("/lang", {"lang": "en", "next": "/"})
+    assert admin.get("/help/nothing").status_code == 404
