@@ -119,26 +119,30 @@ class ClipRecorder:
             if self._recording is not None:
                 return self._recording[0]
             now = local_now()
-            clip_id = f"clip-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
             packets = self._pre_roll()
-            started = packets[0].at if packets else now
-            marker = {
-                "clip_id": clip_id,
-                "event_id": event_id or clip_id,
-                "trigger": kind,
-                "started_at": started.isoformat(),
-                "trigger_at": now.isoformat(),
-                "fps": self.config.fps,
-                "pre_roll_s": round((now - started).total_seconds(), 3),
-            }
-            atomic_write(self.out_dir / f"{clip_id}.json", json.dumps(marker).encode())
+            clip_id = self._begin(kind, event_id, now, packets[0].at if packets else now)
             part = (self.out_dir / f"{clip_id}{PART}").open("wb")
             for packet in packets:
                 part.write(packet.data)
             end = now + timedelta(seconds=self.config.post_roll_s)
             self._recording = (clip_id, part, end, len(packets))
-            log.info("clip %s: %s trigger, %.1f s of pre-roll", clip_id, kind, marker["pre_roll_s"])
             return clip_id
+
+    def _begin(self, kind: str, event_id: str | None, now: datetime, started: datetime) -> str:
+        """A new clip's id, its marker written durably (what ``recover`` finds after a crash)."""
+        clip_id = f"clip-{now:%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+        marker = {
+            "clip_id": clip_id,
+            "event_id": event_id or clip_id,
+            "trigger": kind,
+            "started_at": started.isoformat(),
+            "trigger_at": now.isoformat(),
+            "fps": self.config.fps,
+            "pre_roll_s": round((now - started).total_seconds(), 3),
+        }
+        atomic_write(self.out_dir / f"{clip_id}.json", json.dumps(marker).encode())
+        log.info("clip %s: %s trigger, %.1f s of pre-roll", clip_id, kind, marker["pre_roll_s"])
+        return clip_id
 
     # --- the camera loop ------------------------------------------------------------------------
     def _run(self) -> None:
@@ -279,6 +283,10 @@ def make_recorder(config: AgentConfig, camera: Camera, spool: Spool) -> ClipReco
     def hand_on(clip: Clip) -> None:
         spool_clip(spool, config.device_id, clip, clips.chunk_bytes)
 
+    if config.camera.type == "picamera2":  # the Pi's hardware encoder and picamera2's circular output
+        from .cameras.picamera_clips import PicameraClipRecorder
+
+        return PicameraClipRecorder(camera, clips.dir, settings, on_clip=hand_on)
     return ClipRecorder(camera, clips.dir, settings, on_clip=hand_on)
 
 

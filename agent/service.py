@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from yaguar.protocol.messages import Command
 from yaguar.protocol.topics import Kind
 
-from .cameras import Camera, make_camera
+from .cameras import Camera, CameraError, make_camera
 from .capture import BurstWorker, CameraRunner, PretriggerBuffer, Trigger
 from .clips import make_recorder
 from .config import AgentConfig
@@ -145,7 +145,11 @@ class Agent:
 
     def start(self) -> Agent:
         if self.clips is not None:
-            self.clips.start()  # the camera feeds the clip ring; no burst worker competes for it
+            try:
+                self.clips.start()  # the camera feeds the clip ring; no burst worker competes for it
+            except CameraError as exc:  # the heartbeat reports it; the rest of the agent still runs
+                log.error("clips: %s", exc)
+                self.runner.error = str(exc)
         else:
             self.worker.start()
         if self.pretrigger is not None:

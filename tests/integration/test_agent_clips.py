@@ -16,9 +16,13 @@ import cv2
 import numpy as np
 import pytest
 
+from tests.integration.agent_support import agent_config
 from yaguar.agent.cameras.base import CapturedImage
+from yaguar.agent.cameras.picamera_clips import PicameraClipRecorder
 from yaguar.agent.cameras.replay import ReplayCamera
 from yaguar.agent.clips import PART, ClipRecorder, RecorderConfig
+from yaguar.agent.config import Picamera2Config
+from yaguar.agent.service import Agent
 
 
 class LoggingCamera(ReplayCamera):
@@ -115,3 +119,16 @@ def test_a_clip_cut_by_kill_9_is_recovered_at_the_next_start(tmp_path: Path, cam
     reason = (clips / "quarantine" / "clip-empty.reason").read_text()
     assert reason.startswith("clip_abandoned: the agent stopped before a frame was recorded")
     assert not list(clips.glob(f"*{PART}"))
+
+
+def test_a_pi_without_picamera2_says_so_and_the_agent_runs_on(tmp_path: Path, camera_folder: Path) -> None:
+    config = agent_config(
+        tmp_path / "agent", None, camera_folder, clips={"enabled": True, "dir": str(tmp_path / "clips")}
+    ).model_copy(update={"camera": Picamera2Config()})
+    agent = Agent(config)
+    assert isinstance(agent.clips, PicameraClipRecorder)
+    agent.start()
+    try:
+        assert agent.runner.error is not None and "apt install python3-picamera2" in agent.runner.error
+    finally:
+        agent.stop()
