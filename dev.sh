@@ -13,6 +13,8 @@ cd "$(dirname "$0")"
 
 DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-driver postgresql python3-venv
   gammu libgammu-dev pkg-config)  # the GSM modem tool, and what python-gammu builds against without a wheel
+# scale-out tests: a pipeline worker whose clock is off (libfaketime)
+DEB_PACKAGES+=(libfaketime)
 VENV=.venv
 PYTHON=${PYTHON:-python3}
 

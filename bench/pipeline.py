@@ -38,6 +38,7 @@ from yaguar.paths import shared_data_dir
 from yaguar.server.config import config_from_dict
 from yaguar.server.context import StationContext, StationHooks
 from yaguar.server.pipeline import PipelineComponent
+from yaguar.server.pipeline.leases import claim_frames
 from yaguar.server.pipeline.store import store_results
 from yaguar.server.schema import upgrade
 from yaguar.storage import make_db_engine, make_session_factory
@@ -223,10 +224,12 @@ def bench_pipeline(
         ],
         use_motion=False,
     )
+    with alone_ctx.session_factory.begin() as session:
+        claim_frames(session, "bench", len(ids), 3600)  # stored results must be leased to their worker
     start = time.perf_counter()
     for k in range(0, len(results), 8):
         with alone_ctx.session_factory.begin() as session:
-            store_results(session, results[k : k + 8], analyser.model_ident, 60, [])
+            store_results(session, results[k : k + 8], analyser.model_ident, 60, [], "bench")
     t_store = time.perf_counter() - start
     alone_ctx.engine.dispose()
     stages = {

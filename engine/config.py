@@ -83,6 +83,13 @@ class PipelineConfig(Section):
         le=64,
         description="threads decoding JPEGs ahead of inference; 0: half the cores (at least 1)",
     )
+    lease_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=86_400,
+        description="a worker that stores nothing for this long loses its claims on frames, and other "
+        "workers take them over; longer than one batch takes to analyse",
+    )
     poll_interval_s: float = Field(
         default=5.0, gt=0, le=3600, description="look for pending frames this often"
     )

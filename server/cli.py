@@ -35,14 +35,20 @@ COMMAND_MODULES: list[str] = [
 def cmd_run(args: argparse.Namespace, config: StationConfig) -> int:
     from .station import Station
 
-    station = Station(config).start()
+    worker = args.command == "worker"
+    station = Station(config, http=not worker, ingest=not worker).start()
     # Everything loaded at start-up (libraries, models, config) lives as long as the process: keep it out
     # of the garbage collector's scans, which otherwise revisit it while frames stream in.
     gc.freeze()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(f"Station running. Dashboard and API: {station.http_url}  (Ctrl+C stops it)", flush=True)
+    if worker:
+        print(
+            "Pipeline worker running: it analyses the database's pending frames (Ctrl+C stops it)", flush=True
+        )
+    else:
+        print(f"Station running. Dashboard and API: {station.http_url}  (Ctrl+C stops it)", flush=True)
     stop.wait()
     print("Stopping the station...", flush=True)
     station.stop()
@@ -75,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the station").set_defaults(func=cmd_run)
+    sub.add_parser(
+        "worker", help="only analyse frames (and send alerts), beside stations on the same PostgreSQL"
+    ).set_defaults(func=cmd_run)
     sub.add_parser("check-config", help="validate the config file and say what it sets").set_defaults(
         func=cmd_check_config
     )

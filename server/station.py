@@ -23,8 +23,12 @@ from .ingest import IngestService
 log = logging.getLogger(__name__)
 
 
+# What a pipeline-only worker runs (``yaguar-station worker``): no ingest, no web server.
+WORKER_COMPONENTS = ("pipeline", "alerts")
+
+
 class Station:
-    def __init__(self, config: StationConfig, http: bool = True) -> None:
+    def __init__(self, config: StationConfig, http: bool = True, ingest: bool = True) -> None:
         self.config = config
         engine = make_db_engine(
             config.storage.database_url,
@@ -42,6 +46,7 @@ class Station:
         self.ingest: IngestService | None = None
         self.components: list[Component] = []
         self.http_enabled = http
+        self.ingest_enabled = ingest
         self.http_url: str | None = None
         self._http_thread: threading.Thread | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
@@ -54,13 +59,15 @@ class Station:
 
     def start(self) -> Station:
         upgrade(self.context.engine)
-        self.ingest = IngestService(self.context)
-        self.context.agents = self.ingest.link
+        if self.ingest_enabled:
+            self.ingest = IngestService(self.context)
+            self.context.agents = self.ingest.link
         for factory in components.factories():
             component = factory(self.context)
-            if component is not None:
+            if component is not None and (self.ingest_enabled or component.name in WORKER_COMPONENTS):
                 self.components.append(component)
-        self.ingest.start()
+        if self.ingest is not None:
+            self.ingest.start()
         for component in self.components:
             component.start()
             log.info("started %s", component.name)

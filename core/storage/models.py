@@ -74,6 +74,10 @@ class Media(Base):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     process_note: Mapped[str | None] = mapped_column(String(200), doc="why a frame was skipped or failed")
     motion_score: Mapped[float | None] = mapped_column(Float)
+    # Which pipeline worker is analysing the frame, and until when (the database's clock): see
+    # yaguar.server.pipeline.leases. Cleared when the results are stored.
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
 
     detections: Mapped[list[Detection]] = relationship(back_populates="media", cascade="all, delete-orphan")

@@ -1,8 +1,9 @@
 """The station's pipeline component: pending frames -> decode -> motion -> detect -> classify -> store.
 
 The database is the durable queue: a stored frame is ``pending`` until its results commit, so frames
-left pending by a crash or a restart are simply found again. In memory, a loader thread claims pending
-frames and decodes them in a thread pool into a bounded queue (it blocks when the queue is full:
+left pending by a crash or a restart are simply found again. Frames are claimed with leases in the
+database (``leases``), so several workers on one PostgreSQL share them. In memory, a loader thread claims
+pending frames and decodes them in a thread pool into a bounded queue (it blocks when the queue is full:
 backpressure on the loader, never lost frames); the inference thread takes batches across cameras from
 that queue, analyses them and stores each batch in one transaction.
 """
@@ -26,6 +27,7 @@ from yaguar.engine.analyser import Analyser, FrameInput, FrameResult
 from yaguar.engine.decode import DecodeError
 from yaguar.storage.models import Media
 
+from .leases import claim_frames, new_worker_id, release_frames, renew_leases
 from .store import close_idle, store_results
 from .switch import ClassifierSwitch
 
@@ -80,9 +82,8 @@ class PipelineComponent:
             self.config.queue_size
         )
         # analysed batches waiting for the store thread (small: the database is the real queue)
-        self._results: queue.Queue[tuple[list[FrameResult], list[int]] | None] = queue.Queue(2)
-        self._claimed: set[int] = set()
-        self._claimed_lock = threading.Lock()
+        self._results: queue.Queue[list[FrameResult] | None] = queue.Queue(2)
+        self.worker_id = new_worker_id()  # the owner of this process's leases on frames
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -126,6 +127,20 @@ class PipelineComponent:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._release_leases()
+
+    def _release_leases(self) -> None:
+        try:
+            with self.ctx.session_factory.begin() as session:
+                released = release_frames(session, self.worker_id)
+        except Exception:  # the database is gone: the leases simply run out (``lease_s``)
+            log.warning(
+                "could not give back this worker's frames; other workers take them in %.0f s",
+                self.config.lease_s,
+            )
+            return
+        if released:
+            log.info("gave back %d frames not yet analysed", released)
 
     def setup_routes(self, app: web.Application) -> None:
         return None
@@ -155,19 +170,11 @@ class PipelineComponent:
         self._queue.put(None)
 
     def _load_some(self) -> bool:
-        with self._claimed_lock:
-            claimed = list(self._claimed)
-        with self.ctx.session_factory() as session:
-            query = select(Media).where(Media.process_state == "pending")
-            if claimed:
-                query = query.where(Media.id.not_in(claimed))
-            rows = session.scalars(query.order_by(Media.id).limit(self.config.batch_size)).all()
-            frames = [(m.id, m.device_id, m.agent_event_id, m.path) for m in rows]
-        for media_id, device_id, burst_id, path in frames:
-            with self._claimed_lock:
-                self._claimed.add(media_id)
-            frame = FrameInput(media_id, device_id, burst_id)
-            future = self._pool.submit(self._read_and_decode, frame, path)
+        with self.ctx.session_factory.begin() as session:
+            frames = claim_frames(session, self.worker_id, self.config.batch_size, self.config.lease_s)
+        for claimed in frames:
+            frame = FrameInput(claimed.media_id, claimed.device_id, claimed.burst_id)
+            future = self._pool.submit(self._read_and_decode, frame, claimed.path)
             while not self._stop.is_set():
                 try:
                     self._queue.put((frame, future), timeout=0.5)  # blocks when full: backpressure
@@ -219,10 +226,7 @@ class PipelineComponent:
     def _store_loop(self) -> None:
         """Storing runs beside inference: the next batch is analysed while this one commits."""
         while (item := self._results.get()) is not None:
-            results, keys = item
-            self._store(results)
-            with self._claimed_lock:
-                self._claimed.difference_update(keys)
+            self._store(item)
 
     def _take_batch(self) -> tuple[list[FrameInput], bool]:
         batch: list[FrameInput] = []
@@ -251,22 +255,24 @@ class PipelineComponent:
             results = [
                 FrameResult(f.key, "failed", f"analysis failed: {str(exc)[:150]}", "analysis") for f in batch
             ]
-        self._results.put((results, [int(f.key) for f in batch]))
+        self._results.put(results)
 
     def _store(self, results: list[FrameResult]) -> None:
         start = time.perf_counter()
         for attempt in range(STORE_ATTEMPTS):
             try:
                 with self.ctx.session_factory.begin() as session:
-                    event_ids = store_results(
+                    stored = store_results(
                         session,
                         results,
                         self._analyser.model_ident,
                         self.config.event_gap_s,
                         list(self.ctx.hooks.event_in_transaction),
+                        self.worker_id,
                     )
+                    renew_leases(session, self.worker_id, self.config.lease_s)
                 break
-            except OperationalError:  # the database is busy or briefly unreachable: try again
+            except OperationalError:  # busy, briefly unreachable, or a deadlock (PostgreSQL): try again
                 self.metrics.errors.labels("store_retry").inc()
                 log.warning("storing %d results failed (attempt %d); retrying", len(results), attempt + 1)
                 if self._stop.wait(0.5 * 2**attempt):
@@ -277,10 +283,24 @@ class PipelineComponent:
                 self._mark_failed([int(r.key) for r in results], f"storing results failed: {str(exc)[:150]}")
                 return
         else:
-            log.error("could not store %d results; the frames stay pending and are retried", len(results))
+            log.error(
+                "could not store %d results; the frames stay pending and are retried when their lease "
+                "runs out",
+                len(results),
+            )
             return
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+        if stored.lost:
+            # This worker was too slow: the leases ran out and another worker took the frames over.
+            self.metrics.errors.labels("lease_lost").inc(len(stored.lost))
+            log.warning(
+                "%d frames were taken over by another worker; their results here are dropped",
+                len(stored.lost),
+            )
+        lost = set(stored.lost)
         for result in results:
+            if result.key in lost:
+                continue
             self.metrics.frames.labels(result.state).inc()
             if result.state != "done":
                 self.metrics.dropped.labels(result.reason or result.state).inc()
@@ -288,8 +308,8 @@ class PipelineComponent:
                 log.log(level, "frame %s %s: %s", result.key, result.state, result.note)
             for det in result.detections:
                 self.metrics.detections.labels(det.category).inc()
-        if event_ids:
-            self._events_committed(event_ids)
+        if stored.events:
+            self._events_committed(stored.events)
 
     def _mark_failed(self, media_ids: list[int], note: str) -> None:
         try:
@@ -297,5 +317,6 @@ class PipelineComponent:
                 for media in session.scalars(select(Media).where(Media.id.in_(media_ids))):
                     media.process_state = "failed"
                     media.process_note = note[:200]
+                    media.lease_owner, media.lease_until = None, None
         except Exception:
             log.exception("could not mark frames failed; they stay pending and are retried")

@@ -5,38 +5,55 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from yaguar.engine.analyser import FrameResult
 from yaguar.engine.events import BoxVote, belongs, summarise
-from yaguar.storage.base import utcnow
 from yaguar.storage.models import Detection as DetectionRow
 from yaguar.storage.models import Event, Media
+
+from .leases import database_now, held_frames, lock_cameras
 
 log = logging.getLogger(__name__)
 
 EventHook = Callable[[Session, Event], None]
 
 
+@dataclass
+class Stored:
+    events: list[int]  # events created or changed
+    lost: list[int]  # frames whose lease another worker took over: their results were dropped
+
+
 def store_results(
-    session: Session, results: list[FrameResult], model_ident: str, gap_s: float, event_hooks: list[EventHook]
-) -> list[int]:
-    """Store one batch (the caller owns the transaction); returns the ids of events created or changed."""
+    session: Session,
+    results: list[FrameResult],
+    model_ident: str,
+    gap_s: float,
+    event_hooks: list[EventHook],
+    worker: str,
+) -> Stored:
+    """Store one batch analysed by ``worker`` (the caller owns the transaction). Only frames still leased
+    to it are stored, so a frame is stored once even when a slow worker's lease was taken over."""
     gap = timedelta(seconds=gap_s)
     touched: dict[int, Event] = {}
-    now = utcnow()
+    now = database_now(session)  # never the worker's own clock: other workers close events by it
     keys = [r.key for r in results]
-    media_by_id = {m.id: m for m in session.scalars(select(Media).where(Media.id.in_(keys)))}
-    open_events = _OpenEvents(session, gap)
+    lock_cameras(session, set(session.scalars(select(Media.device_id).where(Media.id.in_(keys)))))
+    media_by_id = held_frames(session, worker, keys)
+    lost = [key for key in keys if key not in media_by_id]
+    open_events = _OpenEvents(session, gap, now)
     for result in results:
         media = media_by_id.get(result.key)
         if media is None:
-            log.warning("frame %s vanished before its results were stored", result.key)
             continue
         media.process_state = result.state
+        media.lease_owner, media.lease_until = None, None
         media.process_note = (result.note or None) and result.note[:200]
         media.processed_at = now
         media.motion_score = result.motion.score if result.motion else None
@@ -68,17 +85,17 @@ def store_results(
     for event in _close_stale(session, list(media_by_id.values()), gap):
         touched.setdefault(event.id, event)
     for event in touched.values():
-        _resummarise(session, event, model_ident)
+        _resummarise(session, event, model_ident, now)
         for hook in event_hooks:
             hook(session, event)
-    return sorted(touched)
+    return Stored(sorted(touched), lost)
 
 
 class _OpenEvents:
     """The open events of each camera seen in a batch, loaded once per camera and batch."""
 
-    def __init__(self, session: Session, gap: timedelta) -> None:
-        self.session, self.gap = session, gap
+    def __init__(self, session: Session, gap: timedelta, now: datetime) -> None:
+        self.session, self.gap, self.now = session, gap, now
         self.by_device: dict[str, list[tuple[Event, set[str]]]] = {}
 
     def _load(self, device_id: str) -> list[tuple[Event, set[str]]]:
@@ -88,6 +105,7 @@ class _OpenEvents:
                 .where(Event.device_id == device_id, Event.closed.is_(False))
                 .order_by(Event.ended_at.desc())
                 .limit(3)
+                .with_for_update(of=Event)  # close_idle on another worker skips them until we commit
             ).all()
             self.by_device[device_id] = [
                 (e, set(self.session.scalars(select(Media.agent_event_id).where(Media.event_id == e.id))))
@@ -116,6 +134,7 @@ class _OpenEvents:
             count=0,
             confidence=0.0,
             closed=False,
+            updated_at=self.now,
         )
         self.session.add(event)
         self.session.flush()
@@ -123,7 +142,7 @@ class _OpenEvents:
         return event
 
 
-def _resummarise(session: Session, event: Event, model_ident: str) -> None:
+def _resummarise(session: Session, event: Event, model_ident: str, now: datetime) -> None:
     frames = session.scalars(select(Media).where(Media.event_id == event.id)).all()
     votes: dict[int, list[BoxVote]] = {m.id: [] for m in frames}
     classifiers: set[str] = set()
@@ -143,7 +162,14 @@ def _resummarise(session: Session, event: Event, model_ident: str) -> None:
     event.count = summary.count
     event.confidence = summary.confidence
     event.model = ", ".join([model_ident, *sorted(classifiers)])[:120]
-    event.updated_at = utcnow()
+    _touch(event, now)
+
+
+def _touch(event: Event, now: datetime) -> None:
+    """Stamp the event with the database's time. Flagged as changed even when the value is the same, or
+    the model's ``onupdate`` would stamp it with this worker's clock, which may be off."""
+    event.updated_at = now
+    flag_modified(event, "updated_at")
 
 
 def _close_stale(session: Session, frames: list[Media], gap: timedelta) -> list[Event]:
@@ -167,10 +193,17 @@ def _close_stale(session: Session, frames: list[Media], gap: timedelta) -> list[
 def close_idle(session: Session, gap_s: float, event_hooks: list[EventHook]) -> list[int]:
     """Close open events that no frame has changed for longer than the gap (station time: a camera that
     went quiet). Returns the ids closed; the hooks see each closed event inside this transaction."""
-    cutoff = utcnow() - timedelta(seconds=gap_s)
+    now = database_now(session)  # the database's clock: a worker whose clock is ahead closes nothing early
+    cutoff = now - timedelta(seconds=gap_s)
     closed = []
-    for event in session.scalars(select(Event).where(Event.closed.is_(False), Event.updated_at < cutoff)):
+    idle = (
+        select(Event)
+        .where(Event.closed.is_(False), Event.updated_at < cutoff)
+        .with_for_update(skip_locked=True, of=Event)  # another worker is closing or growing it now
+    )
+    for event in session.scalars(idle):
         event.closed = True
+        _touch(event, now)
         for hook in event_hooks:
             hook(session, event)
         closed.append(event.id)
