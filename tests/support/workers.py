@@ -13,7 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from tests.support.engine import encode, moving_burst
 from yaguar.server.schema import upgrade
@@ -62,8 +62,9 @@ def _burst_files(images: Path, media_root: Path, load: Workload) -> tuple[list[s
     return still, moving
 
 
-def store_bursts(url: str, media_root: Path, images: Path, load: Workload) -> None:
-    """Pending frames as ingest leaves them: bursts on each camera, oldest first."""
+def store_bursts(url: str, media_root: Path, images: Path, load: Workload, state: str = "pending") -> None:
+    """Pending frames as ingest leaves them: bursts on each camera, oldest first. Another ``state`` holds
+    them back from the workers until ``release_held`` (a benchmark's start)."""
     engine = make_db_engine(url)
     upgrade(engine)
     still, moving = _burst_files(images, media_root, load)
@@ -91,7 +92,7 @@ def store_bursts(url: str, media_root: Path, images: Path, load: Workload) -> No
                         "width": 240,
                         "height": 180,
                         "path": rel,
-                        "process_state": "pending",
+                        "process_state": state,
                     }
                 )
     with make_session_factory(engine).begin() as session:
@@ -125,6 +126,14 @@ def start_worker(config: Path, log: Path, clock_offset: str | None = None) -> su
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
     )
+
+
+def release_held(url: str, state: str) -> None:
+    """Make every frame stored with ``state`` pending at once."""
+    engine = make_db_engine(url)
+    with make_session_factory(engine).begin() as session:
+        session.execute(update(Media).where(Media.process_state == state).values(process_state="pending"))
+    engine.dispose()
 
 
 def progress(url: str) -> dict[str, int]:
