@@ -35,9 +35,10 @@ from tests.support.workers import (
     store_bursts,
     worker_config,
 )
-from yaguar.engine.pipeline.leases import claim_frames
 from yaguar.paths import shared_data_dir
-from yaguar.server.storage import make_db_engine, make_session_factory, upgrade
+from yaguar.server.pipeline.leases import claim_frames
+from yaguar.server.schema import upgrade
+from yaguar.storage import make_db_engine, make_session_factory
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:

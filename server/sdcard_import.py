@@ -188,7 +188,7 @@ class CardImporter:
                 ]
                 results = [r for i in range(0, len(inputs), 8) for r in analyser.analyse(inputs[i : i + 8])]
                 with self.sessions.begin() as session:
-                    events = store_results(session, results, analyser.model_ident, gap, hooks)
+                    events = store_results(session, results, analyser.model_ident, gap, hooks).events
                 self.result.analysed += len(results)
                 log.debug("sequence %s: %d frames, events %s", burst, len(results), events)
                 bar.update(len(frames))

@@ -98,15 +98,14 @@ def lock_cameras(session: Session, device_ids: set[str]) -> None:
         )
 
 
-def held_frames(session: Session, worker: str, media_ids: list[int]) -> dict[int, Media]:
+def held_frames(session: Session, worker: str | None, media_ids: list[int]) -> dict[int, Media]:
     """The frames still pending and leased to ``worker``, locked for this transaction. A frame missing
-    from the answer was taken over (the lease ran out) or already stored: its results must be dropped."""
-    rows = session.scalars(
-        select(Media)
-        .where(Media.id.in_(media_ids), Media.process_state == "pending", Media.lease_owner == worker)
-        .with_for_update(of=Media)
-    )
-    return {media.id: media for media in rows}
+    from the answer was taken over (the lease ran out) or already stored: its results must be dropped.
+    ``worker=None``: a caller that owns its frames otherwise (an SD-card import's own state) gets them all."""
+    query = select(Media).where(Media.id.in_(media_ids))
+    if worker is not None:
+        query = query.where(Media.process_state == "pending", Media.lease_owner == worker)
+    return {media.id: media for media in session.scalars(query.with_for_update(of=Media))}
 
 
 def renew_leases(session: Session, worker: str, lease_s: float) -> None:

@@ -36,10 +36,11 @@ def store_results(
     model_ident: str,
     gap_s: float,
     event_hooks: list[EventHook],
-    worker: str,
+    worker: str | None = None,
 ) -> Stored:
     """Store one batch analysed by ``worker`` (the caller owns the transaction). Only frames still leased
-    to it are stored, so a frame is stored once even when a slow worker's lease was taken over."""
+    to it are stored, so a frame is stored once even when a slow worker's lease was taken over; without a
+    worker (an import that holds its frames in a state of its own), every frame of the batch is stored."""
     gap = timedelta(seconds=gap_s)
     touched: dict[int, Event] = {}
     now = database_now(session)  # never the worker's own clock: other workers close events by it

@@ -1,14 +1,14 @@
 """core: pipeline leases on frames (which worker analyses a frame, and until when)
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: w001
+Revises: e003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "w001"
+down_revision = "e003"
 branch_labels = None
 depends_on = None
 
