@@ -31,6 +31,7 @@ class Workload:
     bursts: int  # per camera
     frames: int  # per burst
     moving_every: int  # every n-th burst has an animal walking through (the detector runs); others are still
+    # (more than ``bursts``: all still; the detector then runs on each camera's first frame at a worker)
 
     @property
     def total(self) -> int:
@@ -110,6 +111,7 @@ def worker_config(path: Path, url: str, media_root: Path, models_dir: Path, leas
         f'[pipeline]\nenabled = true\nmodel_dir = "{models_dir}"\nclassifiers = []\n'
         f"batch_size = 16\nqueue_size = 32\ndecode_workers = 1\nthreads = 1\n"
         f"poll_interval_s = 0.2\nlease_s = {lease_s}\nevent_gap_s = 60\n"
+        f"[pipeline.motion]\nwidth = 160\n"
     )
     return path
 
