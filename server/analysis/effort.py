@@ -25,6 +25,7 @@ class CameraEffort:
     camera_days: float = 0.0  # deployed time inside the period, in days
     days: set[date] = field(default_factory=set)  # local days with any deployed time
     positions: list[tuple[datetime, datetime, float, float]] = field(default_factory=list)
+    home: tuple[float, float] | None = None  # the camera's own position, for one without deployments
 
     def position_on(self, day: date) -> tuple[float, float] | None:
         """Where the camera stood at local noon of ``day`` (sun times are computed there)."""
@@ -32,7 +33,7 @@ class CameraEffort:
         for start, end, lat, lon in self.positions:
             if start <= noon < end:
                 return lat, lon
-        return (self.positions[-1][2], self.positions[-1][3]) if self.positions else None
+        return (self.positions[-1][2], self.positions[-1][3]) if self.positions else self.home
 
 
 def camera_offsets(db: Session, device_ids: list[str]) -> dict[str, int]:
@@ -52,12 +53,22 @@ def camera_offsets(db: Session, device_ids: list[str]) -> dict[str, int]:
 def effort(db: Session, flt: AnalysisFilter, now: datetime | None = None) -> dict[str, CameraEffort]:
     """Effort of every camera (or the filtered one) in the period, keyed by device id."""
     now = now or utcnow()
-    devices = select(Device.id, Device.name).order_by(Device.id)
+    devices = select(Device.id, Device.name, Device.latitude, Device.longitude).order_by(Device.id)
     if flt.camera:
         devices = devices.where(Device.id == flt.camera)
-    names = {str(dev_id): name or dev_id for dev_id, name in db.execute(devices)}
-    offsets = camera_offsets(db, list(names))
-    result = {dev_id: CameraEffort(dev_id, name, offsets[dev_id]) for dev_id, name in names.items()}
+    rows = list(db.execute(devices))
+    offsets = camera_offsets(db, [str(row.id) for row in rows])
+    result = {
+        row.id: CameraEffort(
+            row.id,
+            row.name or row.id,
+            offsets[row.id],
+            home=(row.latitude, row.longitude)
+            if row.latitude is not None and row.longitude is not None
+            else None,
+        )
+        for row in rows
+    }
     deps = select(Deployment).order_by(Deployment.device_id, Deployment.start)
     if flt.camera:
         deps = deps.where(Deployment.device_id == flt.camera)
