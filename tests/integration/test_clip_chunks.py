@@ -4,6 +4,7 @@ SQLite, real media folder), their frames analysed by the real models, and an ale
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from sqlalchemy import func, select
 from tests.support.engine import read_bgr
 from tests.support.videos import write_video
 from yaguar.agent.cameras.base import local_now
+from yaguar.agent.clips import finished_clips, spool_clip
+from yaguar.agent.spool import Spool
 from yaguar.alerts.config import AlertsConfig
 from yaguar.alerts.deliveries import DeliveryPlanner
 from yaguar.alerts.metrics import AlertMetrics
@@ -167,3 +170,41 @@ def test_chunks_in_any_order_make_one_clip_once_and_it_alerts(
     with sessions() as db:
         letter = db.scalars(select(DeadLetter)).one()
         assert letter.reason == "clip_incomplete" and "[1, 2, 3, 4]" in letter.detail
+
+
+def test_a_clip_spooled_again_after_a_crash_is_stored_once(tmp_path: Path, images: Path) -> None:
+    """The agent died after spooling a clip's chunks but before dropping the clip's files: at the next
+    start it spools them all again, under new seqs; the station answers the second copies ``duplicate``."""
+    data = _clip(tmp_path, images)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    started = local_now() - timedelta(seconds=10)
+    marker = {
+        "clip_id": "clip-x",
+        "event_id": "evt-x",
+        "trigger": "pir",
+        "started_at": started.isoformat(),
+        "trigger_at": (started + timedelta(seconds=2)).isoformat(),
+        "fps": 10,
+        "truncated": False,
+    }
+    spool = Spool(tmp_path / "spool")
+    spooled = []
+    for _ in range(2):
+        (clips / "clip-x.mp4").write_bytes(data)
+        (clips / "clip-x.json").write_text(json.dumps(marker))
+        spooled.append(spool_clip(spool, "cam-rio-01", finished_clips(clips)[0], 16 * 1024))
+    assert spooled[0] == spooled[1] >= 2 and spool.depth == 2 * spooled[0]
+    assert not list(clips.iterdir())
+
+    engine = make_db_engine(f"sqlite:///{tmp_path / 'station.db'}")
+    upgrade(engine)
+    store = ClipStore(MediaStore(tmp_path / "media"), make_session_factory(engine))
+    statuses = []
+    for item in spool.send_order():
+        payload = item.read_payload()
+        assert isinstance(item.meta, ClipChunkMeta)
+        statuses.append(store.receive(_checked(item.meta, payload), payload).status)
+    assert statuses == ["stored"] * spooled[0] + ["duplicate"] * spooled[0]
+    with make_session_factory(engine)() as db:
+        assert db.scalar(select(func.count(Media.id))) == 6

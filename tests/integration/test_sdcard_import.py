@@ -37,6 +37,7 @@ def _card(root: Path, shared_data: Path) -> Path:
         copy_with_exif(
             shared_data / "images" / "jaguar" / name, card / f"JAG{day}{suffix}", when, "-05:00", 2
         )
+    (card / "IMG_0000.JPG").write_bytes(b"")  # a card always has one: the camera died mid-write
     return root / "DCIM"
 
 
@@ -125,7 +126,8 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
 ) -> None:
     card, config = _card(tmp_path, shared_data), _config(tmp_path, models_dir)
     first = _import(config, card, "cam-sd-01", "--position", "4.61,-74.08")
-    assert "cam-sd-01: 6 pictures, 6 new, 0 already imported, 0 not imported; 6 analysed" in first.stdout
+    assert "cam-sd-01: 7 pictures, 6 new, 0 already imported, 1 not imported; 6 analysed" in first.stdout
+    assert "IMG_0000.JPG: not imported (" in first.stderr
     sessions = make_session_factory(make_db_engine(f"sqlite:///{tmp_path / 'station.db'}"))
     with sessions() as db:
         media = db.scalars(
@@ -150,7 +152,7 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
     before = _snapshot(tmp_path / "station.db", "cam-sd-01")
 
     again = _import(config, card, "cam-sd-01")
-    assert "6 pictures, 0 new, 6 already imported" in again.stdout
+    assert "7 pictures, 0 new, 6 already imported, 1 not imported" in again.stdout
     assert _snapshot(tmp_path / "station.db", "cam-sd-01") == before
 
     out = tmp_path / "export"
@@ -202,5 +204,5 @@ def test_an_import_killed_halfway_is_completed_by_running_it_again(
     assert left > 0, "the import finished before it could be killed halfway"
 
     rerun = _import(config, card, "cam-sd-01")
-    assert "6 pictures, 0 new, 6 already imported" in rerun.stdout
+    assert "7 pictures, 0 new, 6 already imported, 1 not imported" in rerun.stdout
     assert _snapshot(killed / "station.db", "cam-sd-01") == _snapshot(clean / "station.db", "cam-sd-01")
