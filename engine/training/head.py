@@ -37,6 +37,7 @@ class Validation:
     images: int
     per_class: list[ClassScore]
     confusion: np.ndarray  # rows: true class, columns: predicted, in ``classes`` order
+    predicted: np.ndarray  # the predicted class index of each scored photo
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def score(truth: np.ndarray, predicted: np.ndarray, classes: list[str]) -> Valid
         len(truth),
         per_class,
         confusion_matrix(truth, predicted, labels=indices),
+        np.asarray(predicted),
     )
 
 
