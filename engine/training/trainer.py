@@ -66,8 +66,9 @@ class TrainResult:
 
 def embed_folders(options: TrainOptions, embedder: Embedder) -> Embedded:
     dataset = scan(options.folders)
-    # Before any model loads: a run that cannot reach two species stops now, with the reason.
-    dataset.require_two_species(options.min_per_class)
+    # Before any model loads: species with too few photos are left out now, and a run that cannot
+    # reach two species stops now, with the reason.
+    dataset.drop_small_classes(options.min_per_class)
     cropper = (
         Cropper(options.detector, options.model_dir, options.manifest_dirs, options.backend)
         if options.detector and any(not s.is_crop for s in dataset.samples)
@@ -76,7 +77,7 @@ def embed_folders(options: TrainOptions, embedder: Embedder) -> Embedded:
     usable: list[Sample] = []
     rows: list[np.ndarray] = []
     kept: list[np.ndarray] = []
-    crops: Counter[str] = Counter()
+    hows: list[str] = []
     for sample in tqdm(dataset.samples, desc="photos / fotos", unit="photo", disable=not options.progress):
         try:
             pixels = load_photo(sample.path)
@@ -88,14 +89,15 @@ def embed_folders(options: TrainOptions, embedder: Embedder) -> Embedded:
             pixels, how = cropped.pixels, cropped.how
         else:
             how = "whole"
-        crops[how] += 1
+        hows.append(how)
         rows.append(embedder.embed([pixels])[0])
         usable.append(sample)
         if options.keep_crops:
             kept.append(fit(pixels, embedder.manifest.input)[0])
     dataset.samples = usable
-    dataset.drop_small_classes(options.min_per_class)
+    dataset.drop_small_classes(options.min_per_class)  # again: corrupt photos may leave a species short
     keep = {s.path for s in dataset.samples}
+    crops = Counter(how for how, s in zip(hows, usable, strict=True) if s.path in keep)
     matrix = np.stack([row for row, s in zip(rows, usable, strict=True) if s.path in keep])
     kept_crops = [p for p, s in zip(kept, usable, strict=False) if s.path in keep]
     classes = sorted(dataset.counts())
