@@ -8,13 +8,13 @@ restarted by systemd (Restart=always) instead of a camera that silently stopped 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from yaguar.notify import Notifier
 from yaguar.protocol.messages import Command
 from yaguar.protocol.topics import Kind
 
@@ -29,26 +29,6 @@ from .spool import Spool
 from .triggers import Illuminator, PirTrigger, Timelapse, make_pin_factory
 
 log = logging.getLogger(__name__)
-
-
-class Notifier:
-    """systemd's sd_notify through the sdnotify package; silent when not run by systemd."""
-
-    def __init__(self) -> None:
-        self._notifier: Any = None
-        if os.environ.get("NOTIFY_SOCKET"):
-            try:
-                import sdnotify
-
-                self._notifier = sdnotify.SystemdNotifier()
-            except ImportError:
-                log.warning("sdnotify is not installed: systemd will not hear READY or WATCHDOG")
-        usec = os.environ.get("WATCHDOG_USEC", "")
-        self.watchdog_s = int(usec) / 1e6 if usec.isdigit() else None
-
-    def notify(self, state: str) -> None:
-        if self._notifier is not None:
-            self._notifier.notify(state)
 
 
 class Agent:

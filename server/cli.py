@@ -33,6 +33,7 @@ COMMAND_MODULES: list[str] = [
 
 
 def cmd_run(args: argparse.Namespace, config: StationConfig) -> int:
+    from .health import serve
     from .station import Station
 
     worker = args.command == "worker"
@@ -49,7 +50,7 @@ def cmd_run(args: argparse.Namespace, config: StationConfig) -> int:
         )
     else:
         print(f"Station running. Dashboard and API: {station.http_url}  (Ctrl+C stops it)", flush=True)
-    stop.wait()
+    serve(station, stop)  # READY, then WATCHDOG while healthy, until SIGTERM
     print("Stopping the station...", flush=True)
     station.stop()
     return 0

@@ -53,6 +53,12 @@ class MqttConfig(Section):
     session_expiry_s: int = Field(
         default=7 * 24 * 3600, ge=60, le=2**32 - 2, description="how long the broker keeps our queue"
     )
+    unhealthy_after_s: float = Field(
+        default=300,
+        ge=1,
+        le=86_400,
+        description="without the broker this long, the service watchdog is starved",
+    )
     receive_maximum: int = Field(
         default=200, ge=1, le=65535, description="unacknowledged frames the broker may send at once"
     )

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+STALL_S = (
+    600.0  # no loop turn and no batch stored for this long: the pipeline is stuck (the watchdog says so)
+)
 STORE_ATTEMPTS = 4  # a busy database gets 0.5 + 1 + 2 + 4 s before the batch is given up (left pending)
 
 
@@ -90,6 +93,7 @@ class PipelineComponent:
         self._pool: ThreadPoolExecutor | None = None
         self.switch: ClassifierSwitch | None = None  # classifiers chosen while running
         self.unavailable: str | None = None  # why the pipeline cannot analyse (bad model), for status
+        self._beat = time.monotonic()  # the loader's last turn or the last batch stored: progress
 
     # --- Component interface -------------------------------------------------------------------
     def start(self) -> None:
@@ -145,6 +149,17 @@ class PipelineComponent:
     def setup_routes(self, app: web.Application) -> None:
         return None
 
+    def health_problem(self) -> str | None:
+        """For the service watchdog: a dead thread, or no progress while frames wait. A missing model is
+        not one: a restart cannot fix it (``unavailable`` and ``yaguar-station doctor`` say what to do)."""
+        if self.unavailable is not None or self._stop.is_set():
+            return None
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead:
+            return f"pipeline thread stopped: {', '.join(dead)}"
+        idle = time.monotonic() - self._beat
+        return f"pipeline made no progress for {idle:.0f} s" if idle > STALL_S else None
+
     @property
     def analyser(self) -> Analyser | None:
         return self._analyser
@@ -157,6 +172,7 @@ class PipelineComponent:
         while not self._stop.is_set():
             self._wake.wait(self.config.poll_interval_s)
             self._wake.clear()
+            self._beat = time.monotonic()
             try:
                 if self.switch is not None:
                     self.switch.poll()
@@ -290,6 +306,7 @@ class PipelineComponent:
             )
             return
         self.metrics.stage.labels("store").observe(time.perf_counter() - start)
+        self._beat = time.monotonic()
         if stored.lost:
             # This worker was too slow: the leases ran out and another worker took the frames over.
             self.metrics.errors.labels("lease_lost").inc(len(stored.lost))
