@@ -102,6 +102,7 @@ def cmd_import(args: argparse.Namespace, config: StationConfig) -> int:
     print(
         f"{args.camera}: {result.found} pictures, {result.stored} new, {result.already} already imported, "
         f"{len(problems)} not imported; {result.analysed} analysed; {result.events} events"
+        + (f"; {result.file_times} with the file's time (no EXIF time)" if result.file_times else "")
     )
     engine.dispose()
     return 0

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from yaguar.engine.analyser import Analyser, FrameInput
 from yaguar.engine.decode import DecodeError
 from yaguar.engine.detect_run import find_media, relative_name
-from yaguar.engine.sdcard import Picture, capture_time, group_sequences
+from yaguar.engine.sdcard import FROM_FILE_TIME, Picture, capture_time, group_sequences
 from yaguar.engine.stills import JPEG_SUFFIXES
 from yaguar.storage.base import utcnow
 from yaguar.storage.models import Device, Event, Media
@@ -43,6 +43,9 @@ from .pipeline.store import EventHook, store_results
 log = logging.getLogger(__name__)
 
 TRIGGER = "sdcard"  # Media.trigger of imported frames
+# ... whose capture time is the file's (no or malformed EXIF): kept on the frame for good, since the
+# pipeline replaces process notes; the log says why for each picture.
+TRIGGER_FILE_TIME = "sdcard_filetime"
 IMPORTING = "importing"  # process_state until analysed; the live pipeline picks only "pending"
 
 
@@ -56,6 +59,7 @@ class ImportResult:
     found: int = 0
     stored: int = 0
     already: int = 0  # stored by an earlier import of the same card
+    file_times: int = 0  # pictures without a usable EXIF time: the file's time was used
     analysed: int = 0
     events: int = 0
 
@@ -92,6 +96,10 @@ class CardImporter:
         ]
         self.result.found = len(pictures)
         problems: list[str] = []
+        for picture in pictures:
+            if picture.time.note is not None:
+                self.result.file_times += 1
+                log.warning("%s: capture time from the file (%s)", picture.name, picture.time.note)
         with tqdm(total=len(pictures), unit="img", desc="storing", disable=not self.progress) as bar:
             for sequence in group_sequences(pictures, self.gap_s):
                 problems += self._store_sequence(sequence)
@@ -121,7 +129,7 @@ class CardImporter:
                     agent_event_id=burst,
                     burst_index=picture.frame_num,
                     burst_size=picture.seq_num_frames,
-                    trigger=TRIGGER,
+                    trigger=TRIGGER if picture.time.source != FROM_FILE_TIME else TRIGGER_FILE_TIME,
                     captured_at=when.astimezone(UTC),
                     utc_offset_min=int(offset.total_seconds() // 60),
                     sha256=sha,
@@ -130,9 +138,6 @@ class CardImporter:
                     height=height,
                     path=self.media.write(sha, stored),  # durable before its row commits
                     process_state=IMPORTING,
-                    process_note=None
-                    if picture.time.note is None
-                    else f"time from file: {picture.time.note}"[:200],
                 )
             )
         if rows:

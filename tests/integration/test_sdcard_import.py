@@ -38,6 +38,11 @@ def _card(root: Path, shared_data: Path) -> Path:
             shared_data / "images" / "jaguar" / name, card / f"JAG{day}{suffix}", when, "-05:00", 2
         )
     (card / "IMG_0000.JPG").write_bytes(b"")  # a card always has one: the camera died mid-write
+    undated = copy_with_exif(
+        shared_data / "images" / "jaguar" / "RL_10_20051029_0045.jpg", card / "JAG9.JPG", None
+    )
+    stamp = datetime(2021, 4, 20, 3, 0, tzinfo=UTC).timestamp()
+    os.utime(undated, (stamp, stamp))
     return root / "DCIM"
 
 
@@ -126,33 +131,35 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
 ) -> None:
     card, config = _card(tmp_path, shared_data), _config(tmp_path, models_dir)
     first = _import(config, card, "cam-sd-01", "--position", "4.61,-74.08")
-    assert "cam-sd-01: 7 pictures, 6 new, 0 already imported, 1 not imported; 6 analysed" in first.stdout
+    assert "cam-sd-01: 8 pictures, 7 new, 0 already imported, 1 not imported; 7 analysed" in first.stdout
     assert "IMG_0000.JPG: not imported (" in first.stderr
     sessions = make_session_factory(make_db_engine(f"sqlite:///{tmp_path / 'station.db'}"))
     with sessions() as db:
         media = db.scalars(
             select(Media).where(Media.device_id == "cam-sd-01").order_by(Media.captured_at)
         ).all()
-        assert len(media) == 6 and {m.trigger for m in media} == {"sdcard"}
+        assert len(media) == 7 and {m.trigger for m in media} == {"sdcard", "sdcard_filetime"}
+        undated = next(m for m in media if m.trigger == "sdcard_filetime")  # recorded as such, for good
+        assert undated.captured_at == datetime(2021, 4, 20, 3, 0, tzinfo=UTC)
         assert {m.process_state for m in media} <= {"done", "skipped"}
         assert media[0].captured_at == datetime(2021, 4, 12, 1, 43, 9, tzinfo=UTC)  # 20:43:09 in Bogota
         assert media[0].utc_offset_min == -300
-        assert media[-1].captured_at == datetime(2021, 4, 14, 10, 30, tzinfo=UTC)
+        assert media[-2].captured_at == datetime(2021, 4, 14, 10, 30, tzinfo=UTC)
         events = db.scalars(select(Event).where(Event.device_id == "cam-sd-01")).all()
-        assert len(events) == 4 and all(e.closed for e in events)  # the heron burst, then a jaguar a day
+        assert len(events) == 5 and all(e.closed for e in events)  # the heron burst, then a jaguar a day
         assert any(e.category == "animal" for e in events)
         device = db.get(Device, "cam-sd-01")
         assert device is not None and (device.latitude, device.longitude) == (4.61, -74.08)
         assert db.scalar(select(func.count(Alert.id))) == 0  # old pictures: no alerts
 
         feed = feed_page(db, FeedFilter(camera="cam-sd-01"), None, 50)
-        assert len(feed.rows) == 4
+        assert len(feed.rows) == 5
         counts = species_counts(db, AnalysisFilter(start=date(2021, 4, 1), end=date(2021, 4, 30)))
         assert any(c.camera == "cam-sd-01" and c.events >= 1 for c in counts)
     before = _snapshot(tmp_path / "station.db", "cam-sd-01")
 
     again = _import(config, card, "cam-sd-01")
-    assert "7 pictures, 0 new, 6 already imported, 1 not imported" in again.stdout
+    assert "8 pictures, 0 new, 7 already imported, 1 not imported" in again.stdout
     assert _snapshot(tmp_path / "station.db", "cam-sd-01") == before
 
     out = tmp_path / "export"
@@ -165,8 +172,15 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
     )
     assert export.returncode == 0, export.stdout + export.stderr
     rows = list(csv.DictReader((out / "media.csv").open()))
-    assert len(rows) == 6
+    assert len(rows) == 7
     assert min(r["timestamp"] for r in rows) == "2021-04-11T20:43:09-05:00"
+    deployments = list(csv.DictReader((out / "deployments.csv").open()))
+    starts = [datetime.fromisoformat(d["deploymentStart"].replace("Z", "+00:00")) for d in deployments]
+    assert starts == [datetime(2021, 4, 12, 1, 43, 9, tzinfo=UTC)]  # the card's first picture
+    observed = [
+        o for o in csv.DictReader((out / "observations.csv").open()) if o["observationType"] == "animal"
+    ]
+    assert observed and {o["deploymentID"] for o in observed} == {deployments[0]["deploymentID"]}
 
     # Asked for, the same pictures as another camera do alert.
     _import(config, card, "cam-sd-02", "--alerts")
@@ -204,5 +218,5 @@ def test_an_import_killed_halfway_is_completed_by_running_it_again(
     assert left > 0, "the import finished before it could be killed halfway"
 
     rerun = _import(config, card, "cam-sd-01")
-    assert "7 pictures, 0 new, 6 already imported, 1 not imported" in rerun.stdout
+    assert "8 pictures, 0 new, 7 already imported, 1 not imported" in rerun.stdout
     assert _snapshot(killed / "station.db", "cam-sd-01") == _snapshot(clean / "station.db", "cam-sd-01")
