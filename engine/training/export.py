@@ -8,6 +8,7 @@ export never looks like a model to the station.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -87,7 +88,8 @@ def write_model(
 ) -> Manifest:
     """Write model, confusion picture, card and (last) manifest into ``out_dir``; return the manifest."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(out_dir / f"{name}.onnx", model.SerializeToString())
+    data = model.SerializeToString()
+    atomic_write(out_dir / f"{name}.onnx", data)
     atomic_write(out_dir / f"{name}.confusion.png", confusion_png(validation, head.classes))
     atomic_write(out_dir / f"{name}.card.md", card(name, version, validation, report, backbone).encode())
     taxa = [
@@ -110,7 +112,8 @@ def write_model(
         card=f"{name}.card.md",
     )
     path = out_dir / f"{name}.toml"
-    atomic_write(path, manifest_toml(name, version, backbone, head, training, report).encode())
+    text = manifest_toml(name, version, backbone, head, training, report, hashlib.sha256(data).hexdigest())
+    atomic_write(path, text.encode())
     return load_manifest(path)
 
 
@@ -120,7 +123,13 @@ def _q(value: object) -> str:
 
 
 def manifest_toml(
-    name: str, version: str, backbone: Manifest, head: Head, training: TrainingInfo, report: Report
+    name: str,
+    version: str,
+    backbone: Manifest,
+    head: Head,
+    training: TrainingInfo,
+    report: Report,
+    sha256: str,
 ) -> str:
     spec = backbone.input
     lines = [
@@ -130,6 +139,7 @@ def manifest_toml(
         'kind = "classifier"',
         f"description = {_q(f'{len(head.classes)} species of {training.region}, head on {backbone.ident}')}",
         f"file = {_q(name + '.onnx')}",
+        f"sha256 = {_q(sha256)}",
         f"score_threshold = {report.threshold}",
         "",
         "[input]",

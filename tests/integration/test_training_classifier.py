@@ -3,6 +3,7 @@ MobileNetV2 backbone, a head, one exported ONNX file that runs on onnxruntime an
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def test_export_is_one_onnx_with_manifest_and_card(trained: TrainResult) -> None
         ("Panthera onca", "jaguar", "jaguar"),
     ]
     assert reloaded.training.region == "colombia"
+    assert reloaded.sha256 == hashlib.sha256((home / "especies_prueba.onnx").read_bytes()).hexdigest()
     assert reloaded.score_threshold == 0.8  # a closed set of classes: only confident answers name a species
     card = (home / "especies_prueba.card.md").read_text()
     assert "| *Panthera onca* | jaguar | jaguar | 11 |" in card
