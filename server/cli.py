@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "yaguar.server.alerts_cli",
     "yaguar.server.classifiers_cli",
     "yaguar.server.import_cli",
+    "yaguar.server.doctor",
 ]
 
 
