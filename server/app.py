@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,6 +14,13 @@ from .api.auth import AUTHENTICATORS, api_auth, token_authenticator
 from .api.views import CONTEXT, MEDIA_STORE, routes
 from .context import StationContext
 from .ingest import IngestService, MediaStore
+
+
+def _is_loopback(remote: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(remote or "").is_loopback
+    except ValueError:  # no address (a Unix socket): not a loopback client we can vouch for
+        return False
 
 
 def make_app(ctx: StationContext, ingest: IngestService | None = None) -> web.Application:
@@ -43,7 +51,18 @@ def make_app(ctx: StationContext, ingest: IngestService | None = None) -> web.Ap
             status=200 if ok else 503,
         )
 
-    async def metrics(_request: web.Request) -> web.Response:
+    metrics_token = token_authenticator(tokens)
+
+    async def metrics(request: web.Request) -> web.Response:
+        # [http] metrics_access: "open", "loopback" (this PC only) or "token" (a REST API bearer token)
+        access = ctx.config.http.metrics_access
+        allowed = (
+            access == "open"
+            or (access == "loopback" and _is_loopback(request.remote))
+            or (access == "token" and await metrics_token(request))
+        )
+        if not allowed:
+            raise web.HTTPForbidden(text=f"/metrics is limited to {access} ([http] metrics_access)\n")
         body = generate_latest(ctx.metrics)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -107,6 +107,9 @@ class HttpConfig(Section):
     host: str = Field(default="127.0.0.1", description="address the API and dashboard listen on")
     port: int = Field(default=8080, ge=0, le=65535, description="0 picks a free port")
     api_tokens: list[SecretStr] = Field(default_factory=list, description="from YAGUAR_API_TOKENS")
+    metrics_access: Literal["open", "loopback", "token"] = Field(
+        default="open", description="who may read /metrics: anyone, this PC only, or with an API token"
+    )
     client_max_size: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     public_url: str = Field(default="http://127.0.0.1:8080", description="base of links sent in alerts")
 

@@ -47,6 +47,13 @@ class DashboardConfig(Section):
     session_max_age_s: int = Field(
         default=12 * 3600, ge=300, le=90 * 24 * 3600, description="log-in lifetime"
     )
+    login_free_failures: int = Field(
+        default=3, ge=1, le=100, description="wrong passwords per user name or address before any wait"
+    )
+    login_backoff_s: float = Field(
+        default=2.0, gt=0, le=3600, description="the first wait; each further failure doubles it"
+    )
+    login_backoff_max_s: float = Field(default=900.0, gt=0, le=86_400, description="the longest wait")
     page_size: int = Field(default=50, ge=5, le=500, description="events per feed page")
     thumb_px: int = Field(default=320, ge=64, le=1024, description="longest side of a thumbnail")
     thumb_dir: Path | None = Field(default=None, description="thumbnail cache; unset: <media_root>/.thumbs")

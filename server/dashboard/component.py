@@ -27,6 +27,7 @@ from . import (
     pages_help,
     pages_media,
     pages_users,
+    throttle,
 )
 from .auth import session_api_authenticator, session_storage
 from .core import DASHBOARD_KEY, Dashboard
@@ -43,6 +44,7 @@ PAGE_MODULES = (
     pages_cameras,
     pages_alerts,
     pages_users,
+    throttle,
     pages_classifiers,
     pages_export,
     deployment_pages,

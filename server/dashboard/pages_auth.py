@@ -15,6 +15,7 @@ from .auth import USER_KEY, CurrentUser, csrf_ok, safe_next, start_session, veri
 from .core import dashboard_of
 from .i18n import LANGUAGES
 from .models import User
+from .throttle import record_failure, refuse_if_waiting, throttle_of
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     username = str(form.get("username") or "").strip()[:64]
     password = str(form.get("password") or "")[:1024]
 
+    async def render(status: int, wait_s: int = 0) -> web.StreamResponse:
+        return await dash.render(
+            request, "login.html", status=status, next=target, failed=True, wait_s=wait_s
+        )
+
+    if (refused := await refuse_if_waiting(request, username, render)) is not None:
+        return refused
+
     def check(db: Session) -> CurrentUser | None:
         row = db.scalars(select(User).where(User.username == username)).one_or_none()
         if row is None or row.disabled:
@@ -56,8 +65,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user is None:
         dash.metrics.logins.labels("failed").inc()
         log.info("failed log-in for %r from %s", username, request.remote)
-        return await dash.render(request, "login.html", status=401, next=target, failed=True)
+        return await render(401, record_failure(request, username))
     dash.metrics.logins.labels("ok").inc()
+    throttle_of(dash).succeeded(user.username)
     start_session(await get_session(request), user)
     request[USER_KEY] = user
     log.info("%s logged in", user.username)
