@@ -19,9 +19,9 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 from sqlalchemy import Insert, select
@@ -44,6 +44,86 @@ class ChunkOutcome:
     status: Literal["stored", "duplicate"]  # the Ack to send
     clip_path: str | None = None  # set when this chunk completed the clip
     media_ids: tuple[int, ...] = ()  # the clip's frames, pending for the pipeline
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """What the station needs to know of a video to make frames of it (from a clip's chunks, or a card)."""
+
+    device: str
+    clip_id: str
+    clip_sha256: str
+    event_id: str
+    started_at: datetime
+    trigger_at: datetime
+    trigger: str
+
+    @classmethod
+    def of(cls, meta: ClipChunkMeta) -> ClipSpec:
+        return cls(
+            meta.device,
+            meta.clip_id,
+            meta.clip_sha256,
+            meta.event_id,
+            meta.started_at,
+            meta.trigger_at,
+            meta.trigger,
+        )
+
+
+def store_clip_file(media: MediaStore, sha256: str, data: bytes) -> str:
+    """Write a video durably under the media root by its sha256; its path relative to the root."""
+    relative = f"clips/{sha256[:2]}/{sha256}.mp4"
+    target = media.root / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        atomic_write(target, data)
+    return relative
+
+
+def mark_joined(media_root: Path, device_id: str, clip_id: str, relative: str, frames: int) -> None:
+    """The clip is complete and its frames recorded: later chunks are duplicates, the page can play it."""
+    marker = Path(media_root) / "clips" / "done" / device_id / f"{clip_id}.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(marker, json.dumps({"path": relative, "frames": frames}).encode())
+
+
+def frame_rows(
+    media: MediaStore, video: Path, spec: ClipSpec, every_s: float, state: str = "pending"
+) -> list[dict[str, Any]]:
+    """Frames sampled every ``every_s`` from a video, written as JPEG, as rows of ``media`` (VideoError
+    when the video cannot be read). Pre-trigger frames get negative burst indices, as in a burst."""
+    with VideoReader(video, 50_000_000) as reader:
+        sampled = list(reader.frames(every_s))
+    pre_roll = (spec.trigger_at - spec.started_at).total_seconds()
+    offset = spec.started_at.utcoffset() or timedelta(0)
+    rows = []
+    for number, frame in enumerate(sampled):
+        ok, jpeg = cv2.imencode(".jpg", frame.pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if not ok:
+            continue
+        data = jpeg.tobytes()
+        sha = hashlib.sha256(data).hexdigest()
+        rows.append(
+            {
+                "device_id": spec.device,
+                "seq": clip_frame_seq(spec.clip_sha256, number),
+                "capture_id": clip_frame_id(spec.clip_id, frame.index),
+                "agent_event_id": spec.event_id,
+                "burst_index": max(-64, number - int(pre_roll / every_s)),
+                "burst_size": len(sampled),
+                "trigger": spec.trigger,
+                "captured_at": spec.started_at + timedelta(seconds=frame.time_s),
+                "utc_offset_min": int(offset.total_seconds() // 60),
+                "sha256": sha,
+                "size": len(data),
+                "width": frame.pixels.shape[1],
+                "height": frame.pixels.shape[0],
+                "path": media.write(sha, data),
+                "process_state": state,
+            }
+        )
+    return rows
 
 
 def joined_clip(media_root: Path, device_id: str, clip_id: str) -> str | None:
@@ -124,69 +204,29 @@ class ClipStore:
     def _complete(
         self, meta: ClipChunkMeta, data: bytes, status: Literal["stored", "duplicate"]
     ) -> ChunkOutcome:
-        relative = f"clips/{meta.clip_sha256[:2]}/{meta.clip_sha256}.mp4"
-        target = self.media.root / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(target, data)
-        media_ids = self._frames(meta, target, relative)
-        marker = self._done_marker(meta)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(marker, json.dumps({"path": relative, "frames": len(media_ids)}).encode())
+        relative = store_clip_file(self.media, meta.clip_sha256, data)
+        try:
+            rows = frame_rows(self.media, self.media.root / relative, ClipSpec.of(meta), self.sample_every_s)
+        except VideoError as exc:
+            raise ProtocolError("clip_unreadable", f"clip {meta.clip_id}: {exc}") from None
+        media_ids = self._insert(meta.device, rows)
+        mark_joined(self.media.root, meta.device, meta.clip_id, relative, len(media_ids))
         shutil.rmtree(self._parts_dir(meta), ignore_errors=True)
         log.info(
-            "clip %s of %s: %d bytes, %d frames to analyse",
-            meta.clip_id,
-            meta.device,
-            len(data),
-            len(media_ids),
+            "clip %s of %s: %d bytes, %d frames to analyse", meta.clip_id, meta.device, len(data), len(rows)
         )
         return ChunkOutcome(status, relative, tuple(media_ids))
 
-    def _frames(self, meta: ClipChunkMeta, clip: Path, relative: str) -> list[int]:
-        """Frames sampled from the clip, stored as JPEG and recorded ``pending`` (one transaction)."""
-        rows = []
-        try:
-            with VideoReader(clip, 50_000_000) as reader:
-                sampled = list(reader.frames(self.sample_every_s))
-        except VideoError as exc:
-            raise ProtocolError("clip_unreadable", f"clip {meta.clip_id}: {exc}") from None
-        pre_roll = (meta.trigger_at - meta.started_at).total_seconds()
-        offset = meta.started_at.utcoffset() or timedelta(0)
-        for number, frame in enumerate(sampled):
-            ok, jpeg = cv2.imencode(".jpg", frame.pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
-            if not ok:
-                continue
-            data = jpeg.tobytes()
-            sha = hashlib.sha256(data).hexdigest()
-            rows.append(
-                {
-                    "device_id": meta.device,
-                    "seq": clip_frame_seq(meta.clip_sha256, number),
-                    "capture_id": clip_frame_id(meta.clip_id, frame.index),
-                    "agent_event_id": meta.event_id,
-                    # Negative for pre-roll frames, as for a burst's pre-trigger frames.
-                    "burst_index": max(-64, number - int(pre_roll / self.sample_every_s)),
-                    "burst_size": len(sampled),
-                    "trigger": meta.trigger,
-                    "captured_at": meta.started_at + timedelta(seconds=frame.time_s),
-                    "utc_offset_min": int(offset.total_seconds() // 60),
-                    "sha256": sha,
-                    "size": len(data),
-                    "width": frame.pixels.shape[1],
-                    "height": frame.pixels.shape[0],
-                    "path": self.media.write(sha, data),
-                    "process_state": "pending",
-                    "process_note": f"clip {relative} at {frame.time_s:.1f} s"[:200],
-                }
-            )
+    def _insert(self, device_id: str, rows: list[dict[str, Any]]) -> list[int]:
+        """The rows in one transaction, each at most once (a join repeated after a crash adds nothing)."""
         with self.sessions.begin() as session:
-            if session.get(Device, meta.device) is None:
-                session.add(Device(id=meta.device, registered=False))
+            if session.get(Device, device_id) is None:
+                session.add(Device(id=device_id, registered=False))
                 session.flush()
             session.execute(_insert_ignore(session), rows)
             seqs = [r["seq"] for r in rows]
             ids = session.scalars(
-                select(Media.id).where(Media.device_id == meta.device, Media.seq.in_(seqs)).order_by(Media.id)
+                select(Media.id).where(Media.device_id == device_id, Media.seq.in_(seqs)).order_by(Media.id)
             ).all()
         return list(ids)
 

@@ -100,8 +100,9 @@ def cmd_import(args: argparse.Namespace, config: StationConfig) -> int:
             importer.analyse(analyser, media.root, hooks)
     result.events = importer.event_count()
     print(
-        f"{args.camera}: {result.found} pictures, {result.stored} new, {result.already} already imported, "
-        f"{len(problems)} not imported; {result.analysed} analysed; {result.events} events"
+        f"{args.camera}: {result.found} pictures and {result.videos} video(s) read; {result.stored} new frames, "
+        f"{result.already} already imported, {len(problems)} not imported; {result.analysed} analysed; "
+        f"{result.events} events"
         + (f"; {result.file_times} with the file's time (no EXIF time)" if result.file_times else "")
     )
     engine.dispose()

@@ -34,9 +34,11 @@ from yaguar.engine.decode import DecodeError
 from yaguar.engine.detect_run import find_media, relative_name
 from yaguar.engine.sdcard import FROM_FILE_TIME, Picture, capture_time, group_sequences
 from yaguar.engine.stills import JPEG_SUFFIXES
+from yaguar.engine.video import VideoError, VideoReader
 from yaguar.storage.base import utcnow
 from yaguar.storage.models import Device, Event, Media
 
+from .clip_store import ClipSpec, frame_rows, mark_joined, store_clip_file
 from .ingest.media_store import MediaStore
 from .pipeline.store import EventHook, store_results
 
@@ -46,6 +48,7 @@ TRIGGER = "sdcard"  # Media.trigger of imported frames
 # ... whose capture time is the file's (no or malformed EXIF): kept on the frame for good, since the
 # pipeline replaces process notes; the log says why for each picture.
 TRIGGER_FILE_TIME = "sdcard_filetime"
+VIDEO_SAMPLE_S = 1.0  # a video's frames analysed this often
 IMPORTING = "importing"  # process_state until analysed; the live pipeline picks only "pending"
 
 
@@ -60,6 +63,7 @@ class ImportResult:
     stored: int = 0
     already: int = 0  # stored by an earlier import of the same card
     file_times: int = 0  # pictures without a usable EXIF time: the file's time was used
+    videos: int = 0
     analysed: int = 0
     events: int = 0
 
@@ -88,8 +92,8 @@ class CardImporter:
     result: ImportResult = field(default_factory=ImportResult)
 
     def store(self, folder: Path) -> list[str]:
-        """Store every picture under ``folder`` not stored before; returns the one-line problems."""
-        paths, _videos = find_media([folder])
+        """Store every picture and video under ``folder`` not stored before; the one-line problems."""
+        paths, videos = find_media([folder])
         pictures = [
             Picture(p, relative_name(p, [folder]), self.camera, capture_time(p, self.zone))
             for p in tqdm(paths, unit="img", desc="reading capture times", disable=not self.progress)
@@ -104,7 +108,38 @@ class CardImporter:
             for sequence in group_sequences(pictures, self.gap_s):
                 problems += self._store_sequence(sequence)
                 bar.update(len(sequence))
+        for video in tqdm(
+            videos, unit="video", desc="sampling videos", disable=not self.progress or not videos
+        ):
+            problems += self._store_video(video, relative_name(video, [folder]))
         return problems
+
+    def _store_video(self, path: Path, name: str) -> list[str]:
+        """A video of the card: kept whole (the event page plays it), a frame a second analysed."""
+        self.result.videos += 1
+        try:
+            data = path.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            with VideoReader(path, 50_000_000) as reader:
+                start = reader.start_time()
+        except (OSError, VideoError) as exc:
+            return [f"{name}: not imported ({str(exc).splitlines()[0][:120]})"]
+        if start.note is not None:
+            self.result.file_times += 1
+            log.warning("%s: capture time from the file (%s)", name, start.note)
+        clip_id = f"sd-{sha[:32]}"
+        trigger = TRIGGER if start.source != FROM_FILE_TIME else TRIGGER_FILE_TIME
+        spec = ClipSpec(self.camera, clip_id, sha, clip_id, start.when, start.when, trigger)
+        relative = store_clip_file(self.media, sha, data)
+        try:
+            rows = frame_rows(self.media, self.media.root / relative, spec, VIDEO_SAMPLE_S, IMPORTING)
+        except VideoError as exc:
+            return [f"{name}: not imported ({exc})"]
+        for row in rows:
+            row["captured_at"] = row["captured_at"].astimezone(UTC)
+        self._commit([Media(**row) for row in rows])
+        mark_joined(self.media.root, self.camera, clip_id, relative, len(rows))
+        return []
 
     def _store_sequence(self, sequence: list[Picture]) -> list[str]:
         rows, problems = [], []

@@ -13,13 +13,16 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import cv2
 import pytest
 from sqlalchemy import func, select
 
 from tests.support.exif import copy_with_exif
+from tests.support.videos import write_video
 from yaguar.alerts.models import Alert
 from yaguar.server.analysis.filters import AnalysisFilter
 from yaguar.server.analysis.numbers import species_counts
+from yaguar.server.dashboard.pages_clip import clip_of
 from yaguar.server.dashboard.queries import FeedFilter, feed_page
 from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.models import Detection, Device, Event, Media
@@ -43,6 +46,10 @@ def _card(root: Path, shared_data: Path) -> Path:
     )
     stamp = datetime(2021, 4, 20, 3, 0, tzinfo=UTC).timestamp()
     os.utime(undated, (stamp, stamp))
+    jaguar = cv2.resize(
+        cv2.imread(str(shared_data / "images" / "jaguar" / "AABP_9_20051024_0559.jpg")), (480, 320)
+    )
+    write_video(card / "VID0001.MP4", [jaguar] * 40, fps=10, creation_time="2021-04-15T23:00:00Z")  # 4 s
     return root / "DCIM"
 
 
@@ -131,35 +138,46 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
 ) -> None:
     card, config = _card(tmp_path, shared_data), _config(tmp_path, models_dir)
     first = _import(config, card, "cam-sd-01", "--position", "4.61,-74.08")
-    assert "cam-sd-01: 8 pictures, 7 new, 0 already imported, 1 not imported; 7 analysed" in first.stdout
+    assert (
+        "cam-sd-01: 8 pictures and 1 video(s) read; 11 new frames, 0 already imported, 1 not imported; 11 analysed"
+        in first.stdout
+    )
     assert "IMG_0000.JPG: not imported (" in first.stderr
     sessions = make_session_factory(make_db_engine(f"sqlite:///{tmp_path / 'station.db'}"))
     with sessions() as db:
         media = db.scalars(
             select(Media).where(Media.device_id == "cam-sd-01").order_by(Media.captured_at)
         ).all()
-        assert len(media) == 7 and {m.trigger for m in media} == {"sdcard", "sdcard_filetime"}
+        assert len(media) == 11 and {m.trigger for m in media} == {"sdcard", "sdcard_filetime"}
         undated = next(m for m in media if m.trigger == "sdcard_filetime")  # recorded as such, for good
         assert undated.captured_at == datetime(2021, 4, 20, 3, 0, tzinfo=UTC)
         assert {m.process_state for m in media} <= {"done", "skipped"}
         assert media[0].captured_at == datetime(2021, 4, 12, 1, 43, 9, tzinfo=UTC)  # 20:43:09 in Bogota
         assert media[0].utc_offset_min == -300
-        assert media[-2].captured_at == datetime(2021, 4, 14, 10, 30, tzinfo=UTC)
+        assert media[-6].captured_at == datetime(2021, 4, 14, 10, 30, tzinfo=UTC)
+        video = [m for m in media if m.capture_id.startswith("sd-")]  # a frame a second of the 4 s video
+        assert [m.captured_at for m in video] == [
+            datetime(2021, 4, 15, 23, 0, s, tzinfo=UTC) for s in range(4)
+        ]
+        player = clip_of(video, tmp_path / "media")  # its event page plays the video with the boxes
+        assert (
+            player is not None and player.url.startswith("/clips/cam-sd-01/sd-") and len(player.frames) == 4
+        )
         events = db.scalars(select(Event).where(Event.device_id == "cam-sd-01")).all()
-        assert len(events) == 5 and all(e.closed for e in events)  # the heron burst, then a jaguar a day
+        assert len(events) == 6 and all(e.closed for e in events)  # the heron burst, then a jaguar a day
         assert any(e.category == "animal" for e in events)
         device = db.get(Device, "cam-sd-01")
         assert device is not None and (device.latitude, device.longitude) == (4.61, -74.08)
         assert db.scalar(select(func.count(Alert.id))) == 0  # old pictures: no alerts
 
         feed = feed_page(db, FeedFilter(camera="cam-sd-01"), None, 50)
-        assert len(feed.rows) == 5
+        assert len(feed.rows) == 6
         counts = species_counts(db, AnalysisFilter(start=date(2021, 4, 1), end=date(2021, 4, 30)))
         assert any(c.camera == "cam-sd-01" and c.events >= 1 for c in counts)
     before = _snapshot(tmp_path / "station.db", "cam-sd-01")
 
     again = _import(config, card, "cam-sd-01")
-    assert "8 pictures, 0 new, 7 already imported, 1 not imported" in again.stdout
+    assert "8 pictures and 1 video(s) read; 0 new frames, 11 already imported, 1 not imported" in again.stdout
     assert _snapshot(tmp_path / "station.db", "cam-sd-01") == before
 
     out = tmp_path / "export"
@@ -172,7 +190,7 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
     )
     assert export.returncode == 0, export.stdout + export.stderr
     rows = list(csv.DictReader((out / "media.csv").open()))
-    assert len(rows) == 7
+    assert len(rows) == 11
     assert min(r["timestamp"] for r in rows) == "2021-04-11T20:43:09-05:00"
     deployments = list(csv.DictReader((out / "deployments.csv").open()))
     starts = [datetime.fromisoformat(d["deploymentStart"].replace("Z", "+00:00")) for d in deployments]
@@ -218,5 +236,5 @@ def test_an_import_killed_halfway_is_completed_by_running_it_again(
     assert left > 0, "the import finished before it could be killed halfway"
 
     rerun = _import(config, card, "cam-sd-01")
-    assert "8 pictures, 0 new, 7 already imported, 1 not imported" in rerun.stdout
+    assert "8 pictures and 1 video(s) read; 0 new frames, 11 already imported, 1 not imported" in rerun.stdout
     assert _snapshot(killed / "station.db", "cam-sd-01") == _snapshot(clean / "station.db", "cam-sd-01")
