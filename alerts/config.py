@@ -255,7 +255,12 @@ class WebhookConfig(Section):
 
 
 class SenderConfig(Section):
-    max_attempts: int = Field(default=8, ge=1, le=100, description="tries of one message before 'failed'")
+    max_attempts: int = Field(
+        default=8,
+        ge=1,
+        le=100,
+        description="tries of one message before 'failed'; an SMS keeps waiting while every SMS channel is down",
+    )
     backoff_initial_s: float = Field(default=1.0, gt=0, le=600, description="first retry delay, doubles")
     backoff_max_s: float = Field(default=300.0, gt=0, le=3600)
     concurrency: int = Field(default=8, ge=1, le=64, description="messages in flight at once")

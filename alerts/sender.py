@@ -450,7 +450,9 @@ class Sender:
             return
         if result.outcome == "sent":
             self._mark_sent(delivery, result.provider_sid, result.provider_status, now)
-        elif result.outcome == "retry" and delivery.attempts < self.cfg.max_attempts:
+        elif result.outcome == "retry" and (
+            delivery.attempts < self.cfg.max_attempts or self._waits_for_a_channel(delivery)
+        ):
             delivery.state = "pending"
             delivery.next_attempt_at = now + timedelta(seconds=self.backoff(delivery.attempts))
             log.info("alert delivery %s: %s; retry %s", delivery.id, result.error, delivery.attempts + 1)
@@ -463,6 +465,11 @@ class Sender:
             log.error(
                 "alert delivery %s failed after %s attempts: %s", delivery.id, delivery.attempts, result.error
             )
+
+    def _waits_for_a_channel(self, delivery: Delivery) -> bool:
+        """An SMS whose every channel is down waits for one to come back rather than failing: a link
+        can be down for days, and a stale low-severity one is merged into a summary meanwhile."""
+        return delivery.recipient is not None and all(self.health.is_down(c) for c in self.route)
 
     def _mark_sent(self, delivery: Delivery, sid: str | None, status: str | None, now: datetime) -> None:
         delivery.state = "sent"

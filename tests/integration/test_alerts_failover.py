@@ -42,7 +42,7 @@ def both(db_url: str, twilio_url: str, network: DummyNetwork, clock: Any = None,
         rules=over.pop("rules", [CATS]),
         gsm=dummy_section(network.folder),
         sms_channels=["twilio", "gsm"],
-        sender={"poll_interval_s": 0.05, "reconcile_after_s": 0.1, **FAST},
+        sender={"poll_interval_s": 0.05, "reconcile_after_s": 0.1, **FAST, **over.pop("sender", {})},
         **over,
     )
     return Harness(db_url, config, *([clock] if clock else []), modem_factory=FaultyMachine)
@@ -184,5 +184,23 @@ async def test_escalation_on_every_channel_when_asked(
         assert sorted(bob) == [("gsm", "sent"), ("twilio", "sent")]
         ana = [(d.channel, d.state) for d in h.deliveries() if d.recipient == "ana"]
         assert ana == [("twilio", "sent")], "the first alert goes on one channel only"
+    finally:
+        await h.close()
+
+
+@pytest.mark.asyncio
+async def test_a_long_outage_does_not_use_up_the_attempts(
+    db_url: str, twilio: FakeTwilio, network: DummyNetwork
+) -> None:
+    twilio.down("500")
+    FaultyMachine.network_state = "NoNetwork"
+    h = both(db_url, twilio.base_url, network, sender={"max_attempts": 2, "backoff_max_s": 0.05})
+    try:
+        h.add_event()
+        await h.settle(timeout=1.5, until=lambda: sum(d.attempts for d in h.deliveries()) >= 6)
+        assert not any(d.state in ("sent", "failed") for d in h.deliveries()), "waits, not failed"
+        FaultyMachine.network_state = None  # the modem finds a network again
+        await h.settle(until=lambda: h.alerts()[0].state == "sent")
+        assert [d.channel for d in h.deliveries() if d.state == "sent"] == ["gsm"]
     finally:
         await h.close()
