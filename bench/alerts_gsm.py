@@ -136,6 +136,12 @@ def gsm_bench(count: int, rate: float, ref_count: int, fake: Any, show: Any, per
         runs["modem only"] = run_station(
             work / "alone", {"gsm": dummy(work / "alone" / "modem")}, count, rate, "modem only"
         )
+        # What a send queued behind the station's periodic read of the modem's memory waits for.
+        lister = Modem(GsmConfig(**dummy(work / "alone" / "modem")), None)
+        start = time.perf_counter()
+        lister.take_incoming()
+        listing_s = time.perf_counter() - start
+        lister.disconnect()
         fast_failover = {"channel_down_hold_s": 0.001}  # every alert meets the dead Twilio first
         twilio = {
             "twilio": {"account_sid": ACCOUNT_SID, "from_number": FROM_NUMBER, "api_base_url": fake.base_url},
@@ -166,6 +172,10 @@ def gsm_bench(count: int, rate: float, ref_count: int, fake: Any, show: Any, per
         show(f"event committed -> accepted by the modem ({title})", percentiles(total))
         show("  of which: event committed -> GSM delivery claimed", percentiles(waits))
     show("reference: Modem.send alone (call -> accepted)", ref)
+    print(
+        f"one read of the modem's memory (replies, reports, {count} send records): {listing_s * 1000:.0f} ms; "
+        "a send that arrives during it waits for it"
+    )
     for name, (total, _waits) in runs.items():
         stats = percentiles(total)
         print(
