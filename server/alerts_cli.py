@@ -41,6 +41,10 @@ def cmd_list(args: argparse.Namespace, config: StationConfig) -> int:
         print(f"{'code':6} {'when (UTC)':20} {'rule':16} {'severity':8} {'state':10} {'what':28} deliveries")
         for alert in alerts:
             what = f"{alert.species or alert.category} at {alert.device_id}"
+            if alert.category == "device":  # the rule says the trouble (device-offline...); this, where
+                what = (
+                    f"{alert.event_count} cameras" if alert.device_id == "*" else f"camera {alert.device_id}"
+                )
             if alert.kind == "summary":
                 what = f"{alert.event_count} more {what}"
             sent = ", ".join(f"{d.recipient or d.channel}: {d.state}" for d in alert.deliveries) or "-"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from yaguar.server.deployments.models import Deployment
@@ -37,17 +37,18 @@ class CameraEffort:
 
 
 def camera_offsets(db: Session, device_ids: list[str]) -> dict[str, int]:
-    """Each camera's UTC offset, from its newest frame (0 before it sent any): one index lookup each."""
-    offsets = {}
-    for device_id in device_ids:
-        offset = db.scalar(
-            select(Media.utc_offset_min)
-            .where(Media.device_id == device_id)
-            .order_by(Media.captured_at.desc())
-            .limit(1)
-        )
-        offsets[device_id] = offset or 0
-    return offsets
+    """Each camera's UTC offset, from its newest frame (0 before it sent any), in one query."""
+    newest = (
+        select(Media.device_id, func.max(Media.captured_at).label("at"))
+        .where(Media.device_id.in_(device_ids))
+        .group_by(Media.device_id)
+        .subquery()
+    )
+    stmt = select(Media.device_id, Media.utc_offset_min).join(
+        newest, (Media.device_id == newest.c.device_id) & (Media.captured_at == newest.c.at)
+    )
+    found = {str(device): int(offset) for device, offset in db.connection().execute(stmt)}
+    return {device_id: found.get(device_id, 0) for device_id in device_ids}
 
 
 def effort(db: Session, flt: AnalysisFilter, now: datetime | None = None) -> dict[str, CameraEffort]:

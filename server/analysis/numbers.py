@@ -18,7 +18,7 @@ from .detections import grouped
 from .effort import CameraEffort, as_utc, effort
 from .filters import AnalysisFilter
 from .sqltime import utc_hour
-from .sun import is_day
+from .sun import sun_times
 
 DENSITY_BINS = 144  # ten-minute bins for the smoothed curve
 KAPPA = 15.0  # concentration of the von Mises kernel (about 1 h 40 min wide): smooth, not blurred
@@ -137,16 +137,21 @@ def diel(db: Session, flt: AnalysisFilter, species: str) -> Diel:
     hourly = [0] * 24
     fine = np.zeros(DENSITY_BINS)
     day = night = unplaced = 0
-    for dev, day_value, raw_minute, raw_n, _ind in grouped(db, specific, "device", "day", "minute"):
+    daylight: dict[tuple[str, date], tuple[int, int] | None] = {}  # sunrise, sunset per camera-day
+    for dev, local, raw_minute, raw_n, _ind in grouped(db, specific, "device", "day", "minute"):
         n, minute = int(raw_n), int(raw_minute)
         hourly[minute // 60] += n
         fine[minute * DENSITY_BINS // 1440] += n
-        cam = cams.get(dev)
-        local = day_value
-        where = cam.position_on(local) if cam is not None else None
-        if where is None:
+        if (dev, local) not in daylight:
+            cam = cams.get(dev)
+            where = cam.position_on(local) if cam is not None else None
+            daylight[(dev, local)] = (
+                sun_times(where[0], where[1], local, cam.offset_min) if where and cam else None
+            )
+        sun = daylight[(dev, local)]
+        if sun is None:
             unplaced += n
-        elif is_day(where[0], where[1], local, cam.offset_min if cam else 0, minute):
+        elif sun[0] <= minute < sun[1]:
             day += n
         else:
             night += n

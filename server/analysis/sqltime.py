@@ -27,7 +27,7 @@ def local_minutes(db: Session, when: Any, offset_min: Any) -> Any:
         seconds = cast((func.julianday(when) - EPOCH_JULIAN_DAY) * 86_400 + 0.5, Integer)
     else:
         seconds = cast(func.floor(func.extract("epoch", when)), Integer)
-    return seconds / 60 + offset_min  # integer division: whole minutes
+    return seconds // 60 + offset_min  # floor division: whole minutes (plain / is true division)
 
 
 def day_number(day: date) -> int:

@@ -32,8 +32,8 @@ def _minute_of(when: datetime, day: date) -> int:
     return max(0, min(MINUTES, minutes))
 
 
-def is_day(lat: float, lon: float, day: date, offset_min: int, minute: int) -> bool:
-    # Positions rounded to 0.1 degree (11 km) move sunrise and sunset by well under a minute at camera
-    # latitudes, and let the cameras of one station share each day's computation.
-    rise, fall = daylight(round(lat, 1), round(lon, 1), day, offset_min)
-    return rise <= minute < fall
+def sun_times(lat: float, lon: float, day: date, offset_min: int) -> tuple[int, int]:
+    """Sunrise and sunset (local minutes) at a camera. Positions rounded to 0.1 degree (11 km) move them
+    by well under a minute at camera latitudes, and let the cameras of one station share each day's
+    computation."""
+    return daylight(round(lat, 1), round(lon, 1), day, offset_min)

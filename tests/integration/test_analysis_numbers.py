@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.postgres import postgres_cluster
 from yaguar.server.analysis import numbers
 from yaguar.server.analysis.filters import AnalysisFilter, AnalysisFilterError
 from yaguar.server.dashboard.models import Review
@@ -38,9 +39,19 @@ def at(day: int, hour: int, minute: int = 0, month: int = 3) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=LOCAL)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The same numbers from both databases: the grouping runs in SQL, which differs between them."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('analysis') / 'station.db'}"
+        return
+    with postgres_cluster() as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker[Session]]:
-    engine = make_db_engine(f"sqlite:///{tmp_path_factory.mktemp('analysis') / 'station.db'}")
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_db_engine(database_url)
     upgrade(engine)
     factory = make_session_factory(engine)
     with factory() as db, db.begin():
