@@ -1,15 +1,24 @@
 """Benchmark of the inference backends on this machine: onnxruntime (CPU) vs our OpenCL kernels.
 
 Same run, same inputs (real images from the shared data, letterboxed / resized as each model
-wants): YOLOX-nano, FastestDet and MobileNetV2 (int8 QDQ) at batch 1 and batch 8. Prints, per
-model and batch, milliseconds per image for both backends and the ratio onnxruntime / OpenCL
-(> 1: OpenCL is faster; the PoCL target is >= 0.5 for YOLOX-nano at batch 8), then the top kernels
-of one profiled OpenCL run (OpenCL profiling events) with their achieved GFLOP/s and GB/s.
-onnxruntime is the station's own OnnxRuntimeBackend (one thread per core, thread spinning off as
-the station runs it; --ort-spinning turns it on) on a copy of each model re-batched to N (its
-Reshape targets fixed the same way the OpenCL planner fixes them), so both sides process a real
-batch. Conv tiles chosen by an earlier --autotune run (cached on disk, keyed by device, driver and
-the conv kernels' source, so an edited kernel starts from the defaults again) are used when present.
+wants): YOLOX-nano, FastestDet and MobileNetV2 (int8 QDQ) at batch 1 and batch 8, and the int8
+detectors of ``yaguar models quantize`` where their files are present. Three runtimes per case,
+milliseconds per image:
+
+- onnxruntime with its default session options (one thread per physical core, threads spinning
+  while they wait): the strongest CPU reference, and the one the issue's targets are against;
+- onnxruntime as the station runs it (its OnnxRuntimeBackend: one thread per core, spinning off,
+  so JPEG decoding keeps its cores): the fair reference for the station;
+- our OpenCL backend.
+
+Ratios are onnxruntime / OpenCL (> 1: OpenCL is faster). Both onnxruntime sessions load a copy of
+each model re-batched to N (its Reshape targets fixed the same way the OpenCL planner fixes them),
+so all sides process a real batch. Then, per model and batch, a roofline table of one profiled
+OpenCL run (OpenCL profiling events), per kernel: FLOPs, bytes moved, achieved GFLOP/s and GB/s
+here, and the time the same work needs at the RX 580's published peaks (6.2 TFLOP/s fp32,
+256 GB/s), the station card's ceiling: max(FLOPs / peak, bytes / bandwidth). Conv tiles chosen by
+an earlier --autotune run (cached on disk, keyed by device, driver and the conv kernels' source)
+are used when present.
 
     .venv/bin/python bench/engine.py [--quick] [--device SUBSTRING] [--fp16] [--autotune]
 """
@@ -18,10 +27,12 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -35,7 +46,12 @@ MODELS = {
     "yolox_nano": ("yolox_nano.onnx", "letterbox", 416),
     "fastestdet": ("fastestdet.onnx", "resize01", 352),
     "mobilenet_v2": ("mobilenet_v2_1.0_224_quant.onnx", "nhwc_u8", 224),
+    # int8 QDQ detectors from `yaguar models quantize` (skipped when their files are absent)
+    "yolox_nano_int8": ("yolox_nano_int8.onnx", "letterbox", 416),
+    "fastestdet_int8": ("fastestdet_int8.onnx", "resize01", 352),
 }
+RX580_FLOPS = 6.2e12  # fp32 FLOP/s, AMD's published peak for the RX 580 (the station's card)
+RX580_BYTES = 256e9  # bytes/s of its GDDR5
 
 
 def images(data: Path, count: int, prep: str, size: int) -> np.ndarray:
@@ -87,6 +103,11 @@ def rebatch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
     return m
 
 
+def rx580_ms(flops: float, nbytes: float) -> float:
+    """The least time the RX 580 needs for this work: compute- or memory-bound, whichever is slower."""
+    return max(flops / RX580_FLOPS, nbytes / RX580_BYTES) * 1000
+
+
 def timed(fn, repeats: int) -> tuple[float, float]:
     """(best, median) wall milliseconds over ``repeats`` runs after a warm-up. The best is what
     we compare: on a machine shared with other jobs it is the least disturbed estimate of both."""
@@ -108,13 +129,11 @@ def main() -> int:
     ap.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS)
     )
-    ap.add_argument("--batches", default="1,8")
     ap.add_argument(
-        "--ort-spinning",
-        action="store_true",
-        help="let onnxruntime's threads spin (the station turns spinning off)",
+        "--model-dir", type=Path, default=None, help="where the model files are (default: shared data)"
     )
-    ap.add_argument("--top", type=int, default=5, help="kernels listed per model and batch")
+    ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--top", type=int, default=8, help="kernels listed per model and batch")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -126,28 +145,38 @@ def main() -> int:
     if data is None:
         print("shared data (../shared/data or YAGUAR_DATA_DIR) not found: nothing to benchmark")
         return 1
+    model_dir = args.model_dir or data / "models"
     repeats = 3 if args.quick else 10
     batches = [int(b) for b in args.batches.split(",")]
     options = {"device": args.device, "fp16": args.fp16, "autotune": args.autotune}
+    names = [n for n in args.models.split(",") if (model_dir / MODELS[n][0]).exists()]
+    missing = sorted(set(args.models.split(",")) - set(names))
     rows, tables = [], []
     workdir = tempfile.TemporaryDirectory()  # the re-batched copies onnxruntime loads
-    jobs = [(name, b) for name in args.models.split(",") for b in batches]
+    jobs = [(name, b) for name in names for b in batches]
     for name, batch in tqdm(jobs, desc="benchmark", unit="case"):
         file, prep, size = MODELS[name]
-        path = data / "models" / file
+        path = model_dir / file
         model = onnx.load(str(path))
         x = images(data, batch, prep, size)
         batched = Path(workdir.name) / f"{name}_batch{batch}.onnx"
         onnx.save(rebatch(model, batch), str(batched))
-        ref_be = OnnxRuntimeBackend(batched, {"allow_spinning": args.ort_spinning})
-        in_name = ref_be.inputs[0].name
+        station = OnnxRuntimeBackend(batched, {"allow_spinning": False})
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        default = ort.InferenceSession(str(batched), so, providers=["CPUExecutionProvider"])
+        feeds = {station.inputs[0].name: x}
         ocl = OpenCLBackend(path, options)
-        feeds = {in_name: x}
-        ref, got = ref_be.run(feeds)[0], ocl.run(feeds)[0]
+        ref, got = default.run(None, feeds)[0], ocl.run(feeds)[0]
         diff = float(np.abs(ref.astype(np.float64) - got.astype(np.float64)).max())
-        ort_best, ort_med = (t / batch for t in timed(lambda r=ref_be, f=feeds: r.run(f), repeats))
-        ocl_best, ocl_med = (t / batch for t in timed(lambda o=ocl, f=feeds: o.run(f), repeats))
-        rows.append((name, batch, ort_best, ocl_best, ort_med, ocl_med, diff))
+        runners = (partial(default.run, None, feeds), partial(station.run, feeds), partial(ocl.run, feeds))
+        times = [timed(fn, repeats) for fn in runners]
+        row = (name, batch, *(t / batch for pair in times for t in pair), diff)
+        rows.append(row)
+        tqdm.write(
+            f"{name} batch {batch}: onnxruntime defaults {row[2]:.2f}, station {row[4]:.2f}, "
+            f"opencl {row[6]:.2f} ms per image (best of {repeats})"
+        )
         per = collections.defaultdict(lambda: [0.0, 0.0, 0.0, 0])
         runs = [ocl.profile(feeds) for _ in range(3)]  # per launch, the least disturbed of 3 runs
         prof = [min((r[i] for r in runs), key=lambda k: k.ms) for i in range(len(runs[0]))]
@@ -157,31 +186,41 @@ def main() -> int:
             agg[1] += k.flops
             agg[2] += k.nbytes
             agg[3] += 1
-        total = sum(k.ms for k in prof)
-        top = sorted(per.items(), key=lambda kv: -kv[1][0])[: args.top]
-        tables.append((name, batch, total, len(prof), top))
+        tables.append((name, batch, len(prof), sorted(per.items(), key=lambda kv: -kv[1][0])))
 
-    print(f"\nOpenCL device: {ocl.describe()}")
-    spin = "on" if args.ort_spinning else "off, as the station runs it"
+    print(f"\nOpenCL device: {ocl.describe()}" if jobs else "\nnothing to run")
+    if missing:
+        print(f"not in {model_dir} (skipped): {', '.join(missing)}")
     print(
-        f"onnxruntime {ort.__version__} CPU via the station's OnnxRuntimeBackend (one thread per core, "
-        f"spinning {spin}); ms per image, best of {repeats} runs (median in brackets)\n"
+        f"onnxruntime {ort.__version__} on {os.cpu_count()} CPUs: 'defaults' = its default session options "
+        f"(threads spin), 'station' = the station's OnnxRuntimeBackend (spinning off).\n"
+        f"ms per image, best of {repeats} runs (median in brackets); ratio = onnxruntime / OpenCL\n"
     )
     print(
-        f"{'model':14s} {'batch':>5s} {'onnxruntime':>20s} {'opencl':>20s} {'ratio ort/ocl':>14s} {'max |diff|':>11s}"
+        f"{'model':16s} {'batch':>5s} {'ort defaults':>19s} {'ort station':>19s} {'opencl':>19s}"
+        f" {'vs defaults':>11s} {'vs station':>10s} {'max |diff|':>10s}"
     )
-    for name, batch, o_ms, c_ms, o_med, c_med, diff in rows:
+    for name, batch, d_ms, d_med, s_ms, s_med, c_ms, c_med, diff in rows:
         print(
-            f"{name:14s} {batch:5d} {o_ms:8.2f} ({o_med:7.2f}) ms {c_ms:8.2f} ({c_med:7.2f}) ms"
-            f" {o_ms / c_ms:14.2f} {diff:11.3g}"
+            f"{name:16s} {batch:5d} {d_ms:8.2f} ({d_med:7.2f}) {s_ms:8.2f} ({s_med:7.2f})"
+            f" {c_ms:8.2f} ({c_med:7.2f}) {d_ms / c_ms:11.2f} {s_ms / c_ms:10.2f} {diff:10.3g}"
         )
-    for name, batch, total, count, top in tables:
+    for name, batch, count, kernels in tables:
+        total = [sum(v[i] for _, v in kernels) for i in range(3)]
         print(
-            f"\n{name} batch {batch}: {count} launches, {total:.1f} ms device time (per launch, best of 3 profiled runs); top kernels:"
+            f"\n{name} batch {batch}: {count} launches, {total[0]:.1f} ms device time here (per launch, "
+            f"best of 3 profiled runs); RX 580 roofline {rx580_ms(total[1], total[2]):.2f} ms "
+            f"({batch * 1000 / rx580_ms(total[1], total[2]):.0f} images/s at most)"
         )
-        for kname, (ms, flops, nbytes, n) in top:
+        print(
+            f"  {'kernel':26s} {'launches':>8s} {'ms here':>8s} {'GFLOP':>8s} {'MB':>7s} {'GFLOP/s':>8s}"
+            f" {'GB/s':>7s} {'RX580 ms':>9s} {'bound':>7s}"
+        )
+        for kname, (ms, flops, nbytes, n) in kernels[: args.top]:
+            bound = "compute" if flops / RX580_FLOPS > nbytes / RX580_BYTES else "memory"
             print(
-                f"  {kname:24s} x{n:<4d} {ms:8.2f} ms {flops / ms / 1e6:8.1f} GFLOP/s {nbytes / ms / 1e6:7.2f} GB/s"
+                f"  {kname:26s} {n:8d} {ms:8.2f} {flops / 1e9:8.3f} {nbytes / 1e6:7.2f} {flops / ms / 1e6:8.1f}"
+                f" {nbytes / ms / 1e6:7.2f} {rx580_ms(flops, nbytes):9.3f} {bound:>7s}"
             )
     return 0
 
