@@ -11,6 +11,7 @@ from pathlib import Path
 
 from yaguar.paths import shared_data_dir
 
+from . import quantize_cli
 from .download import FetchError, download
 from .manifest import Manifest, ManifestError, all_manifests, checksum_ok, file_sha256, find_manifest
 
@@ -38,6 +39,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         help="downloads and conversions in progress (not the model folder)",
     )
     fetch.add_argument("--no-progress", action="store_true")
+    quantize_cli.add_command(sub)
     parser.set_defaults(func=run_models)
 
 
@@ -53,6 +55,8 @@ def run_models(args: argparse.Namespace) -> int:
         return _list(model_dir, extra)
     if args.models_command == "verify":
         return _verify(model_dir, extra, args.names)
+    if args.models_command == "quantize":
+        return quantize_cli.run(args, model_dir, extra)
     try:
         manifest = find_manifest(args.name, extra)
     except ManifestError as exc:
