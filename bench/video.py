@@ -169,9 +169,9 @@ def main() -> int:
         print(
             f"offline video: {seconds} s of 1280x864 H.264 at 10 fps, {args.video_fps:g} frames sampled a second"
         )
-        print(f"  decode alone      {decode_fps:7.1f} sampled frames/s ({count} frames in {decode_s:.2f} s)")
+        print(f"  decode alone: {decode_fps:.1f} sampled frames/s ({count} frames in {decode_s:.2f} s)")
         label = "detect + classify" if args.classify else "detect"
-        print(f"  decode + {label:9}{analyse_fps:7.1f} frames/s ({frames} frames in {analyse_s:.2f} s)")
+        print(f"  decode + {label}: {analyse_fps:.1f} frames/s ({frames} frames in {analyse_s:.2f} s)")
         print(f"  analysis runs at {analyse_fps / decode_fps:.3f}x the decode rate")
         agent_costs(data / "images", workdir, 4.0 if args.quick else 10.0, fps=10.0)
     return 0
