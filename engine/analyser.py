@@ -170,12 +170,19 @@ class Analyser:
             found = self.look.detect([self._look_frame(frame, result) for result, frame in to_detect])
             self.timings["detect"] += time.perf_counter() - start
             start = time.perf_counter()
+            look = self.config.look
             for (result, frame), boxes in zip(to_detect, found, strict=True):
-                pixels = self._crop_source(frame, boxes)
-                look = self.config.look
                 kept = boxes
                 if self.arbiter is not None:
-                    kept = second_opinion(pixels, boxes, self.arbiter, look.sure, look.second_opinion)
+                    # The second opinion decides whether a box exists: its crops get the classifier's
+                    # full input size where the frame has the pixels (the closer look's decode, mostly).
+                    weak = [d for d in boxes if d.confidence < look.sure]
+                    side = max(self.arbiter.manifest.input.width, self.arbiter.manifest.input.height)
+                    crops_from = self._crop_source(frame, weak, side)
+                    kept = second_opinion(crops_from, boxes, self.arbiter, look.sure, look.second_opinion)
+                pixels = self._crop_source(
+                    frame, [d for d in kept if d.category == "animal"], look.crop_min_side
+                )
                 name_species(pixels, kept, self.classifiers, self.allowed)
                 result.detections = kept
                 frame.data, frame.finer = None, {}
@@ -205,18 +212,17 @@ class Analyser:
         night = motion.night if motion is not None else self.motion.is_night(frame.decoded.pixels)
         return LookFrame(frame.decoded.pixels, night, regions, lambda side: self._finer(frame, side))
 
-    def _crop_source(self, frame: FrameInput, detections: list[Detection]) -> np.ndarray:
-        """The decode to cut classifier crops from: finer than the first when the smallest box to
-        classify is below ``look.crop_min_side`` pixels there (up to the classifiers' input size)."""
+    def _crop_source(self, frame: FrameInput, detections: list[Detection], want: int) -> np.ndarray:
+        """The decode to cut classifier crops from: a finer one when the smallest box to classify is
+        below ``want`` pixels in the first decode, just fine enough to reach it (a finer decode the
+        closer look already made is reused)."""
         assert frame.decoded is not None
         pixels = frame.decoded.pixels
-        want = self.config.look.crop_min_side
         if not detections or not self.classifiers or want <= 0:
             return pixels
-        need = max(max(c.manifest.input.width, c.manifest.input.height) for c in self.classifiers)
         smallest = min(max(d.bbox[2], d.bbox[3]) for d in detections)
         longer = max(pixels.shape[:2])
         if smallest * longer >= want or smallest <= 0:
             return pixels
-        finer = self._finer(frame, int(min(need / smallest, 4 * longer)))
+        finer = self._finer(frame, int(min(want / smallest, 4 * longer)))
         return pixels if finer is None else finer
