@@ -45,9 +45,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "yolox 832x640": {"detector_input": [832, 640], "look": PLAIN_LOOK},
     "fastestdet": {"detector": "fastestdet", "look": PLAIN_LOOK},
     "fastestdet 640x480": {"detector": "fastestdet", "detector_input": [640, 480], "look": PLAIN_LOOK},
-    "closer, no 2nd opinion": {"look": {"second_opinion": 0}},
+    "closer, no 2nd opinion": {"look": {"second_opinion": 0, "finer_decode": True}},
     "station": {},
-    "yaguar detect": {"look": {"closer_input": [1024, 768]}},  # its --closer default (offline)
+    "station, finer decode": {"look": {"finer_decode": True}},
+    "yaguar detect": {"look": {"closer_input": [1024, 768], "finer_decode": True}},  # its defaults
     "station, first 640x480": {"detector_input": [640, 480]},
     "station + tiles unsure": {"look": {"tiles": "unsure"}},
     "station + tiles night": {"look": {"tiles": "night"}},

@@ -133,7 +133,7 @@ class Analyser:
                 frame.motion = self.motion.prepare(frame.decoded.pixels)
             except DecodeError as exc:
                 frame.error = exc
-            if frame.decoded is None or frame.decoded.scale == 1:
+            if frame.decoded is None or frame.decoded.scale == 1 or not self.config.look.finer_decode:
                 frame.data = None  # kept otherwise: a closer look may decode it finer
             with self._timings_lock:
                 self.timings["decode"] += time.perf_counter() - start

@@ -24,8 +24,9 @@ from .detector import Detection, Detector, merge_same_category
 from .night import NightPrep, prepare_night
 from .postprocess import iou_xywh
 
-# The station looks closer at 832x640 (its frames/s budget); `yaguar detect` works offline and looks
-# closer at 1024x768, which the yardstick shows to find more (bench/quality.py, engine/README.md).
+# The station looks closer at 832x640 on the first decode (its frames/s budget); `yaguar detect` works
+# offline and looks closer at 1024x768 on a finer decode, which the yardstick shows to find more
+# (bench/quality.py, engine/README.md).
 THOROUGH_CLOSER = (1024, 768)
 
 
@@ -74,9 +75,10 @@ class LookConfig(BaseModel):
         "stamp the date, time and temperature) is the stamp, not an animal",
     )
     finer_decode: bool = Field(
-        default=True,
+        default=False,
         description="the closer passes, tiles, motion crops and small classifier crops may decode the JPEG "
-        "again at a finer scale (a second decode, on those frames only); off: they enlarge the first decode",
+        "again at a finer scale (a second decode, on those frames only; `yaguar detect` does); off: they "
+        "enlarge the first decode, which keeps the station within its frames/s budget",
     )
     crop_min_side: int = Field(
         default=112,

@@ -20,7 +20,7 @@ from yaguar.engine.quality import (
     score_setting,
 )
 
-DAY_FLOOR, NIGHT_FLOOR = 5, 10  # MegaDetector animal frames found, of 6 day and 12 night
+DAY_FLOOR, NIGHT_FLOOR = 5, 9  # MegaDetector animal frames found, of 6 day and 12 night
 MAX_FALSE_BLANKS = 0  # blanks (of 21) with any box written
 
 

@@ -27,7 +27,7 @@ def _box(category: str, confidence: float, bbox: list[float], label: str = "dog"
 
 @pytest.fixture(scope="module")
 def tiled(models_dir: Path) -> Analyser:
-    look = LookConfig(tiles="unsure", closer_input=None, motion_crops=True)
+    look = LookConfig(tiles="unsure", closer_input=None, motion_crops=True, finer_decode=True)
     return Analyser(PipelineConfig(enabled=True, model_dir=models_dir, classifiers=[], look=look))
 
 
