@@ -30,6 +30,7 @@ COMMAND_MODULES: list[str] = [
     "yaguar.server.classifiers_cli",
     "yaguar.server.import_cli",
     "yaguar.server.doctor",
+    "yaguar.server.sites_cli",
 ]
 
 

@@ -124,8 +124,11 @@ def render_acl(station_username: str) -> str:
 
 
 def write_acl(config: DevicesConfig) -> None:
+    from .sites import render_site_acl, site_users  # the sites' bridges build on this module
+
     config.acl_file.parent.mkdir(parents=True, exist_ok=True)
-    write_private(config.acl_file, render_acl(config.station_username).encode())
+    text = render_acl(config.station_username) + render_site_acl(site_users(config))
+    write_private(config.acl_file, text.encode())
     broker_readable(config.acl_file)
 
 

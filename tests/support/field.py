@@ -20,7 +20,14 @@ from tests.support.broker import Broker, free_port, wait_for_port
 class StationProcess:
     """``yaguar-station run`` in its own process group, against ``broker``, data under ``workdir``."""
 
-    def __init__(self, workdir: Path, broker: Broker, extra_toml: str = "", client_id: str = "station-1"):
+    def __init__(
+        self,
+        workdir: Path,
+        broker: Broker,
+        extra_toml: str = "",
+        client_id: str = "station-1",
+        mqtt_toml: str = "",
+    ):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
@@ -34,6 +41,7 @@ class StationProcess:
 host = "{broker.host}"
 port = {broker.port}
 client_id = "{client_id}"
+{mqtt_toml}
 
 [storage]
 database_url = "sqlite:///{self.db}"
