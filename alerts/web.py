@@ -97,7 +97,6 @@ class AlertRoutes:
         self.clock = clock
         token = config.twilio_auth_token.get_secret_value() if config.twilio_auth_token else None
         self.validator = RequestValidator(token) if token and config.twilio is not None else None
-        self.phones = {r.phone: r for r in config.recipients}
 
     def register(self, app: web.Application) -> None:
         app.router.add_get("/api/v1/alerts", self.list_alerts)

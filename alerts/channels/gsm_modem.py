@@ -50,7 +50,7 @@ class ModemDownError(Exception):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason  # absent | sim_locked | no_sim | not_registered
+        self.reason = reason  # absent | sim_locked | no_sim | not_registered | modem_error
 
 
 class ModemLostError(Exception):
@@ -238,7 +238,13 @@ class Modem:
         if state.registered:
             return
         if state.error:
-            raise ModemDownError("absent" if not state.present else "sim_locked", state.error)
+            if not state.present:
+                reason = "absent"
+            elif state.sim not in ("ready", "unknown"):
+                reason = "sim_locked" if state.sim != "absent" else "no_sim"
+            else:
+                reason = "modem_error"
+            raise ModemDownError(reason, state.error)
         raise ModemDownError(
             "not_registered", f"the modem is not registered on a network ({state.registration})"
         )
