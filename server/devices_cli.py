@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import getpass
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from .config import StationConfig
 from .devices import add_device, list_devices, reload_broker, revoke_device, set_station_password
 
 
-def _sessions(config: StationConfig):
+def _sessions(config: StationConfig) -> sessionmaker[Session]:
     from yaguar.server.schema import upgrade
     from yaguar.storage import make_db_engine, make_session_factory
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from yaguar.protocol import Command, Kind, RemoteConfig, topics
-from yaguar.protocol.messages import short_error
+from yaguar.protocol.messages import Message, short_error
 from yaguar.storage.models import Device, Media
 
 from ..context import StationContext
@@ -171,7 +171,9 @@ async def get_media_image(request: web.Request) -> web.StreamResponse:
     )
 
 
-async def _agent_message(request: web.Request, model: type, kind: Kind, retain: bool) -> web.Response:
+async def _agent_message(
+    request: web.Request, model: type[Message], kind: Kind, retain: bool
+) -> web.Response:
     device_id = request.match_info["device_id"]
     if not topics.is_valid_device_id(device_id):
         raise web.HTTPNotFound(text="no such device")

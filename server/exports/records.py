@@ -35,7 +35,7 @@ class HumanReview:
     at: datetime
 
 
-def _events(scope: ExportScope) -> Select[tuple[Event]]:
+def _events(scope: ExportScope) -> Select[Event]:
     stmt = select(Event)
     if scope.device:
         stmt = stmt.where(Event.device_id == scope.device)

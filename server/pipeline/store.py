@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -50,7 +51,7 @@ def store_results(
     lost = [key for key in keys if key not in media_by_id]
     open_events = _OpenEvents(session, gap, now)
     for result in results:
-        media = media_by_id.get(result.key)
+        media = media_by_id.get(cast(int, result.key))  # the station keys frames by media id
         if media is None:
             continue
         media.process_state = result.state

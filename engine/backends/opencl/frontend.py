@@ -40,8 +40,9 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
 def _fold(node: onnx.NodeProto, values: list[np.ndarray | None], opset: int) -> list[np.ndarray]:
     """Evaluate one node on constant inputs (NumPy for the common cases, onnx.reference otherwise)."""
     attrs = _attrs(node)
-    if node.op_type == "DequantizeLinear":
-        x, s = values[0].astype(np.float32), values[1].astype(np.float32)
+    first, second = values[0], values[1] if len(values) > 1 else None
+    if node.op_type == "DequantizeLinear" and first is not None and second is not None:
+        x, s = first.astype(np.float32), second.astype(np.float32)
         z = values[2].astype(np.float32) if len(values) > 2 and values[2] is not None else np.float32(0)
         axis = attrs.get("axis", 1)
         if s.ndim == 1 and x.ndim > 1:
@@ -49,8 +50,8 @@ def _fold(node: onnx.NodeProto, values: list[np.ndarray | None], opset: int) -> 
             bshape[axis] = -1
             s, z = s.reshape(bshape), np.asarray(z).reshape(bshape) if np.ndim(z) else z
         return [((x - z) * s).astype(np.float32)]
-    if node.op_type == "Shape":
-        shape = values[0].shape[attrs.get("start", 0) : attrs.get("end", len(values[0].shape))]
+    if node.op_type == "Shape" and first is not None:
+        shape = first.shape[attrs.get("start", 0) : attrs.get("end", len(first.shape))]
         return [np.array(shape, dtype=np.int64)]
     from onnx.reference import ReferenceEvaluator
 
@@ -58,7 +59,7 @@ def _fold(node: onnx.NodeProto, values: list[np.ndarray | None], opset: int) -> 
     inputs = [
         helper.make_tensor_value_info(n, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
         for n, v in zip(names, values, strict=False)
-        if n
+        if n and v is not None
     ]
     outputs = [helper.make_tensor_value_info(o, onnx.TensorProto.UNDEFINED, None) for o in node.output]
     model = helper.make_model(
@@ -152,7 +153,7 @@ def _graph_inputs(g: onnx.GraphProto, values: dict[str, Value], batch: int | Non
         if any(d is None for d in dims):
             raise BackendError(f"input {vi.name!r} has a dynamic dimension other than the batch: {dims}")
         dtype = helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-        values[vi.name] = Value(vi.name, tuple(int(d) for d in dims), np.dtype(dtype))
+        values[vi.name] = Value(vi.name, tuple(int(d) for d in dims if d is not None), np.dtype(dtype))
         inputs.append(vi.name)
     model_batch = model_batch or 1
     return inputs, model_batch

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyopencl as cl
@@ -28,7 +29,7 @@ MAX_DIMS = 6
 
 Tile = dict[str, int]  # a kernel variant's -D parameters, e.g. {"TM": 8, "NV": 2}
 # What rebuilding a launch for a tile gives: kernel, its arguments, global size, profiling name.
-Built = tuple[cl.Kernel, list[object], tuple[int, ...], str]
+Built = tuple[cl.Kernel, list[Any], tuple[int, ...], str]
 
 
 @dataclass
@@ -180,9 +181,8 @@ class Lowerer:
 
 def broadcast_strides(lw: Lowerer, t: str, out_shape: tuple[int, ...]) -> list[int]:
     """The strides that read tensor ``t`` broadcast to ``out_shape`` (0 on broadcast dims)."""
-    shape, st = lw.shape(t), lw.strides(t)
-    pad = len(out_shape) - len(shape)
-    shape, st = [1] * pad + list(shape), [0] * pad + st
+    pad = len(out_shape) - len(lw.shape(t))
+    shape, st = [1] * pad + list(lw.shape(t)), [0] * pad + lw.strides(t)
     return [0 if (d == 1 and o != 1) else s for d, s, o in zip(shape, st, out_shape, strict=True)]
 
 

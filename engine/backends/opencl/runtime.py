@@ -11,8 +11,10 @@ import functools
 import hashlib
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import pyopencl as cl
 
@@ -121,7 +123,7 @@ class Runtime:
     def driver(self) -> str:
         return f"{self.device.driver_version} / {self.device.version}"
 
-    def build_options(self, defines: dict[str, int | str] | None = None) -> list[str]:
+    def build_options(self, defines: Mapping[str, int | str] | None = None) -> list[str]:
         """The compiler options of a kernel build: the op codes (``kernels/opcodes.py``), its own
         ``-D`` defines, then the device's."""
         codes = [f"-D{k}={v}" for k, v in sorted(opcodes.defines().items())]
@@ -131,7 +133,7 @@ class Runtime:
         options.append("-cl-mad-enable")
         return options
 
-    def program(self, name: str, defines: dict[str, int | str] | None = None) -> cl.Program:
+    def program(self, name: str, defines: Mapping[str, int | str] | None = None) -> cl.Program:
         """Build (or load from the cache) kernel file ``name`` with ``-D`` defines."""
         options = self.build_options(defines)
         source = kernels.source(name)
@@ -142,7 +144,8 @@ class Runtime:
         if program is None:
             program = self._build_source(name, source, options)
             try:
-                binary = program.get_info(cl.program_info.BINARIES)[0]
+                binaries = cast(list[bytes], program.get_info(cl.program_info.BINARIES))
+                binary = binaries[0]
                 self.cache.put(key, binary)
             except cl.Error as exc:
                 log.info("cannot read the binary of %s to cache it: %s", name, describe_error(exc))

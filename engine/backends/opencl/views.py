@@ -103,10 +103,9 @@ def concat_of_slices(g: Graph) -> None:
     for n in g.nodes:
         if n.op != "Concat" or len(n.inputs) < 2:
             continue
-        srcs = [prod.get(t) for t in n.inputs]
-        if any(
-            s is None or s.op != "Slice" or len(users[s.outputs[0]]) != 1 or s.outputs[0] in g.outputs
-            for s in srcs
+        srcs = [prod[t] for t in n.inputs if t in prod]
+        if len(srcs) != len(n.inputs) or any(
+            s.op != "Slice" or len(users[s.outputs[0]]) != 1 or s.outputs[0] in g.outputs for s in srcs
         ):
             continue
         x = srcs[0].inputs[0]
