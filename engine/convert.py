@@ -10,6 +10,7 @@ done lives in the cache folder (a partial download is kept there, to resume).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -62,10 +63,11 @@ def _fetch_verified(url: str, sha256: str, cache: Path, progress: bool, what: st
 
 
 def convert_tflite(source: Path, out: Path) -> str:
-    """tf2onnx in a child process (TensorFlow is big and stays out of this one); returns its version."""
+    """tf2onnx in a child process, returns its version. TensorFlow never loads in this process: it is
+    big, and its LLVM crashes PoCL's (a process that imported it segfaults in clGetPlatformIDs)."""
     try:
-        import tf2onnx
-    except ImportError:
+        version = importlib.metadata.version("tf2onnx")
+    except importlib.metadata.PackageNotFoundError:
         raise FetchError(
             "converting TFLite needs tf2onnx and tensorflow: pip install 'yaguar[convert]'"
         ) from None
@@ -77,7 +79,7 @@ def convert_tflite(source: Path, out: Path) -> str:
     if done.returncode != 0 or not out.is_file():
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise FetchError(f"tf2onnx could not convert {source.name}: {last[:200]}")
-    return str(tf2onnx.__version__)
+    return version
 
 
 def _check(manifest: Manifest, onnx_path: Path, labels: list[str]) -> None:
