@@ -45,13 +45,13 @@ def store_results(
     gap = timedelta(seconds=gap_s)
     touched: dict[int, Event] = {}
     now = database_now(session)  # never the worker's own clock: other workers close events by it
-    keys = [r.key for r in results]
+    keys = [cast(int, r.key) for r in results]  # the station keys frames by media id
     lock_cameras(session, set(session.scalars(select(Media.device_id).where(Media.id.in_(keys)))))
     media_by_id = held_frames(session, worker, keys)
     lost = [key for key in keys if key not in media_by_id]
     open_events = _OpenEvents(session, gap, now)
     for result in results:
-        media = media_by_id.get(cast(int, result.key))  # the station keys frames by media id
+        media = media_by_id.get(cast(int, result.key))
         if media is None:
             continue
         media.process_state = result.state
