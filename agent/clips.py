@@ -36,7 +36,6 @@ from yaguar.durable import atomic_write
 from yaguar.protocol.clip import split_clip
 
 from .cameras.base import Camera, CameraError, local_now
-from .config import AgentConfig
 from .spool import Spool
 
 log = logging.getLogger(__name__)
@@ -269,25 +268,6 @@ class ClipRecorder:
                 log.info("clip %s recovered after a restart: %d frames", clip_id, clip.meta["frames"])
                 found.append(clip)
         return found
-
-
-def make_recorder(config: AgentConfig, camera: Camera, spool: Spool) -> ClipRecorder | None:
-    """The agent's clip recorder, each finished clip spooled as chunks; None when clips are off."""
-    clips = config.clips
-    if not clips.enabled:
-        return None
-    settings = RecorderConfig(
-        fps=clips.fps, pre_roll_s=clips.pre_roll_s, post_roll_s=clips.post_roll_s, width=clips.width
-    )
-
-    def hand_on(clip: Clip) -> None:
-        spool_clip(spool, config.device_id, clip, clips.chunk_bytes)
-
-    if config.camera.type == "picamera2":  # the Pi's hardware encoder and picamera2's circular output
-        from .cameras.picamera_clips import PicameraClipRecorder
-
-        return PicameraClipRecorder(camera, clips.dir, settings, on_clip=hand_on)
-    return ClipRecorder(camera, clips.dir, settings, on_clip=hand_on)
 
 
 def spool_clip(spool: Spool, device_id: str, clip: Clip, chunk_bytes: int) -> int:

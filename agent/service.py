@@ -20,7 +20,7 @@ from yaguar.protocol.topics import Kind
 
 from .cameras import Camera, CameraError, make_camera
 from .capture import BurstWorker, CameraRunner, PretriggerBuffer, Trigger
-from .clips import make_recorder
+from .clip_recorders import make_recorder
 from .config import AgentConfig
 from .health import ConfigKeeper, HealthReporter
 from .metrics import AgentMetrics
