@@ -123,9 +123,28 @@ def render_acl(station_username: str) -> str:
     )
 
 
-def write_acl(config: DevicesConfig) -> None:
-    from .sites import render_site_acl, site_users  # the sites' bridges build on this module
+# Field sites' bridges (sites.py) log in as broker users named site-<name>.
+SITE_PREFIX = "site-"
+UP = ("frame", "heartbeat", "status", "clip")  # camera -> station: out over a bridge
+DOWN = ("ack", "config", "command")  # station -> camera: in over a bridge
 
+
+def site_users(config: DevicesConfig) -> list[str]:
+    return sorted(user for user in read_password_file(config.password_file) if user.startswith(SITE_PREFIX))
+
+
+def render_site_acl(users: list[str]) -> str:
+    """ACL blocks for the sites' bridges: any camera's messages, as a bridge carries a whole site."""
+    blocks = []
+    for user in users:
+        lines = [f"user {user}"]
+        lines += [f"topic write yaguar/v1/+/{kind}" for kind in UP]
+        lines += [f"topic read yaguar/v1/+/{kind}" for kind in DOWN]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n# field sites' bridges\n" + "\n".join(blocks) if blocks else ""
+
+
+def write_acl(config: DevicesConfig) -> None:
     config.acl_file.parent.mkdir(parents=True, exist_ok=True)
     text = render_acl(config.station_username) + render_site_acl(site_users(config))
     write_private(config.acl_file, text.encode())

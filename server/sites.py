@@ -15,6 +15,9 @@ import secrets
 from dataclasses import dataclass
 
 from .devices import (
+    DOWN,
+    SITE_PREFIX,
+    UP,
     DevicesConfig,
     hash_password,
     read_password_file,
@@ -23,31 +26,13 @@ from .devices import (
     write_password_file,
 )
 
-SITE_PREFIX = "site-"
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
-UP = ("frame", "heartbeat", "status", "clip")  # camera -> station: out over the bridge
-DOWN = ("ack", "config", "command")  # station -> camera: in over the bridge
 
 
 def site_user(name: str) -> str:
     if not SITE_NAME.match(name):
         raise ValueError(f"site name {name[:50]!r} must be 1-41 characters of a-z, 0-9 and '-'")
     return SITE_PREFIX + name
-
-
-def site_users(config: DevicesConfig) -> list[str]:
-    return sorted(user for user in read_password_file(config.password_file) if user.startswith(SITE_PREFIX))
-
-
-def render_site_acl(users: list[str]) -> str:
-    """ACL blocks for the sites' bridges: any camera's messages, as a bridge carries a whole site."""
-    blocks = []
-    for user in users:
-        lines = [f"user {user}"]
-        lines += [f"topic write yaguar/v1/+/{kind}" for kind in UP]
-        lines += [f"topic read yaguar/v1/+/{kind}" for kind in DOWN]
-        blocks.append("\n".join(lines) + "\n")
-    return "\n# field sites' bridges\n" + "\n".join(blocks) if blocks else ""
 
 
 def bridge_config(name: str, password: str, hq_host: str, hq_port: int, ca_file: str) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .config import StationConfig
-from .sites import SITE_PREFIX, add_site, site_users
+from .devices import SITE_PREFIX, site_users
+from .sites import add_site
 
 
 def cmd_add(args: argparse.Namespace, config: StationConfig) -> int:
