@@ -47,7 +47,15 @@ def cmd_list(args: argparse.Namespace, config: StationConfig) -> int:
                 )
             if alert.kind == "summary":
                 what = f"{alert.event_count} more {what}"
-            sent = ", ".join(f"{d.recipient or d.channel}: {d.state}" for d in alert.deliveries) or "-"
+            sent = (
+                ", ".join(
+                    f"{d.recipient or d.channel}: {d.state}"
+                    + (f" via {d.channel}" if d.state == "sent" else "")
+                    for d in alert.deliveries
+                    if d.state != "passed"  # handed to the next channel: the delivery that follows says it
+                )
+                or "-"
+            )
             acked = f" (acknowledged by {alert.acked_by})" if alert.acked_by else ""
             when = alert.created_at.strftime("%Y-%m-%d %H:%M:%S")
             print(

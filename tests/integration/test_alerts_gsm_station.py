@@ -149,6 +149,8 @@ def test_alerts_test_command_sends_through_the_modem(
     assert "GSM modem: SIM ready, network HomeNetwork, signal 42%" in out
     assert "gsm: accepted" in out and "Test SMS sent to +573001112233 via gsm" in out
     assert network.records() == ["Sent"], "the modem keeps its record of it"
+    assert main(["--config", str(path), "alerts", "list"]) == 0
+    assert "No alerts yet." in capsys.readouterr().out, "a test SMS is not an alert"
     assert main(["--config", str(path), "alerts", "test", "0300 111 2233"]) == 2
     assert "not a phone number in E.164 form" in capsys.readouterr().out
     assert main(["--config", str(path), "alerts", "test", "+573001112233", "--channel", "twilio"]) == 2
