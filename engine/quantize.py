@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -371,27 +372,23 @@ def _toml_value(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON strings, numbers, booleans, lists are TOML
 
 
-def manifest_toml(m: Manifest) -> str:
-    """The manifest as TOML: scalars first, then one table per section (nested dicts as subtables)."""
-    data = m.model_dump(exclude_none=True, exclude_defaults=False)
-    lines = ["# Made by `yaguar models quantize` (see the model card beside it)."]
-    tables: list[tuple[str, dict]] = []
+def _toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key)
+
+
+def _table(prefix: str, data: dict) -> list[str]:
+    """``data``'s plain values as ``key = value`` lines, then its dicts as sub-tables of ``prefix``."""
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
     for key, value in data.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        else:
-            lines.append(f"{key} = {_toml_value(value)}")
-    for key, table in tables:
-        lines += ["", f"[{key}]"]
-        subtables = []
-        for sub, value in table.items():
-            if isinstance(value, dict):
-                subtables.append((sub, value))
-            else:
-                lines.append(f"{sub} = {_toml_value(value)}")
-        for sub, value in subtables:
-            if value:
-                lines += [f"[{key}.{sub}]"] + [
-                    f"{_toml_value(k)} = {_toml_value(v)}" for k, v in value.items()
-                ]
+        if isinstance(value, dict) and value:
+            lines += ["", f"[{prefix}{key}]", *_table(f"{prefix}{key}.", value)]
+    return lines
+
+
+def manifest_toml(m: Manifest) -> str:
+    """The manifest as TOML (scalars first, then one table per section), after a comment line."""
+    lines = [
+        "# Made by `yaguar models quantize` (see the model card beside it).",
+        *_table("", m.model_dump(exclude_none=True)),
+    ]
     return "\n".join(lines) + "\n"

@@ -99,7 +99,7 @@ INLINE float8 fq8(float8 v, float s, float z, float lo, float hi) {
 }
 
 // The fused epilogue of conv kernels: bias is added by the caller, then activation 1, fake-quant 1,
-// residual add (read through the residual's own view), activation 2, fake-quant 2.
+// residual add (read through the residual's own view, when there is one), activation 2, fake-quant 2.
 // acts = {act1, act2, fq1 on, fq2 on}; ap = {act1 a, act1 b, act2 a, act2 b};
 // q = {scale1, zero1, lo1, hi1, scale2, zero2, lo2, hi2}.
 #define EPI_ARGS int4 acts, float4 ap, float8 q, __global const store_t* res, int res_off, int res_bs
@@ -119,8 +119,10 @@ INLINE float8 epi8(float8 v, int4 acts, float4 ap, float8 q, __global const stor
             for (int j = 0; j < cnt; j++) t[j] += LD(r, j);
             v = vload8(0, t);
         }
-        v = act8(v, acts.y, ap.z, ap.w);
     }
+    // act2 also follows fake-quant 1 with no residual: the QDQ pattern Conv -> Q/DQ -> Relu -> Q/DQ
+    // of onnxruntime's quantiser (its activations left unquantised) runs as one launch
+    v = act8(v, acts.y, ap.z, ap.w);
     if (acts.w) v = fq8(v, q.s4, q.s5, q.s6, q.s7);
     return v;
 }

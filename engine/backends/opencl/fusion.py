@@ -197,11 +197,11 @@ def _fuse_conv_epilogues(g: Graph) -> None:
             act = activation_of(g, n)
             if act is not None and f["act1"][0] == 0 and "fq1" not in f and "residual" not in f:
                 f["act1"] = act
-            elif act is not None and "residual" in f and "act2" not in f and "fq2" not in f:
-                f["act2"] = act
+            elif act is not None and ("residual" in f or "fq1" in f) and "act2" not in f and "fq2" not in f:
+                f["act2"] = act  # after the residual add, or after fake-quant 1 (QDQ: Conv, Q/DQ, Relu)
             elif n.op == "FakeQuant" and "residual" not in f and "fq1" not in f:
                 f["fq1"] = n.attrs["q"]
-            elif n.op == "FakeQuant" and "residual" in f and "fq2" not in f:
+            elif n.op == "FakeQuant" and ("residual" in f or "act2" in f) and "fq2" not in f:
                 f["fq2"] = n.attrs["q"]
             elif n.op == "Add" and "residual" not in f and "act2" not in f:
                 other = n.inputs[1] if n.inputs[0] == out else n.inputs[0]
