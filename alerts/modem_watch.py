@@ -68,12 +68,19 @@ class ModemWatch:
         return state
 
     async def read_inbox(self) -> int:
-        items = await self.channel.take_incoming()
-        for item in items:
-            if item.kind == "report":
-                await self._report(item)
-            else:
-                await self._reply(item)
+        """Handle what arrived; each item is deleted from the modem only once handled, so a database
+        that fails now loses no acknowledgement (the next read brings it again)."""
+        handled: list[Incoming] = []
+        items = await self.channel.read_incoming()
+        try:
+            for item in items:
+                if item.kind == "report":
+                    await self._report(item)
+                else:
+                    await self._reply(item)
+                handled.append(item)
+        finally:
+            await self.channel.forget(handled)
         return len(items)
 
     async def _db(self, fn: Callable[[Session], Any]) -> Any:

@@ -139,7 +139,7 @@ def gsm_bench(count: int, rate: float, ref_count: int, fake: Any, show: Any, per
         # What a send queued behind the station's periodic read of the modem's memory waits for.
         lister = Modem(GsmConfig(**dummy(work / "alone" / "modem")), None)
         start = time.perf_counter()
-        lister.take_incoming()
+        lister.read_incoming()
         listing_s = time.perf_counter() - start
         lister.disconnect()
         fast_failover = {"channel_down_hold_s": 0.001}  # every alert meets the dead Twilio first

@@ -115,19 +115,29 @@ class GsmChannel:
             self.modem.state.error = "the modem did not answer"
             return self.modem.state
 
-    async def take_incoming(self) -> list[Incoming]:
-        """Replies and delivery reports from the modem (also drops old send records). Skipped while
+    async def read_incoming(self) -> list[Incoming]:
+        """Replies and delivery reports in the modem (also drops old send records). Skipped while
         alerts are going out (listing the modem's memory takes it for a second or more), but never for
         longer than INBOX_MAX_WAIT_S, so acknowledgements still arrive during a long backlog."""
         if self._sending and time.monotonic() - self._inbox_read_at < INBOX_MAX_WAIT_S:
             return []
         self._inbox_read_at = time.monotonic()
         try:
-            found = await self._run(self.modem.take_incoming, timeout=LIST_TIMEOUT_S)
+            found = await self._run(self.modem.read_incoming, timeout=LIST_TIMEOUT_S)
         except (ModemDownError, TimeoutError, gammu.GSMError) as exc:
             log.debug("gsm: inbox not read: %s", exc)
             return []
         return found
+
+    async def forget(self, items: list[Incoming]) -> None:
+        """Delete handled replies and reports from the modem."""
+        places = [place for item in items for place in item.places]
+        if not places:
+            return
+        try:
+            await self._run(self.modem.forget, places, timeout=LIST_TIMEOUT_S)
+        except (ModemDownError, TimeoutError, gammu.GSMError) as exc:
+            log.warning("gsm: handled messages not deleted from the modem (read again later): %s", exc)
 
     async def send_plain(self, number: str, body: str) -> bool:
         try:

@@ -93,6 +93,7 @@ class Incoming:
     text: str = ""
     reference: int | None = None  # the message reference a report is about
     status: int | None = None  # TP-Status of a report: 0-31 delivered, 32-63 still trying, 64+ failed
+    places: tuple[tuple[int, int], ...] = ()  # where its parts are in the modem (folder, location)
 
 
 @dataclass
@@ -368,9 +369,10 @@ class Modem:
                 self._delete_record(place)
 
     # -- incoming -----------------------------------------------------------------------------------
-    def take_incoming(self) -> list[Incoming]:
-        """Replies and delivery reports waiting in the modem; each is deleted once read. Old send
-        records are dropped in the same pass (listing a modem's memory is its slowest command)."""
+    def read_incoming(self) -> list[Incoming]:
+        """Replies and delivery reports waiting in the modem, left there until ``forget`` (so one the
+        station could not handle is read again). Old send records are dropped in the same pass
+        (listing a modem's memory is its slowest command)."""
         everything = self._messages()
         self.prune_records(everything)
         messages = [m for m in everything if m.get("Type") in ("Deliver", "Status_Report")]
@@ -382,6 +384,7 @@ class Modem:
                     str(report.get("Number") or ""),
                     reference=int(report.get("MessageReference", -1)),
                     status=int(report.get("DeliveryStatus", 0)),
+                    places=(place_of(report),),
                 )
             )
         replies = [[m] for m in messages if m["Type"] == "Deliver"]
@@ -391,10 +394,14 @@ class Modem:
                 text = "".join(str(e.get("Buffer") or "") for e in decoded["Entries"])
             else:
                 text = "".join(str(part.get("Text") or "") for part in linked)
-            out.append(Incoming("sms", str(linked[0].get("Number") or ""), text=text))
-        for message in messages:
-            self._delete_record(place_of(message))
+            number = str(linked[0].get("Number") or "")
+            out.append(Incoming("sms", number, text=text, places=tuple(place_of(m) for m in linked)))
         return out
+
+    def forget(self, places: list[Place]) -> None:
+        """Delete handled replies and reports from the modem."""
+        for place in places:
+            self._delete_record(place)
 
     def send_plain(self, number: str, body: str) -> None:
         """A reply to a ranger (best effort, no record): 'Alert 3F acknowledged'."""

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from tests.support.alert_harness import BIG_CATS, RANGERS, Harness, alerts_config
 from tests.support.gsm_modem import DummyNetwork, FaultyMachine, dummy_section
@@ -328,8 +330,28 @@ async def test_send_records_are_bounded_and_a_sent_mark_wins_over_its_unsent_twi
             {"Folder": 2, "State": "UnSent", "Number": ANA, "SMSC": {"Location": 1}, "Text": "yaguar d=8"}
         )
         assert (await channel.reconcile(view("x", 8))).outcome == "sent"
-        assert await channel.take_incoming() == []  # the periodic read also drops old records
+        assert await channel.read_incoming() == []  # the periodic read also drops old records
         assert network.records() == ["Sent"] * 5
         assert (await channel.reconcile(view("x", 2))).outcome == "absent"  # dropped: older than the 5
     finally:
         await channel.close()
+
+
+@pytest.mark.asyncio
+async def test_a_reply_the_database_could_not_take_is_read_again(db_url: str, network: DummyNetwork) -> None:
+    h = gsm_harness(db_url, network)
+    try:
+        code = await one_alert_sent(h)
+        network.deliver(ANA, f"OK {code}")
+        watch = watch_of(h)
+        h.engine.dispose()
+        broken = h.sessions.kw["bind"]
+        h.sessions.configure(bind=create_engine("sqlite:////nonexistent/folder/station.db"))
+        with pytest.raises(OperationalError):
+            await watch.read_inbox()
+        assert network.inbox_count() == 1, "the reply stays in the modem"
+        h.sessions.configure(bind=broken)
+        assert await watch.read_inbox() == 1
+        assert h.alerts()[0].acked_by == "ana" and network.inbox_count() == 0
+    finally:
+        await h.close()
