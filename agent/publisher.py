@@ -391,7 +391,7 @@ class Publisher:
                 self._handle_ack(parse_json_message(Ack, message.topic, message.payload))
             elif kind is Kind.CONFIG:
                 if self.on_config is not None:
-                    self.on_config(message.payload)
+                    self.on_config(bytes(message.payload))
             elif kind is Kind.COMMAND:
                 command = parse_json_message(Command, message.topic, message.payload)
                 if self.on_command is not None:

@@ -161,10 +161,12 @@ class Spool:
     def _put(self, payload: bytes, make_meta: Callable[[int], ItemMeta]) -> SpooledFrame | None:
         with self._lock:
             if len(payload) > self.max_bytes:
-                return self._refuse(len(payload), "the frame alone is larger than the spool's byte cap")
+                self._refuse(len(payload), "the frame alone is larger than the spool's byte cap")
+                return None
             if self._bytes + len(payload) > self.max_bytes:
                 if self.policy == "refuse_new":
-                    return self._refuse(len(payload), "the spool is full")
+                    self._refuse(len(payload), "the spool is full")
+                    return None
                 self._evict_until(self.max_bytes - len(payload))
             seq: int | None = None
             while True:
@@ -183,7 +185,8 @@ class Spool:
                     if exc.errno not in DISK_FULL:
                         raise
                     if self.policy == "refuse_new" or not self._frames:
-                        return self._refuse(len(payload), "the disk is full")
+                        self._refuse(len(payload), "the disk is full")
+                        return None
                     log.warning("spool: disk full; evicting the oldest frame to make room")
                     self._evict_oldest()
             frame = SpooledFrame(meta, path)

@@ -17,7 +17,9 @@ _INT_FIELDS = ("v", "seq", "burst_index", "burst_size", "size", "width", "height
 
 def build_meta(payload: bytes, **fields: object) -> FrameMeta:
     """FrameMeta for a payload, with its size and sha256 filled in."""
-    return FrameMeta(sha256=hashlib.sha256(payload).hexdigest(), size=len(payload), **fields)
+    return FrameMeta.model_validate(
+        {"sha256": hashlib.sha256(payload).hexdigest(), "size": len(payload), **fields}
+    )
 
 
 def to_properties(meta: FrameMeta, message_expiry_s: int | None = None) -> Properties:

@@ -8,13 +8,13 @@ that needs a new field bumps the contract's version.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from .topics import DEVICE_ID_PATTERN
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 MAX_SEQ = 2**63 - 1

@@ -86,7 +86,9 @@ def check_body(device_id: str, payload: bytes, device: str, size: int, sha256: s
         raise ProtocolError("checksum_mismatch", f"{noun} bytes do not match their sha256")
 
 
-def parse_json_message(model: type[M], topic_name: str, payload: bytes, max_bytes: int = 64 * 1024) -> M:
+def parse_json_message(
+    model: type[M], topic_name: str, payload: bytes | bytearray, max_bytes: int = 64 * 1024
+) -> M:
     """Validate a JSON message (heartbeat, status, ack, config, command) against its model."""
     if len(payload) > max_bytes:
         raise ProtocolError(
