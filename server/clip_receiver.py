@@ -17,7 +17,7 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from yaguar.protocol import topics
-from yaguar.protocol.clip import validate_clip_chunk
+from yaguar.protocol.clip import from_properties, validate_clip_chunk
 from yaguar.protocol.errors import ProtocolError
 from yaguar.protocol.messages import Ack
 from yaguar.protocol.validate import FrameLimits
@@ -103,13 +103,11 @@ class ClipReceiver:
         except ProtocolError as exc:
             self._refuse(item, None, None, exc, payload)
             return
-        seq = None
         try:
             meta = validate_clip_chunk(item.topic, payload, item.properties, self.limits)
-            seq = meta.seq
             outcome = self.store.receive(meta, payload)
         except ProtocolError as exc:
-            self._refuse(item, device_id, seq, exc, payload)
+            self._refuse(item, device_id, _seq_of(item), exc, payload)
             return
         except OSError as exc:  # disk full: no answer, the broker and the agent send it again
             log.error("clip chunk not stored (%s); it will come again", exc)
@@ -143,6 +141,15 @@ class ClipReceiver:
             self.link.answer_then_ack(topics.topic(device_id, topics.Kind.ACK), ack.to_json(), item)
         else:
             self.link.ack(item)
+
+
+def _seq_of(item: Received) -> int | None:
+    """The chunk's seq when its properties can be read: the agent needs it to stop resending a refused
+    chunk (it quarantines it on the ``rejected`` Ack)."""
+    try:
+        return from_properties(item.properties).seq
+    except ProtocolError:
+        return None
 
 
 def factory(ctx: StationContext) -> ClipReceiver | None:

@@ -14,7 +14,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
+from tests.support.broker import Broker
 from tests.support.engine import read_bgr
+from tests.support.mqtt_client import mqtt_client
+from tests.support.station import running_station
 from tests.support.videos import write_video
 from yaguar.agent.cameras.base import local_now
 from yaguar.agent.clips import finished_clips, spool_clip
@@ -208,3 +211,30 @@ def test_a_clip_spooled_again_after_a_crash_is_stored_once(tmp_path: Path, image
     assert statuses == ["stored"] * spooled[0] + ["duplicate"] * spooled[0]
     with make_session_factory(engine)() as db:
         assert db.scalar(select(func.count(Media.id))) == 6
+
+
+def test_the_station_refuses_a_damaged_chunk_over_mqtt(broker: Broker, tmp_path: Path, images: Path) -> None:
+    """What crossed the socket: a chunk whose bytes do not match its sha256 is dead-lettered with the
+    reason, counted, and answered ``rejected``; the good chunk beside it is answered ``stored``."""
+    (good, good_payload), (bad, bad_payload) = _chunks(_clip(tmp_path, images))[:2]
+    with (
+        running_station(broker, tmp_path / "station", http=False, ingest={"clips": True}) as station,
+        mqtt_client(broker, "cam-rio-01") as agent,
+    ):
+        receiver = next(c for c in station.components if c.name == "clips")
+        assert receiver.link.wait_connected(10)
+        agent.subscribe("yaguar/v1/cam-rio-01/ack")
+        agent.publish(TOPIC, good_payload, properties=to_properties(good))
+        agent.publish(TOPIC, bad_payload[:-1] + bytes([bad_payload[-1] ^ 1]), properties=to_properties(bad))
+        answers = {a["seq"]: a for a in (json.loads(m.payload) for m in agent.wait_for(2))}
+        assert answers[good.seq]["status"] == "stored"
+        assert answers[bad.seq] == {
+            "v": 1,
+            "seq": bad.seq,
+            "status": "rejected",
+            "reason": "checksum_mismatch",
+        }
+        with station.session_factory() as db:
+            letter = db.scalars(select(DeadLetter)).one()
+        assert (letter.reason, letter.device_id) == ("checksum_mismatch", "cam-rio-01")
+        assert receiver.metrics.rejected.labels("checksum_mismatch")._value.get() == 1
