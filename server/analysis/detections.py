@@ -78,31 +78,21 @@ def grouped(db: Session, flt: AnalysisFilter, *keys: str) -> list[tuple[Any, ...
     )
     if flt.species:
         machine = machine.where(Event.species == flt.species)
-    groups: dict[tuple[Any, ...], list[int]] = {}
-    for row in db.execute(machine):
-        groups[tuple(row[: len(keys)])] = [int(row[-2]), int(row[-1] or 0)]
-    _apply_reviews(db, flt, keys, columns, window, groups)
-    day_at = keys.index("day") if "day" in keys else None
-    rows = []
-    for key, (events, individuals) in groups.items():
-        if events <= 0:
-            continue
-        values = list(key)
-        if day_at is not None:
-            values[day_at] = day_of(int(values[day_at]))
-        rows.append((*values, events, individuals))
-    return rows
+    result = db.connection().execute(machine).all()
+    reviewed = _reviewed(db, keys, columns, window)
+    if reviewed:
+        groups = {tuple(row[: len(keys)]): [int(row[-2]), int(row[-1] or 0)] for row in result}
+        _apply_reviews(flt, keys, reviewed, groups)
+        result = [(*key, events, individuals) for key, (events, individuals) in groups.items() if events > 0]
+    if "day" not in keys:
+        return [tuple(row) for row in result]
+    at = keys.index("day")
+    return [(*row[:at], day_of(row[at]), *row[at + 1 :]) for row in result]
 
 
-def _apply_reviews(
-    db: Session,
-    flt: AnalysisFilter,
-    keys: tuple[str, ...],
-    columns: dict[str, Any],
-    window: list[Any],
-    groups: dict[tuple[Any, ...], list[int]],
-) -> None:
-    """Move each reviewed event in the window from its machine group to its reviewed group."""
+def _reviewed(db: Session, keys: tuple[str, ...], columns: dict[str, Any], window: list[Any]) -> list[Any]:
+    """The reviewed events in the window: their other keys, the machine's species and count, the
+    reviewer's species and count."""
     review = _latest_reviews()
     others = [columns[k].label(k) for k in keys if k != "species"]
     stmt = (
@@ -110,10 +100,18 @@ def _apply_reviews(
         .join(review, review.c.event_id == Event.id)
         .where(*window)
     )
+    return list(db.connection().execute(stmt))
+
+
+def _apply_reviews(
+    flt: AnalysisFilter, keys: tuple[str, ...], reviewed: list[Any], groups: dict[tuple[Any, ...], list[int]]
+) -> None:
+    """Move each reviewed event from its machine group to its reviewed group."""
     at = keys.index("species") if "species" in keys else None
-    for row in db.execute(stmt):
-        rest = list(row[: len(others)])
-        machine_species, machine_count, human_species, human_count = row[len(others) :]
+    width = len(keys) - (1 if at is not None else 0)
+    for row in reviewed:
+        rest = list(row[:width])
+        machine_species, machine_count, human_species, human_count = row[width:]
         for species, count, sign in ((machine_species, machine_count, -1), (human_species, human_count, 1)):
             if species is None or (flt.species and species != flt.species):
                 continue

@@ -29,6 +29,8 @@ class CameraEffort:
 
     def position_on(self, day: date) -> tuple[float, float] | None:
         """Where the camera stood at local noon of ``day`` (sun times are computed there)."""
+        if len(self.positions) == 1:  # most cameras: one place all along, no time to compare
+            return self.positions[0][2], self.positions[0][3]
         noon = datetime.combine(day, time(12), timezone(timedelta(minutes=self.offset_min)))
         for start, end, lat, lon in self.positions:
             if start <= noon < end:
@@ -86,10 +88,9 @@ def effort(db: Session, flt: AnalysisFilter, now: datetime | None = None) -> dic
         if end <= start:
             continue
         cam.camera_days += (end - start).total_seconds() / 86_400
-        day = start.astimezone(tz).date()
-        while datetime.combine(day, time(), tz) < end:
-            cam.days.add(day)
-            day += timedelta(days=1)
+        first = start.astimezone(tz).date()
+        last = (end - timedelta(microseconds=1)).astimezone(tz).date()  # the day of the last instant
+        cam.days.update(date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1))
     return result
 
 

@@ -7,7 +7,7 @@ parse per row (the costly part on SQLite), then integer arithmetic for the day a
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Integer, String, cast, func
@@ -34,8 +34,11 @@ def day_number(day: date) -> int:
     return (day - EPOCH).days
 
 
+_EPOCH_ORDINAL = EPOCH.toordinal()
+
+
 def day_of(number: int) -> date:
-    return EPOCH + timedelta(days=number)
+    return date.fromordinal(_EPOCH_ORDINAL + number)
 
 
 def utc_hour(db: Session, when: Any) -> Any:
