@@ -176,7 +176,7 @@ class Analyser:
                 if self.arbiter is not None:
                     # The second opinion decides whether a box exists: its crops get the classifier's
                     # full input size where the frame has the pixels (the closer look's decode, mostly).
-                    weak = [d for d in boxes if d.confidence < look.sure]
+                    weak = [d for d in boxes if d.confidence < look.sure or d.category != "animal"]
                     side = max(self.arbiter.manifest.input.width, self.arbiter.manifest.input.height)
                     crops_from = self._crop_source(frame, weak, side)
                     kept = second_opinion(crops_from, boxes, self.arbiter, look.sure, look.second_opinion)

@@ -8,6 +8,10 @@ the crop classifier (ImageNet MobileNetV2 at the station), whose top guess decid
 - it sees an animal: the box is an animal, whatever COCO class the detector gave it;
 - it sees a thing that is not an animal: a person or vehicle box keeps its category, an animal box is
   dropped (a log, not an animal).
+
+A sure person or vehicle box is shown to it too (an infrared cougar can be a confident "person"): it
+becomes an animal only when the classifier is as sure (``sure``) that it sees an animal; it is never
+dropped.
 """
 
 from __future__ import annotations
@@ -34,14 +38,21 @@ def second_opinion(
     sure: float,
     min_probability: float,
 ) -> list[Detection]:
-    """The detections of one image after the arbiter's say on the weak ones (sure ones stay as they are)."""
-    weak = [d for d in detections if d.confidence < sure]
-    if not weak or min_probability <= 0:
+    """The detections of one image after the arbiter's say on the weak boxes and on the sure boxes that
+    are not animals (see the module docstring); sure animal boxes stay as they are."""
+    checked = [d for d in detections if d.confidence < sure or d.category != "animal"]
+    if not checked or min_probability <= 0:
         return detections
-    guesses = arbiter.classify([crop(image, d.bbox) for d in weak], top_k=1)
+    guesses = arbiter.classify([crop(image, d.bbox) for d in checked], top_k=1)
     verdicts: dict[int, bool] = {}
-    for detection, top in zip(weak, guesses, strict=True):
+    for detection, top in zip(checked, guesses, strict=True):
         guess = top[0] if top else None
+        if detection.confidence >= sure:
+            if guess is not None and guess.animal and guess.probability >= sure:
+                detection.extra["detector_category"] = detection.category
+                detection.extra["second_opinion"] = f"{guess.label} {guess.probability:.2f}"
+                detection.category = "animal"
+            continue
         keep = guess is not None and guess.probability >= min_probability
         if keep and guess is not None:
             if guess.animal and detection.category != "animal":

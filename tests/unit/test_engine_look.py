@@ -101,11 +101,19 @@ def imagenet(models_dir: Path) -> Classifier:
 
 def test_second_opinion_names_an_infrared_fox_an_animal(imagenet: Classifier, images: Path) -> None:
     image = decode_jpeg((images / "camera-trap" / "2021-08-08_RCNX0063_fox.JPG").read_bytes(), 2000).pixels
-    fox = _box("person", 0.46, [0.321, 0.578, 0.188, 0.129], label="person")
+    weak = _box("person", 0.46, [0.321, 0.578, 0.188, 0.129], label="person")
     sure = _box("person", 0.9, [0.321, 0.578, 0.188, 0.129], label="person")
-    kept = second_opinion(image, [fox, sure], imagenet, sure=0.5, min_probability=0.2)
-    assert [d.category for d in kept] == ["animal", "person"]
-    assert fox.extra["detector_category"] == "person"
+    kept = second_opinion(image, [weak, sure], imagenet, sure=0.5, min_probability=0.2)
+    # The classifier is sure it sees a fox (grey fox 0.6): even the confident "person" is an animal.
+    assert [d.category for d in kept] == ["animal", "animal"]
+    assert weak.extra["detector_category"] == "person" and "fox" in str(sure.extra["second_opinion"])
+
+
+def test_second_opinion_leaves_a_real_person_a_person(imagenet: Classifier, images: Path) -> None:
+    image = decode_jpeg((images / "classic" / "person.jpg").read_bytes(), 640).pixels
+    person = _box("person", 0.85, [0.29, 0.24, 0.15, 0.62], label="person")
+    assert second_opinion(image, [person], imagenet, sure=0.5, min_probability=0.2) == [person]
+    assert person.category == "person"
 
 
 def test_second_opinion_drops_a_weak_animal_on_a_stump(imagenet: Classifier) -> None:
