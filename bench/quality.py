@@ -49,14 +49,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "station": {},
     "station, finer decode": {"look": {"finer_decode": True}},
     "yaguar detect": {"look": {"closer_input": [1024, 768], "finer_decode": True}},  # its defaults
-    "station, first 640x480": {"detector_input": [640, 480]},
-    "station + tiles unsure": {"look": {"tiles": "unsure"}},
-    "station + tiles night": {"look": {"tiles": "night"}},
+    "finer + tiles unsure": {"look": {"finer_decode": True, "tiles": "unsure"}},
+    "finer + tiles night": {"look": {"finer_decode": True, "tiles": "night"}},
+    "finer + tiles night, clahe": {"look": {"finer_decode": True, "tiles": "night", "night_prep": "clahe"}},
+    "finer + night clahe": {"look": {"finer_decode": True, "night_prep": "clahe"}},
+    "finer + night gamma": {"look": {"finer_decode": True, "night_prep": "gamma"}},
     "station + fastestdet": {"look": {"ensemble": ["fastestdet"]}},
     "station, wbf": {"look": {"fusion": "wbf"}},
-    "station + night clahe": {"look": {"night_prep": "clahe"}},
-    "station + night gamma": {"look": {"night_prep": "gamma"}},
-    "station + tiles night, clahe": {"look": {"tiles": "night", "night_prep": "clahe"}},
 }
 
 

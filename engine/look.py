@@ -39,6 +39,10 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+MOTION_REGIONS = 2  # the largest regions that moved get a crop each
+MOTION_REGION_MAX = 0.25  # a region bigger than this (of the frame's area) is what the whole-frame passes see
+
+
 class LookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,7 +64,9 @@ class LookConfig(BaseModel):
         description="contrast preparation of infrared night frames for the closer look: off, clahe, gamma",
     )
     motion_crops: bool = Field(
-        default=True, description="detect again on regions that moved in the burst and have no box yet"
+        default=True,
+        description="on frames without a sure box, detect again on small regions that moved in the burst "
+        "and have no box yet, zoomed in",
     )
     ensemble: list[str] = Field(
         default_factory=list, max_length=4, description="more detector manifests run on every frame, fused"
@@ -139,15 +145,14 @@ def _to_frame(detection: Detection, rect: tuple[int, int, int, int], width: int,
     return detection
 
 
-def _crop_rect(region: list[float], width: int, height: int, min_px: int) -> tuple[int, int, int, int]:
-    """A region with a margin, at least ``min_px`` on each side where the image allows it."""
+def _cut(region: list[float]) -> tuple[float, float, float, float]:
+    """A motion region with a margin, at least half the frame's width and height (a quarter of its
+    area), kept inside the frame; as fractions (x, y, w, h)."""
     x, y, w, h = region
-    cx, cy = (x + w / 2) * width, (y + h / 2) * height
-    side_w = min(width, max(min_px, w * width * 1.5))
-    side_h = min(height, max(min_px, h * height * 1.5))
-    left = int(min(max(0, cx - side_w / 2), width - side_w))
-    top = int(min(max(0, cy - side_h / 2), height - side_h))
-    return left, top, int(side_w), int(side_h)
+    cut_w, cut_h = min(1.0, max(0.5, w * 1.5)), min(1.0, max(0.5, h * 1.5))
+    left = min(max(0.0, x + w / 2 - cut_w / 2), 1.0 - cut_w)
+    top = min(max(0.0, y + h / 2 - cut_h / 2), 1.0 - cut_h)
+    return left, top, cut_w, cut_h
 
 
 def fuse(found: list[Detection], how: str, iou: float, passes: int = 1) -> list[Detection]:
@@ -216,7 +221,7 @@ class Look:
             if self._wants_tiles(frame, i in unsure):
                 first[i].extend(self._tiles(frame))
                 passes[i] += 1
-            if self.config.motion_crops and frame.motion_regions:
+            if self.config.motion_crops and frame.motion_regions and i in unsure:
                 first[i].extend(self._motion_crops(frame, first[i]))
         return [
             self._without_stamps(fuse(boxes, self.config.fusion, self.config.fusion_iou, n))
@@ -259,22 +264,26 @@ class Look:
         ]
 
     def _motion_crops(self, frame: LookFrame, found: list[Detection]) -> list[Detection]:
-        """Regions that moved and that no box covers yet, cut from a decode where they are at least the
-        detector's input size (native resolution at most)."""
+        """Small regions that moved and that no box covers yet, zoomed in: each is cut with a margin (a
+        quarter of the frame at least) from a decode where the cut is at least the detector's input
+        size (a finer decode where allowed, native resolution at most) and looked at again."""
         regions = [
             r
-            for r in frame.motion_regions[:3]
-            if not any(iou_xywh(r, d.bbox) > 0 or _inside(d.bbox, r) for d in found)
+            for r in frame.motion_regions[:MOTION_REGIONS]
+            if r[2] * r[3] <= MOTION_REGION_MAX
+            and not any(iou_xywh(r, d.bbox) > 0 or _inside(d.bbox, r) for d in found)
         ]
         if not regions:
             return []
         need = self.detector.min_side
-        longest = max(max(r[2], r[3]) for r in regions)
-        image = frame.finer(int(need / max(longest * 1.5, 1e-3))) if longest > 0 else None
-        if image is None:
-            image = frame.pixels
+        cuts = [_cut(r) for r in regions]
+        smallest = min(max(c[2], c[3]) for c in cuts)
+        image = _at_least(frame, int(need / smallest))
         height, width = image.shape[:2]
-        rects = [_crop_rect(r, width, height, need) for r in regions]
+        rects = [
+            (int(x * width), int(y * height), max(1, int(w * width)), max(1, int(h * height)))
+            for x, y, w, h in cuts
+        ]
         found_crops = self.detector.detect([image[y : y + h, x : x + w] for x, y, w, h in rects])
         return [
             _to_frame(d, rect, width, height)
