@@ -101,6 +101,16 @@ CASES = [
     Case(  # becomes SiLU
         "silu", [node("Sigmoid", ["x"], ["s"]), node("Mul", ["x", "s"], ["y"])], {"x": [1, 13, 31]}, ["y"]
     ),
+    Case(  # what onnxruntime's graph optimiser makes of YOLOX's Focus slices (our int8 YOLOX-nano)
+        "space_to_depth",
+        [
+            node("SpaceToDepth", ["x"], ["s"], blocksize=3),
+            node("Gather", ["s", "idx"], ["gather"], axis=1),
+        ],
+        {"x": [2, 5, 9, 6]},
+        ["s", "gather"],
+        {"idx": np.random.default_rng(1).permutation(45).astype(np.int64)},
+    ),
     Case(  # Q -> DQ becomes FakeQuant; a Q read outside the pair stays a Q, its DQ a DQ
         "quantize",
         [

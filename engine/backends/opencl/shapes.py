@@ -246,6 +246,13 @@ def _gather(g: Graph, n: Node) -> list[tuple[Shape, np.dtype]]:
     return [((*x[:axis], *idx.shape, *x[axis + 1 :]), F32)]
 
 
+def _space_to_depth(g: Graph, n: Node) -> list[tuple[Shape, np.dtype]]:
+    x, b = _in(g, n, 0), int(n.attrs["blocksize"])
+    if len(x) != 4 or x[2] % b or x[3] % b:
+        raise BackendError(f"SpaceToDepth node {n.name!r}: input {list(x)} is not NCHW divisible by {b}")
+    return [((x[0], x[1] * b * b, x[2] // b, x[3] // b), g.values[n.inputs[0]].dtype)]
+
+
 def pad_amounts(g: Graph, n: Node) -> list[int]:
     pads = n.attrs.get("pads")
     if pads is None:
@@ -372,6 +379,7 @@ RULES: dict[str, Callable[[Graph, Node], list[tuple[Shape, np.dtype]]]] = {
     "Split": _split,
     "Slice": _slice,
     "Gather": _gather,
+    "SpaceToDepth": _space_to_depth,
     "Pad": _pad,
     "Resize": _resize,
     "Upsample": _resize,

@@ -11,6 +11,7 @@ from ...base import BackendError
 from ..fusion import activation_of
 from ..graph import Node
 from ..lower import Lowerer, broadcast_strides, lowering
+from .quant import lower_fake_quant
 
 
 def _contiguous(lw: Lowerer, t: str) -> bool:
@@ -89,6 +90,8 @@ def _unary_params(lw: Lowerer, node: Node) -> tuple[int, list[float]]:
 
 @lowering(*UNARY, *[op for op in ACTIVATIONS if op != "None"])
 def lower_unary(lw: Lowerer, node: Node) -> None:
+    if node.op == "FakeQuant" and len(lw.shape(node.outputs[0])) >= 2:
+        return lower_fake_quant(lw, node)
     code, params = _unary_params(lw, node)
     x, y = node.inputs[0], node.outputs[0]
     out = lw.shape(y)

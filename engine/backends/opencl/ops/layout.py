@@ -162,6 +162,21 @@ def lower_gather(lw: Lowerer, node: Node) -> None:
         copy_view(lw, node, x, y, dims, src, dst, src_extra=i * st[axis], dst_extra=j * block, label="gather")
 
 
+@lowering("SpaceToDepth")
+def lower_space_to_depth(lw: Lowerer, node: Node) -> None:
+    """y[n, (i*b + j)*C + c, h, w] = x[n, c, h*b + i, w*b + j] (onnxruntime's graph optimiser makes
+    YOLOX's Focus slices into this): one strided copy over (n, i, j, c, h, w)."""
+    x, y = node.inputs[0], node.outputs[0]
+    b = int(node.attrs["blocksize"])
+    n, c, h, w = lw.shape(x)
+    xs, ys = lw.strides(x), lw.strides(y)
+    ho, wo = h // b, w // b
+    dims = [n, b, b, c, ho, wo]
+    src = [xs[0], w, 1, h * w, b * w, b]
+    dst = [ys[0], b * c * ho * wo, c * ho * wo, ho * wo, wo, 1]
+    copy_view(lw, node, x, y, dims, src, dst, label="space_to_depth")
+
+
 @lowering("Pad")
 def lower_pad(lw: Lowerer, node: Node) -> None:
     mode = node.attrs.get("mode", "constant")
