@@ -100,7 +100,8 @@ case "$cmd" in
     "$VENV/bin/ruff" format --check .
     typecheck
     # pytest exits 5 when it collected nothing; that must fail CI, and so it does here.
-    exec "$VENV/bin/pytest" -q "$@"
+    # The slowest tests are listed at the end, so a suite that creeps towards its time budget shows where.
+    exec "$VENV/bin/pytest" -q --durations=25 "$@"
     ;;
   *)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
