@@ -106,7 +106,7 @@ def run_detect(args: argparse.Namespace) -> int:
         region=args.region,
         skip_without_motion=args.motion,
         batch_size=max(1, args.batch_size),
-        look=LookConfig(closer_input=args.closer if args.closer != (0, 0) else None, finer_decode=True),
+        look=LookConfig(closer_input=args.closer, finer_decode=True),
     )
     try:
         zone, camera_zones = _zones(args)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .detector import Detection, Detector, merge_same_category
 from .night import NightPrep, prepare_night
@@ -51,7 +51,7 @@ class LookConfig(BaseModel):
     )
     closer_input: tuple[int, int] | None = Field(
         default=(832, 640),
-        description="[width, height] of a second pass on frames without a sure box; None: no second pass",
+        description="[width, height] of a second pass on frames without a sure box; [0, 0] or None: none",
     )
     tiles: Literal["off", "unsure", "night", "unsure_or_night"] = Field(
         default="off",
@@ -71,6 +71,12 @@ class LookConfig(BaseModel):
     ensemble: list[str] = Field(
         default_factory=list, max_length=4, description="more detector manifests run on every frame, fused"
     )
+
+    @field_validator("closer_input")
+    @classmethod
+    def _zero_is_none(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        return None if value == (0, 0) else value  # TOML has no null: [0, 0] turns it off
+
     fusion: Literal["nms", "wbf"] = Field(default="nms", description="how boxes of several passes merge")
     fusion_iou: float = Field(default=0.45, gt=0, le=1, description="boxes overlapping more are one object")
     overlay_band: float = Field(

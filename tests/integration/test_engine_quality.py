@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from yaguar.engine.config import PipelineConfig
+from yaguar.engine.look import THOROUGH_CLOSER, LookConfig
 from yaguar.engine.quality import (
     ALERT_CONFIDENCE,
     QualityReport,
@@ -21,12 +22,19 @@ from yaguar.engine.quality import (
 )
 
 DAY_FLOOR, NIGHT_FLOOR = 5, 9  # MegaDetector animal frames found, of 6 day and 12 night
+DETECT_DAY_FLOOR, DETECT_NIGHT_FLOOR = 6, 10  # the same with `yaguar detect`'s closer look
 MAX_FALSE_BLANKS = 0  # blanks (of 21) with any box written
 
 
 @pytest.fixture(scope="module")
 def report(shared_data: Path) -> QualityReport:
     return score_setting(PipelineConfig(), "station", shared_data)
+
+
+@pytest.fixture(scope="module")
+def detect_report(shared_data: Path) -> QualityReport:
+    look = LookConfig(closer_input=THOROUGH_CLOSER, finer_decode=True)  # as detect_cli builds it
+    return score_setting(PipelineConfig(look=look), "yaguar detect", shared_data)
 
 
 def test_the_reference_and_the_blanks_are_what_the_floors_were_measured_on(shared_data: Path) -> None:
@@ -44,3 +52,9 @@ def test_recall_of_megadetector_animal_frames_day_and_night(report: QualityRepor
 def test_no_false_detection_on_blank_frames(report: QualityReport) -> None:
     assert report.false_frames <= MAX_FALSE_BLANKS, [b for b in report.blanks if b.boxes]
     assert report.false_frames_at(ALERT_CONFIDENCE) == 0
+
+
+def test_yaguar_detect_finds_more_and_still_no_false_detection(detect_report: QualityReport) -> None:
+    assert detect_report.recall("day")[0] >= DETECT_DAY_FLOOR
+    assert detect_report.recall("night")[0] >= DETECT_NIGHT_FLOOR
+    assert detect_report.false_frames <= MAX_FALSE_BLANKS, [b for b in detect_report.blanks if b.boxes]

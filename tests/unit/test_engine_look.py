@@ -136,3 +136,9 @@ def test_motion_regions_get_a_crop_where_no_box_is(tiled: Analyser, images: Path
     )
     covered = tiled.look._motion_crops(frame, [_box("animal", 0.9, [0.35, 0.42, 0.43, 0.35])])
     assert covered == []
+
+
+def test_the_closer_look_is_turned_off_with_a_zero_size() -> None:
+    """TOML has no null: ``closer_input = [0, 0]`` in station.toml turns the closer look off."""
+    assert PipelineConfig.model_validate({"look": {"closer_input": [0, 0]}}).look.closer_input is None
+    assert PipelineConfig().look.closer_input == (832, 640)
