@@ -12,7 +12,7 @@ import numpy as np
 from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
-from yaguar.storage.models import Heartbeat, Media
+from yaguar.storage.models import Device, Heartbeat, Media
 
 from .detections import grouped
 from .effort import CameraEffort, as_utc, effort
@@ -84,13 +84,10 @@ class Uptime:
 
 
 def species_counts(db: Session, flt: AnalysisFilter) -> list[SpeciesCount]:
-    cams = effort(db, flt)
+    names = {str(dev): name or dev for dev, name in db.execute(select(Device.id, Device.name))}
     rows = grouped(db, flt, "device", "species")
     return sorted(
-        (
-            SpeciesCount(dev, cams[dev].name if dev in cams else dev, sp, int(n), int(ind or 0))
-            for dev, sp, n, ind in rows
-        ),
+        (SpeciesCount(dev, names.get(dev, dev), sp, int(n), int(ind or 0)) for dev, sp, n, ind in rows),
         key=lambda r: (r.camera, -r.events, r.species),
     )
 

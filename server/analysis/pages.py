@@ -66,19 +66,19 @@ async def _choices(dash: Dashboard) -> dict[str, list[str]]:
     return choices
 
 
-_diel_charts: dict[tuple[Any, ...], Markup] = {}
+_charts: dict[tuple[Any, ...], Markup] = {}
+CHARTS_KEPT = 64
 
 
-def _diel_chart(diel: numbers.Diel, lang: str, title: str) -> Markup:
-    """Drawing costs more than counting and the numbers change slowly: one drawing per set of numbers
-    (the last 64 kept)."""
-    key = (lang, title, tuple(diel.hourly), tuple(diel.density_y))
-    chart = _diel_charts.get(key)
+def _chart(key: tuple[Any, ...], draw: Callable[[], Markup]) -> Markup:
+    """Drawing costs more than counting, and the numbers change slowly: each chart is drawn once per set
+    of numbers (``key`` holds them all), and the last 64 are kept."""
+    chart = _charts.get(key)
     if chart is None:
-        chart = charts.diel_chart(diel, _gettext(lang), title)
-        if len(_diel_charts) >= 64:
-            _diel_charts.pop(next(iter(_diel_charts)))
-        _diel_charts[key] = chart
+        chart = draw()
+        if len(_charts) >= CHARTS_KEPT:
+            _charts.pop(next(iter(_charts)))
+        _charts[key] = chart
     return chart
 
 
@@ -106,21 +106,6 @@ def _uptime(db: Session, flt: AnalysisFilter) -> list[numbers.Uptime]:
     return rows
 
 
-_history_charts: dict[tuple[Any, ...], Markup] = {}
-
-
-def _history_chart(history: numbers.History, lang: str) -> Markup:
-    """Like the diel chart: drawn once per set of numbers (the last 32 kept)."""
-    key = (lang, history.species, tuple(history.days), tuple((c, tuple(v)) for c, v in history.rows.items()))
-    chart = _history_charts.get(key)
-    if chart is None:
-        chart = charts.history_chart(history, _gettext(lang))
-        if len(_history_charts) >= 32:
-            _history_charts.pop(next(iter(_history_charts)))
-        _history_charts[key] = chart
-    return chart
-
-
 def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: bool) -> Result:
     """The numbers (and chart) of one analysis page; also what the API returns."""
     _ = _gettext(lang)
@@ -133,7 +118,10 @@ def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: 
     if page == "abundance":
         per_camera, overall, cams = numbers.abundance(db, flt)
         days = sum(c.camera_days for c in cams.values())
-        chart = charts.abundance_chart(overall, name, _) if with_chart and days > 0 else None
+        chart = None
+        if with_chart and days > 0:
+            key = ("abundance", lang, tuple((a.species, a.events, a.camera_days) for a in overall))
+            chart = _chart(key, lambda: charts.abundance_chart(overall, name, _))
         return Result(tables.abundance_table(per_camera, overall), chart, summary={"camera_days": days})
     if page == "uptime":
         return Result(tables.uptime_table(_uptime(db, flt)))
@@ -145,11 +133,23 @@ def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: 
         return Result(tables.history_table(numbers.History("", flt.days, {})))
     if page == "activity":
         diel = numbers.diel(db, flt, species)
-        chart = _diel_chart(diel, lang, name(species)) if with_chart and diel.events else None
+        chart = None
+        if with_chart and diel.events:
+            key = ("diel", lang, species, tuple(diel.hourly), tuple(diel.density_y))
+            chart = _chart(key, lambda: charts.diel_chart(diel, _, name(species)))
         summary = {"day": diel.day, "night": diel.night, "unplaced": diel.unplaced, "events": diel.events}
         return Result(tables.diel_table(diel), chart, species, summary)
     history = numbers.detection_history(db, flt, species)
-    chart = _history_chart(history, lang) if with_chart and history.rows else None
+    chart = None
+    if with_chart and history.rows:
+        key = (
+            "history",
+            lang,
+            species,
+            tuple(history.days),
+            tuple((c, tuple(v)) for c, v in history.rows.items()),
+        )
+        chart = _chart(key, lambda: charts.history_chart(history, _))
     return Result(tables.history_table(history), chart, species)
 
 
