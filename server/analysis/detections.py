@@ -78,7 +78,7 @@ def grouped(db: Session, flt: AnalysisFilter, *keys: str) -> list[tuple[Any, ...
     )
     if flt.species:
         machine = machine.where(Event.species == flt.species)
-    result = db.connection().execute(machine).all()
+    result: list[tuple[Any, ...]] = [tuple(row) for row in db.connection().execute(machine).all()]
     reviewed = _reviewed(db, keys, columns, window)
     if reviewed:
         groups = {tuple(row[: len(keys)]): [int(row[-2]), int(row[-1] or 0)] for row in result}
