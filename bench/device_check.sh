@@ -118,9 +118,7 @@ note "- OpenCL device used: ${SELECT:-the first GPU, else the first device}"
 
 # 3. The OpenCL parity tests (kernels on odd shapes, exports' op patterns, the shared models).
 step 240 parity_tests "$PY" -m pytest -q -p no:cacheprovider -rfEs --timeout=150 -o filterwarnings=default \
-  tests/integration/test_opencl_kernels.py tests/integration/test_opencl_kernels_variants.py \
-  tests/integration/test_opencl_exports.py tests/integration/test_opencl_models.py \
-  tests/integration/test_opencl_parity.py tests/integration/test_opencl_compiler.py
+  tests/integration/test_opencl_*.py
 
 # 4. The engine benchmark: as shipped, then with fp16 activations, then with autotuned tiles.
 bench=("$PY" bench/engine.py --quick ${SELECT:+--device "$SELECT"})
