@@ -22,7 +22,9 @@ BURSTS = [
 ]
 
 
-def run_station(broker, workdir: Path, images: Path, models_dir: Path, backend: str) -> tuple[list, list]:
+def run_station(
+    broker, workdir: Path, images: Path, models_dir: Path, backend: str, **overrides: object
+) -> tuple[list, list]:
     pipeline = {
         "enabled": True,
         "backend": backend,
@@ -30,6 +32,7 @@ def run_station(broker, workdir: Path, images: Path, models_dir: Path, backend: 
         "skip_without_motion": False,
         "batch_wait_ms": 5,
         "event_gap_s": 1,
+        **overrides,
     }
     # each run its own shared group: a stopped worker's persistent session keeps its share of a group
     with running_station(
@@ -37,7 +40,7 @@ def run_station(broker, workdir: Path, images: Path, models_dir: Path, backend: 
         workdir,
         http=False,
         pipeline=pipeline,
-        mqtt={"client_id": f"st-{backend}", "shared_group": backend},
+        mqtt={"client_id": f"st-{workdir.name}", "shared_group": workdir.name},
     ) as station:
         component = next(c for c in station.components if c.name == "pipeline")
         assert component.unavailable is None, component.unavailable
