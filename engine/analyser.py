@@ -95,6 +95,7 @@ class Analyser:
         self.allowed = region_species(config.region, config.extra_species)
         self.motion = MotionFilter(config.motion)
         self.arbiter = general_classifier(self.classifiers) if look.second_opinion > 0 else None
+        self.implausible = frozenset(look.implausible)
         self.min_side = config.decode_min_side or self.look.min_side
         self.timings: dict[str, float] = defaultdict(float)  # seconds spent per stage, for metrics/bench
         self._timings_lock = threading.Lock()  # decode threads add to it concurrently
@@ -179,7 +180,9 @@ class Analyser:
                     weak = [d for d in boxes if d.confidence < look.sure or d.category != "animal"]
                     side = max(self.arbiter.manifest.input.width, self.arbiter.manifest.input.height)
                     crops_from = self._crop_source(frame, weak, side)
-                    kept = second_opinion(crops_from, boxes, self.arbiter, look.sure, look.second_opinion)
+                    kept = second_opinion(
+                        crops_from, boxes, self.arbiter, look.sure, look.second_opinion, self.implausible
+                    )
                 pixels = self._crop_source(
                     frame, [d for d in kept if d.category == "animal"], look.crop_min_side
                 )

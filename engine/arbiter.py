@@ -9,7 +9,8 @@ the crop classifier (ImageNet MobileNetV2 at the station), whose top guess decid
 - it sees a thing that is not an animal: a person or vehicle box keeps its category, an animal box is
   dropped (a log, not an animal).
 
-A sure person or vehicle box is shown to it too (an infrared cougar can be a confident "person"): it
+A box with a label a camera trap does not see (``implausible``: an aeroplane, a train) is weak whatever
+its confidence, and stays only as an animal. A sure person or vehicle box is shown to it too (an infrared cougar can be a confident "person"): it
 becomes an animal only when the classifier is as sure (``sure``) that it sees an animal; it is never
 dropped.
 """
@@ -37,6 +38,7 @@ def second_opinion(
     arbiter: Classifier,
     sure: float,
     min_probability: float,
+    implausible: frozenset[str] = frozenset(),
 ) -> list[Detection]:
     """The detections of one image after the arbiter's say on the weak boxes and on the sure boxes that
     are not animals (see the module docstring); sure animal boxes stay as they are."""
@@ -47,6 +49,14 @@ def second_opinion(
     verdicts: dict[int, bool] = {}
     for detection, top in zip(checked, guesses, strict=True):
         guess = top[0] if top else None
+        if detection.label in implausible:
+            verdicts[id(detection)] = (
+                guess is not None and guess.animal and guess.probability >= min_probability
+            )
+            if verdicts[id(detection)]:
+                detection.extra["detector_category"] = detection.category
+                detection.category = "animal"
+            continue
         if detection.confidence >= sure:
             if guess is not None and guess.animal and guess.probability >= sure:
                 detection.extra["detector_category"] = detection.category

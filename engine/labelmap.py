@@ -51,6 +51,10 @@ IMAGENET_SPECIES = {
 
 # ImageNet's classes are ordered by WordNet: every animal class comes first, up to this one.
 IMAGENET_LAST_ANIMAL = "puffer, pufferfish, blowfish, globefish"
+# Animal classes a camera trap on land does not photograph, as ranges of the 1001-label list (index 0
+# is "background"): fish, invertebrates, whales and the dugong, insects and echinoderms. A classifier
+# that answers "nematode" or "jellyfish" on a crop is guessing, not seeing an animal.
+IMAGENET_NOT_CAMERA_TRAP = (range(1, 8), range(70, 128), range(148, 151), range(301, 331), range(390, 398))
 
 _INAT = re.compile(r"^([A-Z][a-z]+(?: [a-z-]+){1,2}) \(")
 
@@ -94,8 +98,10 @@ def display_label(label: str, spec: LabelSpec) -> str:
 def animal_labels(labels: list[str], spec: LabelSpec) -> frozenset[str]:
     """The classifier labels that name an animal (any animal, named species or not)."""
     if spec.table == "imagenet" and IMAGENET_LAST_ANIMAL in labels:
-        animals = labels[: labels.index(IMAGENET_LAST_ANIMAL) + 1]
-        return frozenset(label for label in animals if label.lower() != "background")
+        offset = 1 if labels[0].lower() == "background" else 0  # the 1000-label list has no background
+        skipped = {index - 1 + offset for block in IMAGENET_NOT_CAMERA_TRAP for index in block}
+        last = labels.index(IMAGENET_LAST_ANIMAL)
+        return frozenset(labels[i] for i in range(offset, last + 1) if i not in skipped)
     if spec.table == "inat":
         return frozenset(label for label in labels if _INAT.match(label))
     return frozenset(label for label in labels if species_of(label, spec))

@@ -99,6 +99,12 @@ class LookConfig(BaseModel):
         description="a classifier crop smaller than this many pixels in the first decode is cut from a "
         "finer decode of the frame; 0: never decode again for crops",
     )
+    implausible: list[str] = Field(
+        default_factory=lambda: ["airplane", "aeroplane", "train", "bus"],
+        max_length=80,
+        description="detector labels a camera trap does not see: such a box always gets the second "
+        "opinion and stays only if the classifier sees an animal there",
+    )
     second_opinion: float = Field(
         default=0.2,
         ge=0,

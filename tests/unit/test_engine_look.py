@@ -142,3 +142,19 @@ def test_the_closer_look_is_turned_off_with_a_zero_size() -> None:
     """TOML has no null: ``closer_input = [0, 0]`` in station.toml turns the closer look off."""
     assert PipelineConfig.model_validate({"look": {"closer_input": [0, 0]}}).look.closer_input is None
     assert PipelineConfig().look.closer_input == (832, 640)
+
+
+def test_an_implausible_label_needs_the_classifier_to_see_an_animal(
+    imagenet: Classifier, shared_data: Path, images: Path
+) -> None:
+    """A confident "aeroplane" on the rock of a real infrared heron burst is not kept as a vehicle; a
+    dog's bicycle, a plausible vehicle, is."""
+    burst = shared_data / "camtrap-dp-1.0.2" / "example" / "media"
+    image = decode_jpeg((burst / "20210531082540-RCNX0039.JPG").read_bytes(), 1000).pixels
+    rock = _box("vehicle", 0.6, [0.0012, 0.7711, 0.3054, 0.2225], label="aeroplane")
+    implausible = frozenset({"aeroplane", "airplane", "train", "bus"})
+    assert second_opinion(image, [rock], imagenet, 0.5, 0.2, implausible) == []
+    dog = decode_jpeg((images / "classic" / "dog.jpg").read_bytes(), 768).pixels
+    bicycle = _box("vehicle", 0.74, [0.1664, 0.2612, 0.5854, 0.4998], label="bicycle")
+    assert second_opinion(dog, [bicycle], imagenet, 0.5, 0.2, implausible) == [bicycle]
+    assert bicycle.category == "vehicle"
