@@ -6,11 +6,12 @@
 #                  working tree, so the check runs exactly this code) and the packages a CUDA
 #                  machine's image does not have (pyopencl and pydantic with their needs), at the
 #                  versions of this checkout's .venv
-#   .device/data/  the models and images the OpenCL tests and the engine benchmark read
+#   .device/data/  the models and images the OpenCL tests and the engine benchmark read, and the
+#                  int8 detectors that `yaguar models quantize` makes of YOLOX-nano and FastestDet
 #
 #   bench/device_prepare.sh            then carry ".device" and run: bash bench/device_check.sh
 #
-# Needs this checkout's .venv (for the versions) and PyPI (pip download). About 30 MiB in all.
+# Needs this checkout's .venv (for the versions) and PyPI (pip download). About 35 MiB in all, a minute or two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -49,6 +50,12 @@ git ls-files -z -co --exclude-standard | tar -c --null -T - -f - | tar -x -C "$s
 for f in "${MODELS[@]}"; do cp "$DATA/models/$f" "$DEST/data/models/"; done
 for d in "${IMAGES[@]}"; do cp -r "$DATA/images/$d" "$DEST/data/images/"; done
 chmod -R u+w "$DEST"
+# The int8 detectors of `yaguar models quantize`, so that the benchmark there runs them too (a
+# refusal is printed and the check goes on without that model).
+for m in yolox_nano fastestdet; do
+  "$PY" -m yaguar.engine.cli models --model-dir "$DATA/models" quantize "$m" --out "$DEST/data/models" \
+    --calibration "$DATA/images/camera-trap" "$DATA/images/jaguar" 2>&1 | grep -v WARNING || true
+done
 echo "$(git rev-parse --short HEAD) on $(git rev-parse --abbrev-ref HEAD), $(git status --short | wc -l) files changed" >"$DEST/REVISION"
 du -sh "$DEST/whl" "$DEST/data"
 echo "ready: carry [\".device\"] and run: bash bench/device_check.sh"
