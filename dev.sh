@@ -16,6 +16,7 @@ DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-dri
 # scale-out tests: a pipeline worker whose clock is off (libfaketime)
 DEB_PACKAGES+=(libfaketime)
 VENV=.venv
+YOLOV5_PACKAGES=(yolov5==7.0.14 ultralytics==8.4.190)  # see the megadetector extra in pyproject.toml
 PYTHON=${PYTHON:-python3}
 
 missing_debs() {
@@ -53,6 +54,8 @@ install_venv() {
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  # `yaguar models import` (the megadetector extra): yolov5's export code, without its requirements
+  "$VENV/bin/python" -m pip install -q --no-deps "${YOLOV5_PACKAGES[@]}"
   echo "$want" > "$stamp"
 }
 

@@ -68,7 +68,8 @@ class Analyser:
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
         model_dir = resolve_model_dir(config)
-        extra = [config.manifest_dir] if config.manifest_dir else None
+        # models imported by `yaguar models import` keep their manifest beside their ONNX file
+        extra = [d for d in (config.manifest_dir, model_dir) if d is not None]
         options = config.backend_options()
 
         def detector(name: str, size: tuple[int, int] | None) -> Detector:

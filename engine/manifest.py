@@ -123,6 +123,12 @@ class Manifest(_Strict):
     description: str = Field(default="", max_length=500)
     file: str = Field(pattern=r"^[^/\\]+\.onnx$", description="ONNX file name inside the model directory")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="checksum of the file")
+    sha256_from: str | None = Field(
+        default=None,
+        max_length=200,
+        description="where the sha256 comes from, said by `yaguar models verify`: the publisher's page, "
+        "or recorded by us from the published file because the publisher gives none",
+    )
     url: str | None = Field(
         default=None, pattern=r"^https?://", description="where `yaguar models fetch` gets it"
     )

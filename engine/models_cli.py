@@ -14,6 +14,7 @@ from yaguar.paths import shared_data_dir
 from . import quantize_cli
 from .download import FetchError, download
 from .manifest import Manifest, ManifestError, all_manifests, checksum_ok, file_sha256, find_manifest
+from .models_import_cli import add_import_command, run_import
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     fetch.add_argument("--no-progress", action="store_true")
     quantize_cli.add_command(sub)
+    add_import_command(sub)
     parser.set_defaults(func=run_models)
 
 
@@ -50,7 +52,10 @@ def default_model_dir() -> Path:
 
 def run_models(args: argparse.Namespace) -> int:
     model_dir = args.model_dir or default_model_dir()
-    extra = [args.manifest_dir] if args.manifest_dir else None
+    # imported models keep their manifest beside their ONNX file, in the model folder
+    extra = [d for d in (args.manifest_dir, model_dir) if d is not None]
+    if args.models_command == "import":
+        return run_import(args, model_dir)
     if args.models_command == "list":
         return _list(model_dir, extra)
     if args.models_command == "verify":
@@ -144,9 +149,9 @@ def _verify(model_dir: Path, extra: list[Path] | None, names: list[str]) -> int:
                 bad += 1
             continue
         if manifest.sha256 is None:
-            print(f"{manifest.ident}: no checksum in the manifest, not verified")
+            print(f"{manifest.ident}: NOT VERIFIED, the publisher gives no checksum for {file.name}")
         elif checksum_ok(manifest, file):
-            print(f"{manifest.ident}: OK")
+            print(f"{manifest.ident}: OK, sha256 {manifest.sha256_from or 'as the manifest gives it'}")
         else:
             print(f"{manifest.ident}: MISMATCH, {file.name} is not the file the manifest names")
             bad += 1

@@ -1,0 +1,161 @@
+"""``yaguar models import FILE.pt`` end to end on a real YOLOv5s with random weights: checkpoint -> ONNX
+and manifest -> ``yaguar detect`` -> MegaDetector JSON with animal/person/vehicle, the same boxes on
+onnxruntime and on OpenCL (PoCL); and each bad checkpoint refused in one line, leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.opencl_helpers import require_opencl
+from tests.support.detect import detect_command
+from yaguar.engine.cli import main
+
+pytest.importorskip("torch", reason="the megadetector extra is missing: ./dev.sh setup installs it")
+
+# Random weights score low; at this threshold the seed-0 YOLOv5s gives boxes on these pictures.
+THRESHOLD = "0.05"
+PICTURES = [
+    "jaguar/AABP_7_20050913_1220.jpg",
+    "jaguar/AREAS_17_20051011_0438.jpg",
+    "jaguar/AREAS_21_20050915_2039.jpg",
+    "jaguar/AABP_13_20051007_1205.jpg",
+]
+
+
+@pytest.fixture(scope="module")
+def imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The model folder after importing a random YOLOv5s checkpoint with MegaDetector's classes."""
+    from tests.support.yolov5_checkpoint import save_random_yolov5s
+
+    work = tmp_path_factory.mktemp("import")
+    checkpoint = save_random_yolov5s(work / "md_random.pt")
+    model_dir = work / "models"
+    assert main(["models", "--model-dir", str(model_dir), "import", str(checkpoint)]) == 0
+    return model_dir
+
+
+def test_import_writes_a_verified_model_and_manifest(imported: Path, capsys: pytest.CaptureFixture) -> None:
+    assert sorted(p.name for p in imported.iterdir()) == ["md_random.onnx", "md_random.toml"]
+    manifest = (imported / "md_random.toml").read_text()
+    assert 'names = ["animal", "person", "vehicle"]' in manifest
+    assert 'table = "megadetector"' in manifest
+    assert "width = 320" in manifest  # the size the checkpoint says it was trained at
+    assert main(["models", "--model-dir", str(imported), "verify", "md_random"]) == 0
+    assert "md_random@" in capsys.readouterr().out
+    (imported / "md_random.onnx").open("ab").write(b"\0")
+    try:
+        assert main(["models", "--model-dir", str(imported), "verify", "md_random"]) == 1
+        assert "MISMATCH" in capsys.readouterr().out
+    finally:
+        with (imported / "md_random.onnx").open("r+b") as handle:
+            handle.truncate(handle.seek(0, 2) - 1)
+
+
+def _detect(folder: Path, model_dir: Path, out: Path, backend: str) -> dict[str, list[tuple]]:
+    done = subprocess.run(
+        [*detect_command(folder, out, model_dir, "--detector", "md_random", "--no-classify"),
+         "--backend", backend, "--threshold", THRESHOLD, "--closer", "0x0"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["detection_categories"] == {"1": "animal", "2": "person", "3": "vehicle"}
+    return {
+        image["file"]: sorted((d["category"], d["conf"], *d["bbox"]) for d in image["detections"] or [])
+        for image in data["images"]
+    }
+
+
+def test_detect_runs_the_imported_model_with_the_same_boxes_on_opencl(
+    imported: Path, images: Path, tmp_path: Path
+) -> None:
+    require_opencl()
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for name in PICTURES:
+        (folder / Path(name).name).symlink_to(images / name)
+    reference = _detect(folder, imported, tmp_path / "ort.json", "onnxruntime")
+    opencl = _detect(folder, imported, tmp_path / "ocl.json", "opencl")
+    assert opencl.keys() == reference.keys()
+    margin = float(THRESHOLD) + 0.005  # a box within rounding of the threshold may fall either side
+    assert sum(b[1] >= margin for boxes in reference.values() for b in boxes) >= 3, reference
+    for name, boxes in reference.items():
+        ours = [b for b in opencl[name] if b[1] >= margin]
+        theirs = [b for b in boxes if b[1] >= margin]
+        assert [b[0] for b in ours] == [b[0] for b in theirs], name
+        for a, b in zip(ours, theirs, strict=True):
+            assert abs(a[1] - b[1]) <= 0.011, (name, a, b)
+            assert all(abs(x - y) <= 0.01 for x, y in zip(a[2:], b[2:], strict=True)), (name, a, b)
+
+
+def _import_fails(checkpoint: Path, model_dir: Path, capsys: pytest.CaptureFixture) -> str:
+    model_dir.mkdir(exist_ok=True)
+    before = sorted(model_dir.iterdir())
+    assert main(["models", "--model-dir", str(model_dir), "import", str(checkpoint)]) == 2
+    assert sorted(model_dir.iterdir()) == before  # nothing half-written, no temporary folder left
+    out = capsys.readouterr().out.strip()
+    assert "\n" not in out and "Traceback" not in out
+    return out
+
+
+def test_a_file_that_is_not_a_torch_checkpoint_is_refused(
+    tmp_path: Path, images: Path, capsys: pytest.CaptureFixture
+) -> None:
+    fake = tmp_path / "md_v5a.0.0.pt"
+    fake.write_bytes((images / "classic" / "dog.jpg").read_bytes())
+    out = _import_fails(fake, tmp_path / "models", capsys)
+    assert "md_v5a.0.0.pt is not a PyTorch checkpoint" in out
+
+
+def test_a_torch_file_that_is_not_a_yolo_checkpoint_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import torch
+
+    tensor = tmp_path / "weights.pt"
+    torch.save(torch.zeros(3, 3), tensor)
+    assert "weights.pt is not a YOLO checkpoint: it holds a Tensor" in _import_fails(
+        tensor, tmp_path / "models", capsys
+    )
+    state = tmp_path / "state.pt"
+    torch.save({"model": {"conv.weight": torch.zeros(1)}}, state)
+    assert "state.pt is not a YOLO checkpoint" in _import_fails(state, tmp_path / "models", capsys)
+
+
+def test_a_truncated_checkpoint_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    whole = tmp_path / "whole.pt"
+    torch.save({"model": torch.zeros(1000)}, whole)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(whole.read_bytes()[:300])
+    assert "cut.pt cannot be loaded by torch" in _import_fails(cut, tmp_path / "models", capsys)
+
+
+def test_verify_says_where_the_publisher_gives_no_checksum(
+    models_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["models", "--model-dir", str(models_dir), "verify", "yolox_nano"]) == 0
+    assert "the publisher gives no checksum" in capsys.readouterr().out
+
+
+def test_a_plain_yolov5_keeps_its_own_names_read_as_coco(tmp_path: Path) -> None:
+    from yaguar.engine.manifest import load_manifest
+    from yaguar.engine.models_import_cli import parse_categories
+    from yaguar.engine.pt_import import manifest_toml
+
+    path = tmp_path / "birds.toml"
+    labels = ["bird", "dog", "tapir"]
+    categories = parse_categories(["tapir=animal"])
+    path.write_text(manifest_toml("birds", Path("birds.pt"), "ab" * 32, "cd" * 32, labels, 640, categories))
+    manifest = load_manifest(path)
+    assert manifest.labels.names == labels
+    assert manifest.labels.table == "coco"
+    assert manifest.labels.categories == {"tapir": "animal"}
+    assert manifest.input.width == 640
+    with pytest.raises(ValueError, match="LABEL=animal"):
+        parse_categories(["tapir=mammal"])
