@@ -25,7 +25,17 @@ from yaguar.storage.models import Event, Media
 
 from .camtrap_deployments import DeploymentIndex
 from .camtrap_descriptor import package_descriptor
-from .records import ExportScope, HumanReview, devices, iter_events, iter_media, latest_reviews, local_iso
+from .records import (
+    ExportScope,
+    HumanBoxReview,
+    HumanReview,
+    box_reviews,
+    devices,
+    iter_events,
+    iter_media,
+    latest_reviews,
+    local_iso,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +153,7 @@ def write_package(
         _CsvFile(out_dir / "media.csv", MEDIA_FIELDS) as media_out,
         _CsvFile(out_dir / "observations.csv", OBSERVATION_FIELDS) as obs_out,
     ):
+        boxes = box_reviews(db)
         for frame in iter_media(db, scope):
             key = index.key_for(frame.device_id, frame.captured_at)
             if key is None:
@@ -154,7 +165,7 @@ def write_package(
             capture_methods.add(row["captureMethod"])
             media_out.writerow(row)
             summary.media += 1
-            for obs in _media_observations(frame, key):
+            for obs in _media_observations(frame, key, boxes):
                 obs_out.writerow(obs)
                 summary.observations += 1
                 if obs["scientificName"]:
@@ -229,11 +240,13 @@ def _clip(value: float, low: float) -> float:
     return round(min(1.0, max(low, value)), 6)
 
 
-def _media_observations(frame: Media, deployment: str) -> Iterator[dict[str, Any]]:
+def _media_observations(
+    frame: Media, deployment: str, boxes: dict[int, HumanBoxReview]
+) -> Iterator[dict[str, Any]]:
     when = local_iso(frame.captured_at, frame.utc_offset_min)
     for det in frame.detections:
         x, y = _clip(det.x, 0.0), _clip(det.y, 0.0)
-        yield {
+        machine = {
             "observationID": f"d{det.id}",
             "deploymentID": deployment,
             "mediaID": str(frame.id),
@@ -259,6 +272,20 @@ def _media_observations(frame: Media, deployment: str) -> Iterator[dict[str, Any
             ),
             "observationComments": f"{det.category}, detected by {det.model}",
         }
+        yield machine
+        human = boxes.get(det.id)
+        if human is not None:  # a reviewer's answer for this one box, beside the machine's
+            yield {
+                **machine,
+                "observationID": f"d{det.id}-human",
+                "observationType": OBSERVATION_TYPE.get(human.category, "unknown"),
+                "scientificName": human.species or "",
+                "classificationMethod": "human",
+                "classifiedBy": human.by,
+                "classificationTimestamp": local_iso(human.at, 0),
+                "classificationProbability": "",
+                "observationComments": "box review",
+            }
 
 
 def _event_observations(

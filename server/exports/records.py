@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
+from yaguar.server.dashboard.box_review import BoxReview
 from yaguar.server.dashboard.models import Review, User
 from yaguar.storage.models import Device, Event, Media
 
@@ -90,6 +91,27 @@ def latest_reviews(db: Session, scope: ExportScope) -> dict[int, HumanReview]:
             review.created_at,
         )
     return latest
+
+
+@dataclass(frozen=True)
+class HumanBoxReview:
+    category: str
+    species: str | None
+    by: str
+    at: datetime
+
+
+def box_reviews(db: Session) -> dict[int, HumanBoxReview]:
+    """The newest review of each reviewed box (boxes corrected one by one are few)."""
+    stmt = (
+        select(BoxReview, User.username)
+        .join(User, User.id == BoxReview.user_id)
+        .order_by(BoxReview.created_at, BoxReview.id)
+    )
+    return {
+        review.detection_id: HumanBoxReview(review.category, review.species, username, review.created_at)
+        for review, username in db.execute(stmt)
+    }
 
 
 def local_iso(value: datetime, offset_min: int) -> str:

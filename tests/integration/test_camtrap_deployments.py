@@ -1,6 +1,7 @@
 """Camtrap DP from deployment records: a camera moved once exports two deployments with their own
 position, site, habitat, camera set-up and bait; frames outside every record of their camera are left out
-and counted; each event is an event-level observation beside the media-level ones; the package is valid
+and counted; each event is an event-level observation beside the media-level ones, and a box a reviewer
+corrected on its own has its human observation beside the machine's; the package is valid
 against the standard."""
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.integration.test_exports_formats import _localise, standard  # noqa: F401 - a fixture
-from tests.support.dashboard_web import seed
+from tests.support.dashboard_web import add_user, seed
 from tests.support.prerequisites import require_data
+from yaguar.server.dashboard.box_review import BoxReview
 from yaguar.server.dashboard_config import ExportMetadata
 from yaguar.server.deployments import records
 from yaguar.server.exports import camtrap_dp
 from yaguar.server.schema import upgrade
 from yaguar.storage.db import make_db_engine, make_session_factory
+from yaguar.storage.models import Detection, Media
 
 frictionless = pytest.importorskip("frictionless")
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # seed(): one event every 10 min, cameras in turn
@@ -67,6 +71,12 @@ def test_deployments_from_records(sessions, standard: Path, tmp_path: Path) -> N
             records.parse({"latitude": -22.3, "longitude": -60.8, "start": "2026-11-20T11:00Z"}),
             "ana",
         )
+    # one box of one frame corrected on its own by a reviewer
+    reviewer = add_user(sessions, "rev", "reviewer")
+    with sessions() as db, db.begin():
+        det = db.scalars(select(Detection).join(Media).where(Media.device_id == "cam-02")).first()
+        db.add(BoxReview(detection_id=det.id, user_id=reviewer, category="animal", species="Pecari tajacu"))
+        box_id = det.id
     package = tmp_path / "package"
     with sessions() as db:
         summary = camtrap_dp.write_package(db, package, ExportMetadata(contributor="Test ranger"))
@@ -100,6 +110,14 @@ def test_deployments_from_records(sessions, standard: Path, tmp_path: Path) -> N
     assert len(events) == 10 and media
     by_deployment = {o["deploymentID"] for o in events}
     assert by_deployment == set(rows)
+    human_box = next(o for o in media if o["observationID"] == f"d{box_id}-human")
+    machine_box = next(o for o in media if o["observationID"] == f"d{box_id}")
+    assert (human_box["scientificName"], human_box["classificationMethod"], human_box["classifiedBy"]) == (
+        "Pecari tajacu",
+        "human",
+        "rev",
+    )
+    assert human_box["bboxX"] == machine_box["bboxX"] and machine_box["classificationMethod"] == "machine"
     frames = list(csv.DictReader((package / "media.csv").open()))
     assert sorted(f["deploymentID"] for f in frames).count(f"cam-01-{first.id}") == 2
 
