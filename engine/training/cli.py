@@ -95,9 +95,11 @@ def print_summary(result: TrainResult, out: Path) -> None:
         print("skipped / descartadas: " + ", ".join(f"{n} {r}" for r, n in sorted(skipped.items())))
     print(f"{'species':32} {'photos':>6} {'val':>4} {'precision':>9} {'recall':>6}")
     for score in validation.per_class:
+        precision, recall = score.shown()
+        print(f"{score.name:32} {counts[score.name]:6d} {score.support:4d} {precision:>9} {recall:>6}")
+    if any(score.support == 0 for score in validation.per_class):
         print(
-            f"{score.name:32} {counts[score.name]:6d} {score.support:4d} "
-            f"{score.precision:9.2f} {score.recall:6.2f}"
+            "-: no photo of this species was held back, so it is not scored; add photos / sin fotos de validación"
         )
     print(f"validation accuracy / exactitud: {validation.accuracy:.1%} of {validation.images} held back")
     print(f"model, manifest and card in {out} (card: {result.manifest.name}.card.md)")

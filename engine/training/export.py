@@ -198,7 +198,7 @@ def card(name: str, version: str, validation: Validation, report: Report, backbo
     rows = "\n".join(
         f"| *{s.name}* | {SPECIES[s.name].es if s.name in SPECIES else '-'} | "
         f"{SPECIES[s.name].en if s.name in SPECIES else '-'} | {report.counts.get(s.name, 0)} | "
-        f"{s.support} | {s.precision:.2f} | {s.recall:.2f} |"
+        f"{s.support} | {' | '.join(s.shown())} |"
         for s in validation.per_class
     )
     skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(report.skipped.items())) or "none"

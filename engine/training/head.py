@@ -30,6 +30,12 @@ class ClassScore:
     recall: float
     support: int  # validation photos of this class
 
+    def shown(self) -> tuple[str, str]:
+        """Precision and recall as printed; '-' when no photo of the class was held back (no score)."""
+        if self.support == 0:
+            return "-", "-"
+        return f"{self.precision:.2f}", f"{self.recall:.2f}"
+
 
 @dataclass(frozen=True)
 class Validation:

@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from yaguar.engine.training.dataset import TrainingError, scan
-from yaguar.engine.training.head import fold
+from yaguar.engine.training.head import fold, score
 from yaguar.engine.training.taxa import NotATaxonError, resolve
 from yaguar.taxonomy import REGIONS, SPECIES
 
@@ -128,3 +128,10 @@ def test_folded_head_gives_sklearn_probabilities(n_classes: int) -> None:
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(x, labels)
     head = fold(pipeline, [f"c{i}" for i in range(n_classes)])
     np.testing.assert_allclose(head.probabilities(x), pipeline.predict_proba(x), atol=1e-4)
+
+
+def test_a_species_with_no_photo_held_back_is_not_scored_zero() -> None:
+    # Two photos of a species can all go to training: its recall is unknown, not 0.00.
+    validation = score(np.array([0, 0, 0]), np.array([0, 0, 0]), ["Panthera onca", "Puma concolor"])
+    jaguar, puma = validation.per_class
+    assert jaguar.shown() == ("1.00", "1.00") and (puma.support, puma.shown()) == (0, ("-", "-"))
