@@ -95,6 +95,10 @@ def _zones(args: argparse.Namespace) -> tuple[tzinfo | None, dict[str, tzinfo]]:
     return default, cameras
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def run_detect(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         enabled=True,
@@ -150,6 +154,6 @@ def run_detect(args: argparse.Namespace) -> int:
     where = f"{args.output} and {settings.csv_path}"
     if totals.videos:
         where += f" (videos: {videos_path(args.output)})"
-    counts = f"{len(pictures)} images" + (f", {len(videos)} videos" if videos else "")
+    counts = _count(len(pictures), "image") + (f", {_count(len(videos), 'video')}" if videos else "")
     print(f"{counts}, {totals.failures} could not be read; results in {where}")
     return 0 if not problems else 1
