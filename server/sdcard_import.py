@@ -24,7 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
@@ -70,7 +70,13 @@ class ImportResult:
 
 def _jpeg_bytes(picture: Picture, data: bytes) -> tuple[bytes, int, int]:
     """The bytes the station stores (PNG and HEIC become JPEG: the station's frames are JPEG) and size."""
-    with Image.open(io.BytesIO(data)) as image:
+    if not data:
+        raise ValueError("the image is empty (0 bytes)")  # a camera that died mid-write
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:  # PIL's own message names a BytesIO object, not the file
+        raise ValueError("not a picture: the file is damaged or of another kind") from None
+    with image:
         width, height = image.size
         if picture.path.suffix.lower() in JPEG_SUFFIXES:
             return data, width, height

@@ -142,7 +142,7 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
         "cam-sd-01: 8 pictures and 1 video(s) read; 11 new frames, 0 already imported, 1 not imported; 11 analysed"
         in first.stdout
     )
-    assert "IMG_0000.JPG: not imported (" in first.stderr
+    assert "IMG_0000.JPG: not imported (the image is empty (0 bytes))" in first.stderr
     sessions = make_session_factory(make_db_engine(f"sqlite:///{tmp_path / 'station.db'}"))
     with sessions() as db:
         media = db.scalars(
