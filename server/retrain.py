@@ -9,15 +9,18 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from yaguar.engine.analyser import resolve_model_dir
-from yaguar.engine.training.trainer import TrainOptions, TrainResult, train_classifier
 
 from .classifier_choice import Decision, propose, record
 from .config import StationConfig
 from .exports.training_folder import TrainingExport, write_training_folder
+
+if TYPE_CHECKING:
+    from yaguar.engine.training.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,9 @@ def retrain(
     use: bool,
     progress: bool = False,
 ) -> Retrained:
+    # scikit-learn takes seconds to import: the station and its other commands never pay for it
+    from yaguar.engine.training.trainer import TrainOptions, train_classifier
+
     pipeline = config.pipeline
     if pipeline.manifest_dir is None:
         raise RetrainError("set [pipeline] manifest_dir in station.toml: trained models are kept there")

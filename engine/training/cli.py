@@ -7,13 +7,15 @@ import argparse
 import logging
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..backends.base import BackendError
 from ..manifest import ManifestError
 from ..models_cli import default_model_dir
 from .dataset import MIN_PER_CLASS, TrainingError
-from .head import leave_one_out
-from .trainer import TrainOptions, TrainResult, train_classifier
+
+if TYPE_CHECKING:
+    from .trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    # scikit-learn takes seconds to import: only ``yaguar train`` pays for it, not every ``yaguar`` command
+    from .head import leave_one_out
+    from .trainer import TrainOptions, train_classifier
+
     options = TrainOptions(
         folders=args.folders,
         out_dir=args.out,
