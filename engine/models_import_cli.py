@@ -17,8 +17,9 @@ CATEGORIES = ("animal", "person", "vehicle")
 def add_import_command(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "import",
-        help="convert a YOLOv5 / MegaDetector v5 checkpoint (.pt) to ONNX, offline, with its manifest",
-        description="Converts a YOLOv5 or MegaDetector v5 checkpoint to ONNX with the yolov5 package and "
+        help="convert a YOLOv5 / YOLOv8 (MegaDetector v5, v6) checkpoint (.pt) to ONNX, offline",
+        description="Converts a YOLOv5 / MegaDetector v5 checkpoint (yolov5 package) or a YOLOv8-and-later / "
+        "MegaDetector v6 one (ultralytics package) to ONNX and "
         "writes NAME.onnx and NAME.toml into the model folder; then `yaguar detect --detector NAME` runs "
         "it. A .pt file can run code when loaded: import only checkpoints you trust.",
     )

@@ -1,5 +1,6 @@
 """``yaguar models import FILE.pt``: a YOLOv5 or MegaDetector v5 checkpoint becomes an ONNX file and a
-manifest in the model folder, offline, with the ONNX export code of the ``yolov5`` package.
+manifest in the model folder, offline, with the ONNX export code of the ``yolov5`` package (and of
+``ultralytics`` for YOLOv8-and-later checkpoints: MegaDetector v6 / v1000).
 
 Nothing half-written is left: the ONNX file and its manifest are made in a temporary folder inside the
 model folder and moved into place only when both are complete; any failure removes that folder.
@@ -75,7 +76,8 @@ def import_checkpoint(
         raise CheckpointImportError(f"{name!r} already exists in {model_dir}; use --replace to overwrite it")
     _check_torch_file(checkpoint)
     torch, yolo = _yolov5_modules()
-    ckpt, model = _load_yolov5(checkpoint, torch, yolo)
+    ckpt, model = _load_yolo(checkpoint, torch, yolo)
+    ultralytics = _is_ultralytics(model)
     labels = _labels(model)
     stride = int(max(model.stride))
     size = size or _trained_size(ckpt, labels) or 640
@@ -84,9 +86,18 @@ def import_checkpoint(
     model_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".import-{name}-", dir=model_dir))
     try:
-        onnx_path = _export(model, size, work / f"{name}.pt", torch, yolo)
+        if ultralytics:
+            onnx_path = _export_ultralytics(checkpoint, size, work / f"{name}.pt")
+        else:
+            onnx_path = _export(model, size, work / f"{name}.pt", torch, yolo)
         text = manifest_toml(
-            name, checkpoint, file_sha256(checkpoint), file_sha256(onnx_path), labels, size, categories or {}
+            name,
+            checkpoint,
+            (file_sha256(checkpoint), file_sha256(onnx_path)),
+            labels,
+            size,
+            categories or {},
+            "yolov8" if ultralytics else "yolov5",
         )
         manifest_path = work / f"{name}.toml"
         manifest_path.write_text(text, encoding="utf-8")
@@ -155,7 +166,12 @@ def _ensure_torchvision_importable() -> None:
             setattr(sys.modules[parent], leaf, module)
 
 
-def _load_yolov5(path: Path, torch: Any, yolo: types.SimpleNamespace) -> tuple[dict[str, Any], Any]:
+def _is_ultralytics(model: Any) -> bool:
+    """YOLOv8 and later (MegaDetector v6, v1000) are the ultralytics package's classes."""
+    return type(model).__module__.startswith("ultralytics")
+
+
+def _load_yolo(path: Path, torch: Any, yolo: types.SimpleNamespace) -> tuple[dict[str, Any], Any]:
     """The checkpoint's model in float32 eval mode, as yolov5's attempt_load prepares it, without
     its download fallback (offline) and with torch's full unpickler (weights_only=False: a YOLOv5
     checkpoint pickles its modules)."""
@@ -168,13 +184,10 @@ def _load_yolov5(path: Path, torch: Any, yolo: types.SimpleNamespace) -> tuple[d
     if entry is None or not hasattr(entry, "modules"):
         what = type(ckpt).__name__ if not isinstance(ckpt, dict) else f"dict with keys {sorted(ckpt)[:6]}"
         raise CheckpointImportError(f"{path.name} is not a YOLO checkpoint: it holds a {what}")
-    if type(entry).__module__.startswith("ultralytics"):
-        raise CheckpointImportError(
-            f"{path.name} is an Ultralytics (YOLOv8 / MegaDetector v6) checkpoint; import reads YOLOv5 "
-            "ones (MegaDetector v5): export it with `yolo export format=onnx opset=12` and use a manifest"
-        )
-    if not any(isinstance(m, detect) for m in entry.modules()):
-        raise CheckpointImportError(f"{path.name} is not a YOLOv5 detector: its model has no Detect layer")
+    if not any(type(m).__name__ == "Detect" for m in entry.modules()):
+        raise CheckpointImportError(f"{path.name} is not a YOLO detector: its model has no Detect layer")
+    if _is_ultralytics(entry):
+        return ckpt, entry  # the ultralytics exporter prepares it itself
     model = entry.float()
     if hasattr(model, "fuse"):
         model = model.fuse()
@@ -201,7 +214,7 @@ def _labels(model: Any) -> list[str]:
 
 def _trained_size(ckpt: dict[str, Any], labels: list[str]) -> int | None:
     """The image size the checkpoint was trained at (train.py keeps its options); MegaDetector v5: 1280."""
-    opt = ckpt.get("opt")
+    opt = ckpt.get("opt") or ckpt.get("train_args")  # yolov5's train.py; ultralytics
     size = opt.get("imgsz") if isinstance(opt, dict) else getattr(opt, "imgsz", None)
     if isinstance(size, list | tuple) and size:
         size = size[0]
@@ -238,6 +251,22 @@ def _export(model: Any, size: int, stem: Path, torch: Any, yolo: types.SimpleNam
     return Path(onnx_path)
 
 
+def _export_ultralytics(checkpoint: Path, size: int, copy: Path) -> Path:
+    """YOLOv8 and later with the ultralytics exporter; it writes beside the checkpoint, so it works on
+    a copy in the temporary folder."""
+    shutil.copyfile(checkpoint, copy)
+    yolo_class = importlib.import_module("ultralytics").YOLO
+    try:
+        result = yolo_class(str(copy)).export(
+            format="onnx", imgsz=size, opset=12, simplify=False, dynamic=False, half=False
+        )
+    except Exception as exc:  # the exporter raises many types; the user needs the reason, in one line
+        raise CheckpointImportError(f"ultralytics' ONNX export failed: {_one_line(exc)}") from None
+    if not result or not Path(result).is_file():
+        raise CheckpointImportError(f"ultralytics' ONNX export failed for {checkpoint.name}")
+    return Path(result)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text[:200]
@@ -250,14 +279,17 @@ _q = functools.partial(json.dumps, ensure_ascii=False)
 def manifest_toml(
     name: str,
     checkpoint: Path,
-    checkpoint_sha256: str,
-    onnx_sha256: str,
+    sha256s: tuple[str, str],
     labels: list[str],
     size: int,
     categories: dict[str, str],
+    output_format: str = "yolov5",
 ) -> str:
+    """The manifest of an imported model; ``sha256s``: the checkpoint's and the ONNX file's."""
+    checkpoint_sha256, onnx_sha256 = sha256s
     table = label_table(labels)
-    what = "MegaDetector v5 (animal/person/vehicle)" if table == "megadetector" else "YOLOv5"
+    family = "YOLOv5" if output_format == "yolov5" else "Ultralytics YOLO"
+    what = f"MegaDetector ({family}; animal/person/vehicle)" if table == "megadetector" else family
     lines = [
         f"# Imported by `yaguar models import` from {checkpoint.name} (sha256 {checkpoint_sha256}).",
         f"name = {_q(name)}",
@@ -282,7 +314,7 @@ def manifest_toml(
         "scale = 0.00392156862745098",
         "",
         "[output]",
-        'format = "yolov5"',
+        f"format = {_q(output_format)}",
         "",
         "[labels]",
         f"names = {_q(labels)}",

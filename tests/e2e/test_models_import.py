@@ -151,7 +151,7 @@ def test_a_plain_yolov5_keeps_its_own_names_read_as_coco(tmp_path: Path) -> None
     path = tmp_path / "birds.toml"
     labels = ["bird", "dog", "tapir"]
     categories = parse_categories(["tapir=animal"])
-    path.write_text(manifest_toml("birds", Path("birds.pt"), "ab" * 32, "cd" * 32, labels, 640, categories))
+    path.write_text(manifest_toml("birds", Path("birds.pt"), ("ab" * 32, "cd" * 32), labels, 640, categories))
     manifest = load_manifest(path)
     assert manifest.labels.names == labels
     assert manifest.labels.table == "coco"
@@ -159,3 +159,32 @@ def test_a_plain_yolov5_keeps_its_own_names_read_as_coco(tmp_path: Path) -> None
     assert manifest.input.width == 640
     with pytest.raises(ValueError, match="LABEL=animal"):
         parse_categories(["tapir=mammal"])
+
+
+def test_an_ultralytics_checkpoint_is_imported_and_detect_runs_it(
+    tmp_path: Path, images: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from tests.support.yolov5_checkpoint import save_random_yolov8n
+
+    checkpoint = save_random_yolov8n(tmp_path / "md_v6_random.pt")
+    model_dir = tmp_path / "models"
+    assert main(["models", "--model-dir", str(model_dir), "import", str(checkpoint)]) == 0
+    assert sorted(p.name for p in model_dir.iterdir()) == ["md_v6_random.onnx", "md_v6_random.toml"]
+    manifest = (model_dir / "md_v6_random.toml").read_text()
+    assert 'format = "yolov8"' in manifest and 'table = "megadetector"' in manifest
+    session = ort.InferenceSession(str(model_dir / "md_v6_random.onnx"))
+    (out,) = session.run(None, {"images": np.zeros((1, 3, 320, 320), np.float32)})
+    assert out.shape == (1, 4 + 3, 2100)  # boxes + 3 classes over the anchors of strides 8, 16, 32
+    result = tmp_path / "v6.json"
+    done = subprocess.run(
+        [*detect_command(images / "classic", result, model_dir, "--detector", "md_v6_random", "--no-classify"),
+         "--closer", "0x0"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-1000:] + done.stderr[-2000:]
+    data = json.loads(result.read_text())
+    assert data["detection_categories"] == {"1": "animal", "2": "person", "3": "vehicle"}
+    assert len(data["images"]) == len(list((images / "classic").iterdir()))

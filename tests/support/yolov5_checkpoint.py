@@ -38,3 +38,18 @@ def save_random_yolov5s(path: Path, labels: list[str] = MEGADETECTOR_LABELS, see
     }
     torch.save(checkpoint, path)
     return path
+
+
+def save_random_yolov8n(path: Path, labels: list[str] = MEGADETECTOR_LABELS, seed: int = 0) -> Path:
+    """A YOLOv8n (ultralytics' own yaml) with random weights, saved as ultralytics' trainer saves one:
+    the layout of MegaDetector v6 / v1000 checkpoints."""
+    torch, _ = _yolov5_modules()  # also makes torchvision importable for ultralytics
+    from ultralytics.nn.tasks import DetectionModel
+
+    torch.manual_seed(seed)
+    model = DetectionModel("yolov8n.yaml", nc=len(labels), verbose=False)
+    model.names = dict(enumerate(labels))
+    model.args = {"imgsz": 320}
+    checkpoint = {"epoch": -1, "model": model.half(), "ema": None, "train_args": {"imgsz": 320}}
+    torch.save(checkpoint, path)
+    return path
