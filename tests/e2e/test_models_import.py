@@ -14,8 +14,6 @@ from tests.integration.opencl_helpers import require_opencl
 from tests.support.detect import detect_command
 from yaguar.engine.cli import main
 
-pytest.importorskip("torch", reason="the megadetector extra is missing: ./dev.sh setup installs it")
-
 # Random weights score low; at this threshold the seed-0 YOLOv5s gives boxes on these pictures.
 THRESHOLD = "0.05"
 PICTURES = [
