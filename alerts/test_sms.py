@@ -23,18 +23,29 @@ class TestAttempt:
 
 
 class TestSmsError(ValueError):
-    """The request itself is wrong (a bad number, a channel that is not configured)."""
+    """The request itself is wrong (a bad number, a channel that is not configured). ``msgid`` and
+    ``params`` let the dashboard say it in the reader's language (the msgid is in its catalogs)."""
+
+    def __init__(self, msgid: str, **params: str) -> None:
+        self.msgid, self.params = msgid, params
+        super().__init__(msgid % params)
 
 
 def check_request(config: AlertsConfig, number: str, channel: str | None) -> list[str]:
     """The channels to try, in order; raises TestSmsError with a plain reason for bad input."""
     if not re.match(E164, number):
-        raise TestSmsError(f"{number[:30]!r} is not a phone number in E.164 form (+573001234567)")
+        raise TestSmsError(
+            "%(number)s is not a phone number in E.164 form (+573001234567)", number=repr(number[:30])
+        )
     route = config.sms_route()
     if channel is None:
         return route
     if channel not in route:
-        raise TestSmsError(f"the SMS channel {channel!r} is not configured (configured: {', '.join(route)})")
+        raise TestSmsError(
+            "the SMS channel %(channel)s is not configured (configured: %(configured)s)",
+            channel=repr(channel),
+            configured=", ".join(route),
+        )
     return [channel]
 
 

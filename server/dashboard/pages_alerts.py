@@ -131,7 +131,7 @@ async def test_sms(request: web.Request) -> web.StreamResponse:
     except TestSmsError as exc:
         dash.metrics.refused.labels("bad_input").inc()
         log.info("test SMS refused: %s", exc)
-        view.error = str(exc)
+        view.error = (await dash.gettext(request))(exc.msgid) % exc.params
         return await _alerts_page(request, view, status=400)
     log.info(
         "test SMS to %s: %s", mask_phone(number), ", ".join(f"{a.channel} {a.outcome}" for a in view.attempts)
