@@ -200,8 +200,11 @@ def test_an_imported_card_is_in_the_feed_export_and_analyses_once(
     ]
     assert observed and {o["deploymentID"] for o in observed} == {deployments[0]["deploymentID"]}
 
-    # Asked for, the same pictures as another camera do alert.
-    _import(config, card, "cam-sd-02", "--alerts")
+    # Asked for, old pictures do alert: one jaguar of the card as another camera (one picture to analyse).
+    jaguar = tmp_path / "card2" / "DCIM"
+    jaguar.mkdir(parents=True)
+    shutil.copy(card / "100RECNX" / "JAG1.JPG", jaguar / "JAG1.JPG")
+    _import(config, jaguar, "cam-sd-02", "--alerts")
     with sessions() as db:
         assert db.scalar(select(func.count(Alert.id))) >= 1
 
