@@ -63,7 +63,7 @@ class ClipReceiver:
         self.metrics = ClipMetrics(ctx.metrics)
         self.inbox: queue.Queue[Received] = queue.Queue(maxsize=config.mqtt.receive_maximum * 2)
         mqtt_config = config.mqtt.model_copy(update={"client_id": f"{config.mqtt.client_id}-clips"[:64]})
-        self.link = ClipLink(mqtt_config, self.inbox, self.metrics)  # type: ignore[arg-type]
+        self.link = ClipLink(mqtt_config, self.inbox, self.metrics)
         self.store = ClipStore(
             MediaStore(ctx.media_root), ctx.session_factory, sample_every_s=config.ingest.clip_sample_s
         )

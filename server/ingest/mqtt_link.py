@@ -13,18 +13,26 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client import Gauge
 
 from yaguar.protocol import paho_speedup, topics
 
 from ..config import MqttConfig
-from .metrics import IngestMetrics
 
 log = logging.getLogger(__name__)
+
+
+class LinkMetrics(Protocol):
+    """The gauges a link keeps (the ingest's and the clip receiver's metrics both have them)."""
+
+    mqtt_connected: Gauge
+    queue_depth: Gauge
 
 
 @dataclass
@@ -41,7 +49,7 @@ class Received:
 
 
 class StationMqtt:
-    def __init__(self, config: MqttConfig, inbox: queue.Queue[Received], metrics: IngestMetrics) -> None:
+    def __init__(self, config: MqttConfig, inbox: queue.Queue[Received], metrics: LinkMetrics) -> None:
         self.config = config
         self.inbox = inbox
         self.metrics = metrics
