@@ -178,6 +178,8 @@ class Runner:
             "detector": a.detector.ident,
             "classifiers": [c.ident for c in a.classifiers],
             "threshold": a.detector.threshold,
+            "look": a.config.look.model_dump(mode="json"),  # the closer look's passes change the boxes
+            "region": [a.config.region, *a.config.extra_species],  # and the species named
             "motion": s.use_motion,
             "gap_s": s.gap_s,
             "video_every_s": s.video_every_s,
