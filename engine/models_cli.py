@@ -149,7 +149,12 @@ def _verify(model_dir: Path, extra: list[Path] | None, names: list[str]) -> int:
                 bad += 1
             continue
         if manifest.sha256 is None:
-            print(f"{manifest.ident}: NOT VERIFIED, the publisher gives no checksum for {file.name}")
+            why = (
+                "the publisher gives no checksum for it"
+                if manifest.url
+                else "it is made on this machine (export_command), so no checksum can be known ahead"
+            )
+            print(f"{manifest.ident}: NOT VERIFIED, {file.name}: {why}")
         elif checksum_ok(manifest, file):
             print(f"{manifest.ident}: OK, sha256 {manifest.sha256_from or 'as the manifest gives it'}")
         else:

@@ -186,3 +186,21 @@ def test_an_ultralytics_checkpoint_is_imported_and_detect_runs_it(
     data = json.loads(result.read_text())
     assert data["detection_categories"] == {"1": "animal", "2": "person", "3": "vehicle"}
     assert len(data["images"]) == len(list((images / "classic").iterdir()))
+
+
+def test_verify_says_why_a_model_without_checksum_is_not_verified(
+    tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from yaguar.engine.manifest import MANIFEST_DIR
+
+    shipped = (MANIFEST_DIR / "yolox_nano.toml").read_text().splitlines()
+    published = [line for line in shipped if not line.startswith(("sha256", "name ="))]
+    (tmp_path / "published.toml").write_text("\n".join(['name = "published"', *published]) + "\n")
+    made_here = [line for line in published if not line.startswith("url")]
+    made_here.insert(0, 'export_command = "yaguar models quantize yolox_nano"')
+    (tmp_path / "made_here.toml").write_text("\n".join(['name = "made_here"', *made_here]) + "\n")
+    args = ["models", "--model-dir", str(models_dir), "--manifest-dir", str(tmp_path), "verify"]
+    assert main([*args, "published", "made_here"]) == 0
+    out = capsys.readouterr().out
+    assert "published@0.1.1: NOT VERIFIED, yolox_nano.onnx: the publisher gives no checksum for it" in out
+    assert "made_here@0.1.1: NOT VERIFIED, yolox_nano.onnx: it is made on this machine" in out
