@@ -131,7 +131,7 @@ block "$LOGS/parity_tests" 60
 for name in bench bench_fp16 bench_autotune; do
   [ -f "$LOGS/$name" ] || continue
   echo -e "\n## Engine benchmark: $name\n" >>"$RESULTS"
-  block "$LOGS/$name" 80
+  block "$LOGS/$name"  # whole: the summary table comes before the per-kernel tables
 done
 echo -e "\nTotal: $SECONDS s of a $BUDGET s budget." >>"$RESULTS"
 rm -rf "$LOGS"
