@@ -8,10 +8,13 @@ from .cameras.base import Camera
 from .cameras.picamera_clips import PicameraClipRecorder
 from .clips import Clip, ClipRecorder, RecorderConfig, spool_clip
 from .config import AgentConfig
+from .metrics import AgentMetrics
 from .spool import Spool
 
 
-def make_recorder(config: AgentConfig, camera: Camera, spool: Spool) -> ClipRecorder | None:
+def make_recorder(
+    config: AgentConfig, camera: Camera, spool: Spool, metrics: AgentMetrics
+) -> ClipRecorder | None:
     """The agent's clip recorder, each finished clip spooled as chunks; None when clips are off."""
     clips = config.clips
     if not clips.enabled:
@@ -23,6 +26,9 @@ def make_recorder(config: AgentConfig, camera: Camera, spool: Spool) -> ClipReco
     def hand_on(clip: Clip) -> None:
         spool_clip(spool, config.device_id, clip, clips.chunk_bytes)
 
+    def count(reason: str) -> None:
+        metrics.clips_quarantined.labels(reason).inc()
+
     if config.camera.type == "picamera2":  # the Pi's hardware encoder and picamera2's circular output
-        return PicameraClipRecorder(camera, clips.dir, settings, on_clip=hand_on)
-    return ClipRecorder(camera, clips.dir, settings, on_clip=hand_on)
+        return PicameraClipRecorder(camera, clips.dir, settings, on_clip=hand_on, on_quarantine=count)
+    return ClipRecorder(camera, clips.dir, settings, on_clip=hand_on, on_quarantine=count)

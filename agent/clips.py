@@ -76,11 +76,13 @@ class ClipRecorder:
         out_dir: Path,
         config: RecorderConfig | None = None,
         on_clip: Callable[[Clip], None] | None = None,
+        on_quarantine: Callable[[str], None] | None = None,
     ) -> None:
         self.camera = camera
         self.out_dir = Path(out_dir)
         self.config = config or RecorderConfig()
         self.on_clip = on_clip
+        self.on_quarantine = on_quarantine  # called with the reason's code (the agent counts them)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._ring: collections.deque[_Packet] = collections.deque()
         self._lock = threading.Lock()
@@ -254,6 +256,8 @@ class ClipRecorder:
                 source.replace(folder / source.name)
         (folder / f"{clip_id}.reason").write_text(reason + "\n")
         log.warning("clip %s quarantined: %s", clip_id, reason)
+        if self.on_quarantine is not None:
+            self.on_quarantine(reason.split(":", 1)[0])
 
     def recover(self) -> list[Clip]:
         """Clips left mid-recording by a killed agent: finished from what reached the disk."""

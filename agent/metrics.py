@@ -27,6 +27,12 @@ class AgentMetrics:
         self.frames_quarantined = Counter(
             "yaguar_agent_frames_quarantined", "frames set aside, never to be resent", ["reason"], registry=r
         )
+        self.clips_quarantined = Counter(
+            "yaguar_agent_clips_quarantined",
+            "clips set aside unreadable or empty, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.camera_errors = Counter(
             "yaguar_agent_camera_errors", "camera failures (open or capture)", ["stage"], registry=r
         )

@@ -95,7 +95,9 @@ class Agent:
             AGENT_VERSION,
             lambda: self.keeper.version,
         )
-        self.clips = make_recorder(config, self.runner.camera, self.spool)  # None: bursts, not clips
+        self.clips = make_recorder(
+            config, self.runner.camera, self.spool, self.metrics
+        )  # None: bursts, not clips
         self.pir: PirTrigger | None = None
         if config.pir.enabled:
             try:

@@ -111,13 +111,15 @@ def test_a_clip_cut_by_kill_9_is_recovered_at_the_next_start(tmp_path: Path, cam
     (clips / f"clip-empty{PART}").write_bytes(b"")
     (clips / "clip-empty.json").write_text(json.dumps({"clip_id": "clip-empty", "fps": 10}))
 
-    recovered = ClipRecorder(ReplayCamera(camera_folder), clips).recover()
+    counted: list[str] = []
+    recovered = ClipRecorder(ReplayCamera(camera_folder), clips, on_quarantine=counted.append).recover()
     assert [c.clip_id for c in recovered] == [clip_id]
     assert recovered[0].meta["truncated"] is True and recovered[0].meta["frames"] >= 15
     with av.open(str(recovered[0].path)) as video:
         assert sum(1 for _ in video.decode(video=0)) == recovered[0].meta["frames"]
     reason = (clips / "quarantine" / "clip-empty.reason").read_text()
     assert reason.startswith("clip_abandoned: the agent stopped before a frame was recorded")
+    assert counted == ["clip_abandoned"]  # the agent's metric yaguar_agent_clips_quarantined
     assert not list(clips.glob(f"*{PART}"))
 
 
