@@ -9,6 +9,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from yaguar.engine.sdcard import parse_zone
+from yaguar.protocol.topics import check_device_id
 
 from .config import StationConfig
 from .ingest.media_store import MediaStore
@@ -64,6 +65,7 @@ def cmd_import(args: argparse.Namespace, config: StationConfig) -> int:
     from yaguar.storage.models import Device
 
     try:
+        check_device_id(args.camera)  # the same ids as agents: it may be one, or become one
         zone = parse_zone(args.timezone)
         position = _position(args.position)
         if not args.folder.is_dir():
