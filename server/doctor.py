@@ -75,6 +75,9 @@ def check_broker(config: StationConfig) -> Finding:
         client.username_pw_set(mqtt_config.username, password)
     tls = mqtt_config.tls
     if tls is not None:
+        for path in (tls.ca_file, tls.cert_file, tls.key_file):
+            if path is not None and not Path(path).is_file():
+                return Finding(False, "broker", f"the TLS file {path} ([mqtt.tls]) does not exist")
         client.tls_set(
             ca_certs=str(tls.ca_file),
             certfile=str(tls.cert_file) if tls.cert_file else None,
@@ -201,9 +204,17 @@ CHECKS: list[Callable[[StationConfig], Finding]] = [
 ]
 
 
+def _run(check: Callable[[StationConfig], Finding], config: StationConfig) -> Finding:
+    try:
+        return check(config)
+    except Exception as exc:  # a check that breaks says so, and the others still run
+        what = check.__name__.removeprefix("check_").replace("_", " ")
+        return Finding(False, what, f"could not be checked: {' '.join(str(exc).split())[:200]}")
+
+
 def cmd_doctor(args: argparse.Namespace, config: StationConfig) -> int:
     logging.disable(logging.INFO)  # the findings are the output; libraries' progress lines are noise here
-    findings = [check(config) for check in CHECKS]
+    findings = [_run(check, config) for check in CHECKS]
     for finding in findings:
         print(f"{'OK  ' if finding.ok else 'FIX '} {finding.what:13} {finding.detail}")
     missing = [f.what for f in findings if not f.ok]

@@ -35,7 +35,8 @@ install -d "$opt"
 tar -C "$src" --exclude=./.venv --exclude=./.git --exclude=./build -cf - . | tar -C "$opt" -xf -
 python3 -m venv "$opt/.venv"
 "$opt/.venv/bin/pip" install -q --upgrade pip
-"$opt/.venv/bin/pip" install -q "$opt[station,opencl,postgres]"
+# train: species classifiers are trained on the station (`yaguar train`), and `yaguar` needs it to start
+"$opt/.venv/bin/pip" install -q "$opt[station,opencl,postgres,train]"
 bin=$opt/.venv/bin
 
 say "Config in $etc"
