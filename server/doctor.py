@@ -31,6 +31,7 @@ class Finding:
 def check_models(config: StationConfig) -> Finding:
     from yaguar.engine.analyser import resolve_model_dir
     from yaguar.engine.manifest import ManifestError, checksum_ok, find_manifest
+    from yaguar.engine.models_cli import presence
 
     pipeline = config.pipeline
     if not pipeline.enabled:
@@ -51,6 +52,8 @@ def check_models(config: StationConfig) -> Finding:
             problems.append(
                 f"{manifest.ident} is missing ({path}): run `yaguar models fetch {manifest.name}`"
             )
+        elif presence(manifest, model_dir) == "no labels":
+            problems.append(f"{manifest.ident} has no labels file {manifest.labels.file} in {model_dir}")
         elif pipeline.verify_sha256 and not checksum_ok(manifest, path):
             problems.append(f"{manifest.ident}: {path.name} is not the file its manifest names (sha256)")
     if problems:

@@ -70,6 +70,23 @@ for name in $models; do
     "$bin/yaguar" models --model-dir "$var/models" fetch "$name" --no-progress
   fi
 done
+# Labels files that no manifest has a URL for (e.g. coco80.names) come from the mirror too.
+if [ -n "${YAGUAR_MODEL_BASE_URL:-}" ]; then
+  # shellcheck disable=SC2086
+  "$bin/python" - "$var/models" "$YAGUAR_MODEL_BASE_URL" $models <<'EOF'
+import sys
+import urllib.request
+from pathlib import Path
+from yaguar.engine.manifest import find_manifest
+folder, base = Path(sys.argv[1]), sys.argv[2]
+for name in sys.argv[3:]:
+    labels = find_manifest(name).labels.file
+    if labels and not (folder / labels).is_file():
+        with urllib.request.urlopen(f"{base}/{labels}", timeout=60) as answer:
+            (folder / labels).write_bytes(answer.read())
+        print(f"{name}: labels {labels} fetched")
+EOF
+fi
 # shellcheck disable=SC2086
 "$bin/yaguar" models --model-dir "$var/models" verify $models
 as_owner -R yaguar:yaguar "$var/models"

@@ -36,7 +36,8 @@ def test_install_station_in_a_clean_root_ends_with_a_working_station(
 ) -> None:
     root = tmp_path / "root"
     detector = find_manifest("yolox_nano")
-    with serving({detector.file: models_dir / detector.file}) as server:
+    labels = detector.labels.file or ""
+    with serving({detector.file: models_dir / detector.file, labels: models_dir / labels}) as server:
         env = {
             **os.environ,
             "YAGUAR_ROOT": str(root),
@@ -49,7 +50,7 @@ def test_install_station_in_a_clean_root_ends_with_a_working_station(
         )
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-3000:]
-    assert [name for name, _ in server.requests] == [detector.file]  # fetched from our server, once
+    assert [name for name, _ in server.requests] == [detector.file, labels]  # from our server, once each
 
     config = root / "etc/yaguar/station.toml"
     model = root / "var/lib/yaguar/models" / detector.file
