@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from prometheus_client import CollectorRegistry  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from bench.alerts_gsm import commit_events  # noqa: E402
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER  # noqa: E402
 from yaguar.alerts.channels.twilio_sms import RebasedHttpClient  # noqa: E402
 from yaguar.alerts.models import Alert  # noqa: E402
@@ -48,7 +48,7 @@ from yaguar.server.config import config_from_dict  # noqa: E402
 from yaguar.server.context import StationContext, StationHooks  # noqa: E402
 from yaguar.server.schema import upgrade  # noqa: E402
 from yaguar.storage import make_db_engine, make_session_factory  # noqa: E402
-from yaguar.storage.models import Device, Event  # noqa: E402
+from yaguar.storage.models import Device  # noqa: E402
 
 RANGER = {"name": "ana", "phone": "+573001112233", "language": "es"}
 
@@ -181,24 +181,7 @@ def outbox_bench(count: int, rate: float, ref_count: int) -> None:
         received = {r["Body"]: r["received_at"] for r in fake.creates() if r["Body"].startswith("reference")}
         ref = [received[body] - start for body, start in ref_rows]
 
-        committed: dict[int, float] = {}
-        interval = 1.0 / rate
-        next_at = time.perf_counter()
-        for _ in tqdm(range(count), desc="events committed", unit="event"):
-            now = datetime.now(UTC)
-            with ctx.session_factory.begin() as session:
-                event = Event(
-                    device_id="cam-01", started_at=now, ended_at=now, category="animal",
-                    species="Panthera onca", count=1, confidence=0.9, utc_offset_min=-300,
-                )  # fmt: skip
-                session.add(event)
-                session.flush()
-                for hook in ctx.hooks.event_in_transaction:
-                    hook(session, event)
-                event_id = event.id
-            committed[event_id] = time.time()
-            next_at += interval
-            time.sleep(max(next_at - time.perf_counter(), 0))
+        committed = commit_events(ctx, count, rate, "events committed")
         rows = wait_for_creates(fake, count + ref_count, timeout=60)
         component.stop()
         with ctx.session_factory() as session:

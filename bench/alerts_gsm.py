@@ -65,6 +65,29 @@ def reference(folder: Path, count: int) -> list[float]:
     return took
 
 
+def commit_events(ctx: StationContext, count: int, rate: float, label: str) -> dict[int, float]:
+    """A jaguar event on cam-01 ``rate`` times a second, committed with the station's event hooks (the
+    alert rules run in its transaction, as in the pipeline); the wall time of each commit, by event id."""
+    committed: dict[int, float] = {}
+    next_at = time.perf_counter()
+    for _ in tqdm(range(count), desc=label, unit="event"):
+        now = datetime.now(UTC)
+        with ctx.session_factory.begin() as session:
+            event = Event(
+                device_id="cam-01", started_at=now, ended_at=now, category="animal",
+                species="Panthera onca", count=1, confidence=0.9, utc_offset_min=-300,
+            )  # fmt: skip
+            session.add(event)
+            session.flush()
+            for hook in ctx.hooks.event_in_transaction:
+                hook(session, event)
+            event_id = event.id
+        committed[event_id] = time.time()
+        next_at += 1.0 / rate
+        time.sleep(max(next_at - time.perf_counter(), 0))
+    return committed
+
+
 def run_station(
     workdir: Path, alerts: dict[str, Any], count: int, rate: float, label: str
 ) -> tuple[list[float], list[float]]:
@@ -92,23 +115,7 @@ def run_station(
     component.start()
     with ctx.session_factory.begin() as session:
         session.add(Device(id="cam-01", name="Sendero Norte"))
-    committed: dict[int, float] = {}
-    next_at = time.perf_counter()
-    for _ in tqdm(range(count), desc=label, unit="event"):
-        now = datetime.now(UTC)
-        with ctx.session_factory.begin() as session:
-            event = Event(
-                device_id="cam-01", started_at=now, ended_at=now, category="animal",
-                species="Panthera onca", count=1, confidence=0.9, utc_offset_min=-300,
-            )  # fmt: skip
-            session.add(event)
-            session.flush()
-            for hook in ctx.hooks.event_in_transaction:
-                hook(session, event)
-            event_id = event.id
-        committed[event_id] = time.time()
-        next_at += 1.0 / rate
-        time.sleep(max(next_at - time.perf_counter(), 0))
+    committed = commit_events(ctx, count, rate, label)
     folder = Path(alerts["gsm"]["device"])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(accepted_at(folder)) < count:
