@@ -108,6 +108,12 @@ class DashboardMetrics:
         self.reviews = Counter(
             "yaguar_dashboard_reviews", "reviews stored, by action", ["action"], registry=registry
         )
+        self.retrains = Counter(
+            "yaguar_dashboard_retrains",
+            "retrainings from reviews, by outcome",
+            ["outcome"],
+            registry=registry,
+        )
 
 
 def format_local(value: datetime | None, offset_min: int = 0) -> str:

@@ -125,8 +125,10 @@ async def classifier_retrain(request: web.Request) -> web.StreamResponse:
                 N_("Retrained and switched.") if done.switched else N_("Retrained; kept the model in use.")
             )
             state.detail = f"{done.result.manifest.ident}: {done.decision.reason}"
+            dash.metrics.retrains.labels("switched" if done.switched else "kept").inc()
         except Exception as exc:  # a failed training is reported on the page; the station goes on
             log.warning("retraining from reviews failed: %s", exc)
+            dash.metrics.retrains.labels("failed").inc()
             state.outcome, state.detail = N_("Retraining failed."), str(exc)[:300]
         finally:
             state.running = False

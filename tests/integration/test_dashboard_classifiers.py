@@ -57,4 +57,6 @@ def test_admin_switches_and_retrains_from_the_dashboard(shared_data: Path, tmp_p
             time.sleep(0.3)
         # no reviews yet: the run stops with its reason, shown on the page, and the station goes on
         assert "El reentrenamiento falló." in page and "at least two species" in page
+        metrics = web.get("/metrics").text
+        assert 'yaguar_dashboard_retrains_total{outcome="failed"} 1.0' in metrics
         assert '<strong id="in-use">especies_prueba</strong>' in page
