@@ -58,6 +58,7 @@ class DeviceRules(Section):
     back_online: bool = Field(default=True, description="tell when an offline camera reports again")
     severity: Literal["low", "medium", "high"] = Field(default="medium")
     channels: list[DeviceChannel] = Field(
-        default_factory=lambda: ["sms", "log"], description="sms goes to the log without Twilio"
+        default_factory=lambda: list[DeviceChannel](["sms", "log"]),
+        description="sms goes to the log without Twilio",
     )
     recipients: list[str] = Field(default_factory=list, description="recipient names; empty: all of them")

@@ -106,6 +106,7 @@ class DeviceWatch:
         if kind != "back":
             for change in changes:
                 change.row.told, change.row.alerted_at = True, now
+        value: float | None
         if kind == "back":  # the notice tells how long each was silent: from when last heard to now
             since, value = now, (now - first.row.since).total_seconds()
         else:

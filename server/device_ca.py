@@ -18,6 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from yaguar.durable import atomic_write
+
+
+class IndexEntry(TypedDict):
+    """One device certificate in index.json (JSON keeps the serial an int)."""
+
+    serial: int
+    revoked: bool
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -116,12 +124,12 @@ class StationCA:
         assert isinstance(key, ec.EllipticCurvePrivateKey)
         return key, x509.load_pem_x509_certificate(self.cert_file.read_bytes())
 
-    def _index(self) -> dict[str, dict[str, object]]:
+    def _index(self) -> dict[str, IndexEntry]:
         if not self.index_file.exists():
             return {}
         return json.loads(self.index_file.read_text())
 
-    def _save_index(self, index: dict[str, dict[str, object]]) -> None:
+    def _save_index(self, index: dict[str, IndexEntry]) -> None:
         write_public(self.index_file, json.dumps(index, indent=1, sort_keys=True).encode())
 
     def issue(self, common_name: str, server_names: list[str] | None = None) -> IssuedPair:
@@ -191,7 +199,7 @@ class StationCA:
             if entry.get("revoked"):
                 revoked = (
                     x509.RevokedCertificateBuilder()
-                    .serial_number(int(entry["serial"]))  # type: ignore[arg-type]
+                    .serial_number(entry["serial"])
                     .revocation_date(now)
                     .build()
                 )

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from yaguar.logs import setup_logging
@@ -123,7 +124,7 @@ class SimAgent:
 
     def frame(
         self, payload: bytes, event_id: str, index: int, size: int, trigger: str = "pir"
-    ) -> tuple[int, object]:
+    ) -> tuple[int, Properties]:
         """Build the next frame's properties (a new seq)."""
         seq = self.next_seq
         self.next_seq += 1
@@ -150,7 +151,7 @@ class SimAgent:
             seqs.append(seq)
         return seqs
 
-    def publish(self, seq: int, payload: bytes, props: object) -> None:
+    def publish(self, seq: int, payload: bytes, props: Properties) -> None:
         with self._lock:
             self.pending[seq] = Pending(time.monotonic())
         self.client.publish(topic(self.device_id, Kind.FRAME), payload, qos=1, properties=props)

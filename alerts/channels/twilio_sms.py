@@ -28,7 +28,7 @@ from twilio.rest import Client
 from yaguar.storage.base import utcnow
 
 from ..config import TwilioConfig
-from .base import DeliveryView, ReconcileResult, SendResult
+from .base import DeliveryView, ReconcileOutcome, ReconcileResult, SendResult
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ class TwilioSmsChannel:
     @staticmethod
     def _result(message: Any) -> ReconcileResult:
         status = str(message.status)
-        outcome = "failed" if status in FAILED_STATUSES else "sent"
+        outcome: ReconcileOutcome = "failed" if status in FAILED_STATUSES else "sent"
         return ReconcileResult(outcome, provider_sid=message.sid, provider_status=status)
 
     async def close(self) -> None:

@@ -26,7 +26,7 @@ from .users import UserError, create_user
 log = logging.getLogger(__name__)
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     user = subparsers.add_parser("user", help="manage dashboard users")
     user_sub = user.add_subparsers(dest="user_command", required=True)
     add = user_sub.add_parser("add", help="create a user (the first one should be an admin)")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from .core import dashboard_of
 from .guard import requires
-from .queries import CATEGORIES, REVIEW_STATES, FeedFilter, FilterError, feed_page, filter_choices
+from .queries import CATEGORIES, REVIEW_STATES, FeedFilter, FeedPage, FilterError, feed_page, filter_choices
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ async def feed(request: web.Request) -> web.StreamResponse:
     flt = (await _parse(request)).without_ids()
     cursor = request.query.get("before") or None
 
-    def load(db: Session):
+    def load(db: Session) -> FeedPage:
         return feed_page(db, flt, cursor, dash.config.page_size)
 
     try:

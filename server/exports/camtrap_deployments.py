@@ -61,7 +61,10 @@ class DeploymentIndex:
         if deps is None:
             return self._fallback.get(device_id)
         i = bisect.bisect_right(self._starts[device_id], when) - 1
-        if i >= 0 and (deps[i].end is None or when < deps[i].end):
+        if i < 0:
+            return None
+        end = deps[i].end
+        if end is None or when < end:
             return f"{device_id}-{deps[i].id}"
         return None
 
