@@ -120,7 +120,11 @@ def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: 
         days = sum(c.camera_days for c in cams.values())
         chart = None
         if with_chart and days > 0:
-            key = ("abundance", lang, tuple((a.species, a.events, a.camera_days) for a in overall))
+            key: tuple[object, ...] = (
+                "abundance",
+                lang,
+                tuple((a.species, a.events, a.camera_days) for a in overall),
+            )
             chart = _chart(key, lambda: charts.abundance_chart(overall, name, _))
         return Result(tables.abundance_table(per_camera, overall), chart, summary={"camera_days": days})
     if page == "uptime":

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, exists, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from yaguar.storage.models import Detection, Device, Event, Media
@@ -124,7 +124,7 @@ class FeedPage:
 
 
 def feed_page(db: Session, flt: FeedFilter, cursor: str | None, page_size: int) -> FeedPage:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if flt.ids:
         conditions.append(Event.id.in_(flt.ids))
     if flt.camera:
@@ -188,6 +188,8 @@ def decorate(db: Session, events: list[Event]) -> list[FeedRow]:
         .group_by(Media.id)
     )
     for event_id, media_id, confidence in frames:
+        if event_id is None:  # the column is nullable, but the where clause keeps events' frames only
+            continue
         current = best.get(event_id)
         if current is None or confidence > current[0]:
             best[event_id] = (confidence, media_id)
@@ -201,15 +203,15 @@ def decorate(db: Session, events: list[Event]) -> list[FeedRow]:
         reviews[review.event_id] = (review, username)
     rows = []
     for event in events:
-        review, reviewer = reviews.get(event.id, (None, None))
+        newest = reviews.get(event.id)
         frame = best.get(event.id)
         rows.append(
             FeedRow(
                 event,
                 names.get(event.device_id) or event.device_id,
                 frame[1] if frame else None,
-                review,
-                reviewer,
+                newest[0] if newest else None,
+                newest[1] if newest else None,
             )
         )
     return rows
