@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from yaguar.taxonomy import REGIONS
 
+from .training.dataset import missing_extra
 from .training.taxa import NotATaxonError, resolve
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_data(args: argparse.Namespace) -> int:
-    from .inat import DEFAULT_LICENCES, InatDownload, InatError, InatOptions
+    try:
+        from .inat import DEFAULT_LICENCES, InatDownload, InatError, InatOptions
+    except ImportError as exc:
+        print(f"yaguar data inat: {missing_extra(exc)}")
+        return 2
 
     try:
         names = args.taxa or sorted(REGIONS[args.region])

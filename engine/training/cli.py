@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..backends.base import BackendError
 from ..manifest import ManifestError
 from ..models_cli import default_model_dir
-from .dataset import MIN_PER_CLASS, TrainingError
+from .dataset import MIN_PER_CLASS, TrainingError, missing_extra
 
 if TYPE_CHECKING:
     from .trainer import TrainResult
@@ -58,8 +58,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     # scikit-learn takes seconds to import: only ``yaguar train`` pays for it, not every ``yaguar`` command
-    from .head import leave_one_out
-    from .trainer import TrainOptions, train_classifier
+    try:
+        from .head import leave_one_out
+        from .trainer import TrainOptions, train_classifier
+    except ImportError as exc:
+        print(f"yaguar train: {missing_extra(exc)}")
+        return 2
 
     options = TrainOptions(
         folders=args.folders,

@@ -30,6 +30,12 @@ MIN_PER_CLASS = 3  # a species needs one photo to validate on and two to learn f
 CROP_MARKER = ".yaguar-crops"  # a folder whose photos are already crops of one animal (review export)
 
 
+def missing_extra(exc: ImportError) -> str:
+    """What to do when the ``train`` extra (scikit-learn, pyinaturalist) is not installed."""
+    package = (exc.name or str(exc)).split(".")[0]
+    return f"{package} is not installed: install Yaguar's training extra (pip install 'yaguar[train]')"
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and what to do, in one line."""
 
