@@ -116,7 +116,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 @pytest.mark.slow
 def test_4k_60fps_video_is_read_in_bounded_memory(tmp_path: Path, images: Path) -> None:
     frame = cv2.resize(read_bgr(images / "jaguar" / "AABP_13_20051007_1205.jpg"), (3840, 2160))
-    video = write_video(tmp_path / "4k.mp4", [frame], fps=60, repeat=90)  # 1.5 s of H.264
+    video = write_video(tmp_path / "4k.mp4", [frame], fps=60, repeat=240)  # 4 s of H.264
     probe = subprocess.run(
         [sys.executable, "-c", MEMORY_PROBE, str(video)],
         capture_output=True,
@@ -125,7 +125,8 @@ def test_4k_60fps_video_is_read_in_bounded_memory(tmp_path: Path, images: Path) 
         check=True,
     )
     size, peak_mb = probe.stdout.split("\n")[:2]
-    assert size == "3840 2160 60 2"
-    # The 90 decoded 4K frames held at once would be 2.2 GB (BGR); one at a time, the process stays
-    # near what its imports cost (about 220 MB here).
-    assert int(peak_mb) < 500, f"peak memory {peak_mb} MB"
+    assert size == "3840 2160 60 4"
+    # The 240 decoded 4K frames held at once would be 3 GB (YUV) or 6 GB (BGR). One at a time, the
+    # process stays near what its imports cost (about 220 MB here) plus FFmpeg's decoding threads and
+    # their malloc arenas, which measured 500-1040 MB on a loaded 2-core machine: bounded, not growing.
+    assert int(peak_mb) < 1500, f"peak memory {peak_mb} MB"
