@@ -40,7 +40,7 @@ class ValidFrame:
 
 def validate_frame(
     topic_name: str,
-    payload: bytes,
+    payload: bytes | bytearray,  # paho's speed-up hands over the buffer it received into
     props: Properties | None,
     limits: FrameLimits = FrameLimits(),
     now: datetime | None = None,
@@ -60,7 +60,9 @@ def validate_frame(
     return ValidFrame(meta=meta, jpeg=info)
 
 
-def check_envelope(topic_name: str, payload: bytes, kind: topics.Kind, limits: FrameLimits, noun: str) -> str:
+def check_envelope(
+    topic_name: str, payload: bytes | bytearray, kind: topics.Kind, limits: FrameLimits, noun: str
+) -> str:
     """The checks before the properties are read (topic, empty, too big); returns the topic's device."""
     device_id, found = topics.parse(topic_name)
     if found is not kind:
@@ -74,7 +76,9 @@ def check_envelope(topic_name: str, payload: bytes, kind: topics.Kind, limits: F
     return device_id
 
 
-def check_body(device_id: str, payload: bytes, device: str, size: int, sha256: str, noun: str) -> None:
+def check_body(
+    device_id: str, payload: bytes | bytearray, device: str, size: int, sha256: str, noun: str
+) -> None:
     """The payload is the claimed device's, of the claimed size and sha256."""
     if device != device_id:
         raise ProtocolError(

@@ -40,7 +40,7 @@ class MediaStore:
         path = (self.root / relative).resolve()
         return path if path.is_relative_to(self.root) and path.is_file() else None
 
-    def write(self, sha256: str, data: bytes) -> str:
+    def write(self, sha256: str, data: bytes | bytearray) -> str:
         """Durably write a frame; return its path relative to the root once the file is durable. A file
         already present (same content, same name) is not written again. Safe from many threads:
         concurrent fsyncs share the filesystem's journal commits."""

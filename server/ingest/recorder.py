@@ -29,6 +29,7 @@ from yaguar.protocol import (
     validate_frame,
 )
 from yaguar.protocol.frame import user_properties
+from yaguar.storage.base import Base
 from yaguar.storage.models import DeadLetter, Device, Media
 from yaguar.storage.models import Heartbeat as HeartbeatRow
 
@@ -61,6 +62,12 @@ class Checked:
         """Forget what a failed transaction decided; keep what ``check`` found and the written file."""
         self.error, self.media_id = self.invalid, None
         self.outcome = "rejected" if self.invalid else "recorded"
+
+    def valid_frame(self) -> ValidFrame:
+        """The validated frame; only checked frames that passed ``check`` reach the frame stages."""
+        if self.frame is None:
+            raise ValueError(f"{self.item.topic[:120]} holds no valid frame")
+        return self.frame
 
     def seq(self) -> int | None:
         """The frame's seq, also for a refused frame whose properties still name one (for its Ack)."""
@@ -105,11 +112,12 @@ def record(session: Session, batch: list[Checked], accept_unknown_devices: bool)
     stage holds up the acks."""
     now = datetime.now(UTC)
     devices = _devices(session, {c.device_id for c in batch if c.device_id and c.outcome != "rejected"}, now)
-    devices_table = Device.__table__
+    devices_table = _table_of(Device)
     seen: set[str] = set()
     frames: list[Checked] = []
     for checked in batch:
         if checked.outcome != "rejected":
+            assert checked.device_id is not None  # check() rejects a message whose topic names no device
             device = devices[checked.device_id]
             if device.revoked:
                 checked.reject(ProtocolError("revoked_device", f"device {device.id} has been revoked"))
@@ -154,12 +162,12 @@ def record(session: Session, batch: list[Checked], accept_unknown_devices: bool)
         _record_frames(session, frames[start : start + _ROWS_PER_INSERT], now)
 
 
-def _devices(session: Session, ids: set[str | None], now: datetime) -> dict[str, Row[Any]]:
+def _devices(session: Session, ids: set[str | None], now: datetime) -> dict[str, Row[Any, Any, Any]]:
     """Each device's id, registered and revoked, adding the ones seen for the first time."""
     ids_present = {i for i in ids if i}
     if not ids_present:
         return {}
-    table = Device.__table__
+    table = _table_of(Device)
     rows = [{"id": device_id, "first_seen": now, "registered": False} for device_id in sorted(ids_present)]
     session.execute(_insert_ignore(session, table), rows)
     found = session.execute(
@@ -169,7 +177,8 @@ def _devices(session: Session, ids: set[str | None], now: datetime) -> dict[str,
 
 
 def _media_row(checked: Checked, now: datetime) -> dict[str, Any]:
-    meta = checked.frame.meta
+    frame = checked.valid_frame()
+    meta = frame.meta
     offset = meta.captured_at.utcoffset()
     return {
         "device_id": meta.device,
@@ -184,8 +193,8 @@ def _media_row(checked: Checked, now: datetime) -> dict[str, Any]:
         "received_at": now,
         "sha256": meta.sha256,
         "size": meta.size,
-        "width": checked.frame.jpeg.width,
-        "height": checked.frame.jpeg.height,
+        "width": frame.jpeg.width,
+        "height": frame.jpeg.height,
         "path": checked.path,
         "process_state": "pending",
     }
@@ -196,7 +205,7 @@ def _record_frames(session: Session, frames: list[Checked], now: datetime) -> No
     ingest), then sort out which were new, which were duplicates and which reused a seq."""
     if not frames:
         return
-    table = Media.__table__
+    table = _table_of(Media)
     stmt = _insert_ignore(session, table, conflict=("device_id", "seq")).returning(
         table.c.id, table.c.device_id, table.c.seq, table.c.sha256
     )
@@ -204,7 +213,7 @@ def _record_frames(session: Session, frames: list[Checked], now: datetime) -> No
     # cached statement, instead of compiling a new statement for every batch size.
     rows = session.execute(stmt, [_media_row(c, now) for c in frames])
     inserted = {(row.device_id, row.seq): (row.id, row.sha256) for row in rows}
-    earlier = {(c.frame.meta.device, c.frame.meta.seq) for c in frames} - inserted.keys()
+    earlier = {(c.valid_frame().meta.device, c.valid_frame().meta.seq) for c in frames} - inserted.keys()
     stored_before = (
         {
             (row.device_id, row.seq): row.sha256
@@ -219,7 +228,7 @@ def _record_frames(session: Session, frames: list[Checked], now: datetime) -> No
     )
     claimed: set[tuple[str, int]] = set()
     for checked in frames:
-        meta = checked.frame.meta
+        meta = checked.valid_frame().meta
         key = (meta.device, meta.seq)
         if key in inserted and key not in claimed and inserted[key][1] == meta.sha256:
             claimed.add(key)  # the first copy in the batch is the one stored
@@ -237,9 +246,16 @@ def _record_frames(session: Session, frames: list[Checked], now: datetime) -> No
             session.add(_dead_letter(checked, now))
 
 
+def _table_of(model: type[Base]) -> Table:
+    """A mapped class's table: SQLAlchemy types ``__table__`` as any FromClause, ours are Tables."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def _insert_ignore(session: Session, model: type | Table, conflict: tuple[str, ...] | None = None) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(model).on_conflict_do_nothing(index_elements=list(conflict) if conflict else None)
 

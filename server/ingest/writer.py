@@ -135,7 +135,7 @@ class IngestWriter:
         return checked
 
     def _write_frame(self, checked: Checked) -> str:
-        path = self.media.write(checked.frame.meta.sha256, checked.item.payload)
+        path = self.media.write(checked.valid_frame().meta.sha256, checked.item.payload)
         # The frame is on disk: free its memory now, not when the broker acks it, which comes after the
         # agent's answer and can be a hundred frames later. Held, they cost hundreds of MB of fresh pages.
         checked.item.payload = b""
@@ -205,12 +205,13 @@ class IngestWriter:
             if c.kind is Kind.FRAME:
                 self.metrics.frames_received.inc()
             if c.outcome == "rejected":
+                assert c.error is not None  # reject() always gives the reason
                 kind = c.kind.value if c.kind else "unknown"
                 self.metrics.rejected.labels(kind, c.error.reason).inc()
                 log.warning("refused %s on %s: %s (%s)", kind, c.item.topic[:120], c.error, c.error.reason)
             elif c.outcome == "stored":
                 self.metrics.frames_stored.inc()
-                self.metrics.bytes_stored.inc(c.frame.meta.size)
+                self.metrics.bytes_stored.inc(c.valid_frame().meta.size)
             elif c.outcome == "duplicate":
                 self.metrics.frames_duplicate.inc()
             elif c.kind is Kind.HEARTBEAT:
@@ -220,12 +221,15 @@ class IngestWriter:
         """Send a frame's Ack to its agent, then release the message at the broker. If the station dies
         in between, the broker delivers the frame again and the agent gets a second ("duplicate") Ack,
         never none."""
-        seq = c.seq() if c.kind is Kind.FRAME and c.device_id else None
-        if seq is None:
+        device_id = c.device_id
+        seq = c.seq() if c.kind is Kind.FRAME and device_id else None
+        if seq is None or device_id is None:
             self.link.ack(c.item)
             return
+        # A frame is always stored, a duplicate or rejected by now; "recorded" is for other messages.
+        assert c.outcome != "recorded"
         ack = Ack(seq=seq, status=c.outcome, reason=c.error.reason if c.error else None)
-        self.link.answer_then_ack(topics.topic(c.device_id, Kind.ACK), ack.to_json(), c.item)
+        self.link.answer_then_ack(topics.topic(device_id, Kind.ACK), ack.to_json(), c.item)
 
 
 def _needs_file(checked: Checked) -> bool:
