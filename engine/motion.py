@@ -105,10 +105,12 @@ class MotionFilter:
         with self._lock:
             state = self._cameras.setdefault(camera, _CameraState())
             same_burst = burst_id is not None and burst_id == state.burst_id
-            comparable = state.night == night and state.previous is not None
-            if comparable and state.previous.shape == grey.shape and same_burst:
-                reference, kind = state.previous, "burst"
-            elif comparable and state.background is not None and state.background.shape == grey.shape:
+            previous = state.previous if state.night == night else None  # a day frame never meets a night one
+            if previous is not None and previous.shape == grey.shape and same_burst:
+                reference, kind = previous, "burst"
+            elif (
+                previous is not None and state.background is not None and state.background.shape == grey.shape
+            ):
                 reference, kind = state.background.astype(np.uint8), "background"
             else:
                 reference, kind = None, "none"
@@ -148,9 +150,9 @@ class MotionFilter:
         changed[:top] = 0
         if bottom:
             changed[height - bottom :] = 0
-        changed = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        changed = cv2.dilate(changed, np.ones((5, 5), np.uint8))
-        count, _, stats, _ = cv2.connectedComponentsWithStats(changed, connectivity=8)
+        opened = cv2.morphologyEx(changed, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        grown = cv2.dilate(opened, np.ones((5, 5), np.uint8))
+        count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
         area = float(height * width)
         regions = []
         moved_pixels = 0
@@ -178,7 +180,7 @@ class MotionFilter:
         (dx, dy), _ = cv2.phaseCorrelate(reference.astype(np.float32), grey.astype(np.float32))
         if (abs(dx) < 0.5 and abs(dy) < 0.5) or abs(dx) > limit or abs(dy) > limit:
             return reference
-        matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+        matrix = np.array([[1, 0, dx], [0, 1, dy]], dtype=np.float32)
         return cv2.warpAffine(
             reference, matrix, (grey.shape[1], grey.shape[0]), borderMode=cv2.BORDER_REPLICATE
         )
