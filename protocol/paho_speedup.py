@@ -38,6 +38,7 @@ import logging
 import socket
 import ssl
 import struct
+from collections.abc import Callable
 
 import paho.mqtt
 from paho.mqtt import _packet
@@ -149,10 +150,10 @@ def _decode_publish(
             properties = Properties(PacketTypes.PUBLISH)
             _props, properties_length = properties.unpack(view[pos:])
             pos += properties_length
-        in_place = isinstance(packet, bytearray) and len(packet) - pos >= IN_PLACE_MIN
-        payload = packet if in_place else bytes(view[pos:])
-    if in_place:
-        del packet[:pos]  # O(1) for a bytearray: the frame stays where it was received
+        in_place = packet if isinstance(packet, bytearray) and len(packet) - pos >= IN_PLACE_MIN else None
+        payload = in_place if in_place is not None else bytes(view[pos:])
+    if in_place is not None:
+        del in_place[:pos]  # O(1) for a bytearray: the frame stays where it was received
     return _packet.PublishPacket(
         dup=bool(header & 0x08),
         qos=qos,
@@ -217,8 +218,10 @@ def _receive_buffer(size: int) -> bytearray:
 
 def _recv_into(self: Client, buffer: memoryview) -> int:
     """``socket.recv_into`` with paho's mapping of TLS's want-read/want-write to "try again"."""
+    sock = self._sock
+    assert isinstance(sock, socket.socket)  # _packet_read leaves websockets to paho
     try:
-        return self._sock.recv_into(buffer)
+        return sock.recv_into(buffer)
     except ssl.SSLWantReadError as err:
         raise BlockingIOError() from err
     except ssl.SSLWantWriteError as err:
@@ -237,7 +240,7 @@ TESTED_SOURCES = {
 
 def paho_sources() -> dict[str, str]:
     """The same digests for the paho installed now."""
-    originals = {
+    originals: dict[str, Callable[..., object]] = {
         "Properties.unpack": _original_unpack,
         "_packet.decode_publish": _original_decode_publish,
         "Client._packet_read": _original_packet_read,
@@ -266,14 +269,24 @@ def install() -> bool:
     """Patch paho's receive path if it is the paho this was tested with; True when patched."""
     if not tested_paho():
         return False
-    Properties.unpack = _unpack_properties_only
-    _packet.decode_publish = _decode_publish
-    Client._packet_read = _packet_read
+    _set_receive_path(_unpack_properties_only, _decode_publish, _packet_read)
     return True
 
 
 def uninstall() -> None:
     """Back to paho's own code (the tests compare both)."""
-    Properties.unpack = _original_unpack
-    _packet.decode_publish = _original_decode_publish
-    Client._packet_read = _original_packet_read
+    _set_receive_path(_original_unpack, _original_decode_publish, _original_packet_read)
+
+
+def _set_receive_path(
+    unpack: Callable[..., object], decode_publish: Callable[..., object], packet_read: Callable[..., object]
+) -> None:
+    """Put these three functions in paho's receive path. A deliberate patch of paho's classes, so through
+    setattr: the type checker rightly refuses assigning to a method."""
+    patches: tuple[tuple[object, str, Callable[..., object]], ...] = (
+        (Properties, "unpack", unpack),
+        (_packet, "decode_publish", decode_publish),
+        (Client, "_packet_read", packet_read),
+    )
+    for owner, name, function in patches:
+        setattr(owner, name, function)
