@@ -17,9 +17,9 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
@@ -45,16 +45,18 @@ STORE_ATTEMPTS = 4  # a busy database gets 0.5 + 1 + 2 + 4 s before the batch is
 
 
 class PipelineMetrics:
-    _by_registry: ClassVar[weakref.WeakKeyDictionary[object, PipelineMetrics]] = weakref.WeakKeyDictionary()
+    _by_registry: ClassVar[weakref.WeakKeyDictionary[CollectorRegistry, PipelineMetrics]] = (
+        weakref.WeakKeyDictionary()
+    )
 
     @classmethod
-    def of(cls, registry: object) -> PipelineMetrics:
+    def of(cls, registry: CollectorRegistry) -> PipelineMetrics:
         """One set per registry: a component restarted on the same station keeps counting."""
         if registry not in cls._by_registry:
             cls._by_registry[registry] = cls(registry)
         return cls._by_registry[registry]
 
-    def __init__(self, registry: object) -> None:
+    def __init__(self, registry: CollectorRegistry) -> None:
         self.frames = Counter(
             "yaguar_pipeline_frames", "frames analysed, by outcome", ["outcome"], registry=registry
         )
@@ -94,6 +96,17 @@ class PipelineComponent:
         self.switch: ClassifierSwitch | None = None  # classifiers chosen while running
         self.unavailable: str | None = None  # why the pipeline cannot analyse (bad model), for status
         self._beat = time.monotonic()  # the loader's last turn or the last batch stored: progress
+
+    @property
+    def _ready_analyser(self) -> Analyser:
+        """The analyser; set by start() before any pipeline thread runs."""
+        assert self._analyser is not None, "the pipeline has not started"
+        return self._analyser
+
+    @property
+    def _ready_pool(self) -> ThreadPoolExecutor:
+        assert self._pool is not None, "the pipeline has not started"
+        return self._pool
 
     # --- Component interface -------------------------------------------------------------------
     def start(self) -> None:
@@ -190,7 +203,7 @@ class PipelineComponent:
             frames = claim_frames(session, self.worker_id, self.config.batch_size, self.config.lease_s)
         for claimed in frames:
             frame = FrameInput(claimed.media_id, claimed.device_id, claimed.burst_id)
-            future = self._pool.submit(self._read_and_decode, frame, claimed.path)
+            future = self._ready_pool.submit(self._read_and_decode, frame, claimed.path)
             while not self._stop.is_set():
                 try:
                     self._queue.put((frame, future), timeout=0.5)  # blocks when full: backpressure
@@ -222,7 +235,7 @@ class PipelineComponent:
             frame.error = DecodeError("unreadable", f"{path.name}: cannot read ({exc.strerror})")
             return frame
         try:
-            return self._analyser.decode(frame)
+            return self._ready_analyser.decode(frame)
         except Exception as exc:  # an OpenCV failure on one file fails that frame only
             frame.error = DecodeError("decode_failed", f"{path.name}: decoding failed ({str(exc)[:120]})")
             frame.data = None
@@ -260,7 +273,7 @@ class PipelineComponent:
         return batch, item is None
 
     def _process(self, batch: list[FrameInput]) -> None:
-        analyser = self._analyser
+        analyser = self._ready_analyser
         try:
             start = time.perf_counter()
             results = analyser.analyse(batch)
@@ -281,7 +294,7 @@ class PipelineComponent:
                     stored = store_results(
                         session,
                         results,
-                        self._analyser.model_ident,
+                        self._ready_analyser.model_ident,
                         self.config.event_gap_s,
                         list(self.ctx.hooks.event_in_transaction),
                         self.worker_id,
@@ -296,7 +309,9 @@ class PipelineComponent:
             except Exception as exc:  # e.g. a hook's bug: fail these frames, with the reason, and go on
                 log.exception("storing %d results failed; marking the frames failed", len(results))
                 self.metrics.errors.labels("store").inc()
-                self._mark_failed([int(r.key) for r in results], f"storing results failed: {str(exc)[:150]}")
+                self._mark_failed(
+                    [cast(int, r.key) for r in results], f"storing results failed: {str(exc)[:150]}"
+                )
                 return
         else:
             log.error(
