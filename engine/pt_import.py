@@ -64,6 +64,32 @@ def import_checkpoint(
     replace: bool = False,
 ) -> Manifest:
     """Convert ``checkpoint`` and write ``<name>.onnx`` and ``<name>.toml`` into ``model_dir``."""
+    with _pil_open_kept():
+        return _import_checkpoint(checkpoint, model_dir, name, size, categories, replace)
+
+
+@contextlib.contextmanager
+def _pil_open_kept() -> Iterator[None]:
+    """ultralytics replaces ``PIL.Image.open`` for the whole process when it is imported (with a HEIC
+    fallback that imports ``pi_heif``, which we do not install): put ours back, so that a process that
+    imported a checkpoint still reads pictures as before."""
+    from PIL import Image
+
+    original = Image.open
+    try:
+        yield
+    finally:
+        Image.open = original
+
+
+def _import_checkpoint(
+    checkpoint: Path,
+    model_dir: Path,
+    name: str | None,
+    size: int | None,
+    categories: dict[str, str] | None,
+    replace: bool,
+) -> Manifest:
     name = name or default_name(checkpoint)
     if not NAME_PATTERN.match(name):
         raise CheckpointImportError(

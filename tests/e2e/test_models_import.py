@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,17 @@ PICTURES = [
     "jaguar/AREAS_21_20050915_2039.jpg",
     "jaguar/AABP_13_20051007_1205.jpg",
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _pillow_open_restored() -> Iterator[None]:
+    """ultralytics, imported in this process by these tests, replaces PIL.Image.open for the whole
+    process (with a HEIC fallback that imports pi_heif); the tests after these must get Pillow's own."""
+    from PIL import Image
+
+    original = Image.open
+    yield
+    Image.open = original
 
 
 @pytest.fixture(scope="module")
