@@ -194,12 +194,14 @@ def float_convs(model: onnx.ModelProto, input_name: str, tensors: list[np.ndarra
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(augmented.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    low, high, power = {}, {}, {}
+    low: dict[str, float] = {}
+    high: dict[str, float] = {}
+    power: dict[str, np.ndarray] = {}  # mean square per input channel, over the calibration frames
     for tensor in tensors:
         for name, value in zip(probed, session.run(probed, {input_name: tensor}), strict=True):
             low[name] = min(low.get(name, 0.0), float(value.min()))
             high[name] = max(high.get(name, 0.0), float(value.max()))
-            power[name] = power.get(name, 0.0) + (value.astype(np.float64) ** 2).mean(axis=(0, 2, 3)) / len(
+            power[name] = power.get(name, np.float64(0.0)) + (value.astype(np.float64) ** 2).mean(axis=(0, 2, 3)) / len(
                 tensors
             )
     for n in convs:
