@@ -201,9 +201,8 @@ def float_convs(model: onnx.ModelProto, input_name: str, tensors: list[np.ndarra
         for name, value in zip(probed, session.run(probed, {input_name: tensor}), strict=True):
             low[name] = min(low.get(name, 0.0), float(value.min()))
             high[name] = max(high.get(name, 0.0), float(value.max()))
-            power[name] = power.get(name, np.float64(0.0)) + (value.astype(np.float64) ** 2).mean(axis=(0, 2, 3)) / len(
-                tensors
-            )
+            channel_power = (value.astype(np.float64) ** 2).mean(axis=(0, 2, 3)) / len(tensors)
+            power[name] = power[name] + channel_power if name in power else channel_power
     for n in convs:
         name = n.input[0]
         if name in power and n.name not in keep:
