@@ -8,9 +8,9 @@ import csv
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.detect import detect_command
 from yaguar.engine.batch_output import validate_batch_output
 from yaguar.engine.labelmap import COCO_ANIMAL, COCO_PERSON, COCO_VEHICLE
 from yaguar.engine.postprocess import iou_xywh
@@ -39,18 +39,7 @@ def test_detect_finds_megadetectors_animals_and_names_no_coco_class(
         shutil.copy(path, card / path.name)
     out = tmp_path / "results.json"
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "yaguar.engine.cli",
-            "detect",
-            str(card),
-            "-o",
-            str(out),
-            "--model-dir",
-            str(models_dir),
-            "--no-progress",
-        ],
+        detect_command(card, out, models_dir),
         capture_output=True,
         text=True,
         timeout=600,
