@@ -47,7 +47,8 @@ def test_demo_shows_frames_arriving_in_the_api(tmp_path: Path, images: Path) -> 
         )
         offline: list[dict] = []
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not offline:
+        # until the alert has gone out: it is listed as soon as it is made, first as "sending"
+        while time.monotonic() < deadline and not (offline and all(a["state"] == "sent" for a in offline)):
             with urllib.request.urlopen(alerts, timeout=10) as response:
                 offline = [a for a in json.load(response)["items"] if a["rule"] == "device-offline"]
             time.sleep(0.5)
