@@ -274,6 +274,13 @@ class SenderConfig(Section):
         le=86_400,
         description="an 'unknown' Twilio still does not know after this long was never created: resend it",
     )
+    claim_expiry_s: float = Field(
+        default=180.0,
+        ge=5,
+        le=3600,
+        description="a message still 'sending' this long after it was claimed was interrupted (a worker "
+        "killed mid-send): the provider is asked whether it has it; longer than any channel takes to send",
+    )
     channel_down_hold_s: float = Field(
         default=30.0,
         gt=0,

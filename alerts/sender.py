@@ -34,6 +34,7 @@ from .channels.base import Channel, DeliveryView, ReconcileResult, SendResult
 from .config import SEVERITY_RANK, AlertsConfig
 from .deliveries import DeliveryPlanner, refresh_state
 from .failover import ChannelHealth
+from .interrupted import mark_interrupted
 from .metrics import AlertMetrics
 from .models import Alert, Delivery
 from .rules import held_by_quiet_hours
@@ -174,18 +175,26 @@ class Sender:
 
     # -- one pass -----------------------------------------------------------------------------------
     def recover(self) -> int:
-        """After a restart: a delivery still 'sending' may have reached the provider. Ask, never resend."""
+        """At start: deliveries a stopped sender left mid-send may have reached the provider. Ask, never
+        resend. On SQLite (one station) all of them; with workers on PostgreSQL only claims old enough to
+        be surely dead, the rest at a later pass (``interrupted.py``)."""
         now = self.clock()
         with self.sessions.begin() as session:
-            stuck = session.scalars(select(Delivery).where(Delivery.state == "sending")).all()
-            for delivery in stuck:
-                delivery.state = "unknown"
-                delivery.next_attempt_at = now
-                delivery.last_error = "interrupted while sending (station stopped)"
-                refresh_state(delivery.alert)
-            if stuck:
-                log.warning("%s alert deliveries were interrupted mid-send; asking the provider", len(stuck))
-            return len(stuck)
+            one_station = session.get_bind().dialect.name == "sqlite"
+            expiry = None if one_station else self.cfg.claim_expiry_s
+            stuck = mark_interrupted(session, now, expiry, self._busy, "interrupted while sending (stopped)")
+        if stuck:
+            log.warning("%s alert deliveries were interrupted mid-send; asking the provider", len(stuck))
+        return len(stuck)
+
+    def _recover_expired(self, session: Session, now: datetime) -> None:
+        """Claims older than ``claim_expiry_s`` (a worker killed mid-send, a peer's or our own)."""
+        reason = f"still sending {self.cfg.claim_expiry_s:.0f} s after its claim (a sender stopped)"
+        stuck = mark_interrupted(session, now, self.cfg.claim_expiry_s, self._busy, reason)
+        if stuck:
+            log.warning(
+                "alert deliveries %s were left mid-send by a stopped sender; asking the provider", stuck
+            )
 
     async def step(self) -> int:
         """Do all due work once; returns how many things were started or changed.
@@ -200,6 +209,7 @@ class Sender:
             if backlog_due:
                 self._release_backlog(session, now)
             claimed = self._claim(session, now)  # first: the new alert is why we were woken
+            self._recover_expired(session, now)
             unknowns = self._due_unknowns(session, now)
             done = self._apply_results(session, results, now)
             planned = self._release_summaries(session, now) + self._escalate(session, now)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.alert_harness import BIG_CATS, Harness, alerts_config
+from tests.support.alert_harness import BIG_CATS, Clock, Harness, alerts_config
 from tests.support.fake_twilio import FakeTwilio
 from tests.support.postgres import postgres_cluster
 
@@ -77,3 +77,36 @@ def test_two_workers_send_each_alert_once(database: str) -> None:
             assert {a.state for a in checker.alerts()} == {"sent"}
         finally:
             asyncio.run(checker.close())
+
+
+@pytest.mark.asyncio
+async def test_a_worker_killed_mid_send_is_settled_by_a_peer_once() -> None:
+    """Worker A claims an SMS and dies while the request is out (Twilio has the message). Worker B, starting
+    then, leaves the fresh claim alone (it may be a live peer's); once the claim has expired, B asks Twilio
+    instead of sending again: one SMS."""
+    pytest.importorskip("psycopg")
+    clock = Clock()
+    with postgres_cluster() as url, FakeTwilio() as twilio:
+        config = alerts_config(twilio.base_url, rules=[{**BIG_CATS, "recipients": ["ana"]}])
+        twilio.plan("hang")  # the message is created, the answer never comes
+        worker_a = Harness(url, config, clock)
+        worker_a.add_event()
+        worker_a.sender.bind_loop()
+        await worker_a.sender.step()
+        await asyncio.sleep(0.3)  # the request reaches the fake Twilio
+        assert len(twilio.messages) == 1 and [d.state for d in worker_a.deliveries()] == ["sending"]
+        worker_b = Harness(url, config, clock)
+        try:
+            assert worker_b.sender.recover() == 0, "a fresh claim may be a live peer's"
+            await worker_b.settle(timeout=0.5)
+            assert [d.state for d in worker_b.deliveries()] == ["sending"]
+            clock.advance(config.alerts.sender.claim_expiry_s + 1)
+            await worker_b.settle(until=lambda: worker_b.alerts()[0].state == "sent")
+            delivery = worker_b.deliveries()[0]
+            assert delivery.provider_sid == twilio.messages[0]["sid"], "settled from Twilio's record"
+            assert len(twilio.creates()) == 1, "sent again"
+            assert worker_b.metric("yaguar_alert_reconciliations_total", outcome="sent") == 1
+        finally:
+            await worker_a.close()  # its hung request fails: A is "dead"
+            await worker_a.sender.drain(timeout=5)
+            await worker_b.close()

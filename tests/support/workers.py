@@ -63,9 +63,11 @@ def _burst_files(images: Path, media_root: Path, load: Workload) -> tuple[list[s
     return still, moving
 
 
-def store_bursts(url: str, media_root: Path, images: Path, load: Workload, state: str = "pending") -> None:
-    """Pending frames as ingest leaves them: bursts on each camera, oldest first. Another ``state`` holds
-    them back from the workers until ``release_held`` (a benchmark's start)."""
+def store_bursts(
+    url: str, media_root: Path, images: Path, load: Workload, state: str = "pending", start: datetime = T0
+) -> None:
+    """Pending frames as ingest leaves them: bursts on each camera, oldest first, the first at ``start``.
+    Another ``state`` holds them back from the workers until ``release_held`` (a benchmark's start)."""
     engine = make_db_engine(url)
     upgrade(engine)
     still, moving = _burst_files(images, media_root, load)
@@ -86,7 +88,7 @@ def store_bursts(url: str, media_root: Path, images: Path, load: Workload, state
                         "burst_index": i,
                         "burst_size": load.frames,
                         "trigger": "pir",
-                        "captured_at": T0 + burst * BURST_SPACING + timedelta(seconds=i),
+                        "captured_at": start + burst * BURST_SPACING + timedelta(seconds=i),
                         "utc_offset_min": -300,
                         "sha256": hashlib.sha256(rel.encode()).hexdigest(),
                         "size": 1,
@@ -98,28 +100,40 @@ def store_bursts(url: str, media_root: Path, images: Path, load: Workload, state
                 )
     with make_session_factory(engine).begin() as session:
         session.execute(insert(Device), [{"id": f"cam-{c:03d}"} for c in range(load.cameras)])
-        for start in range(0, len(rows), 1000):
-            session.execute(insert(Media), rows[start : start + 1000])
+        for first in range(0, len(rows), 1000):
+            session.execute(insert(Media), rows[first : first + 1000])
     engine.dispose()
 
 
-def worker_config(path: Path, url: str, media_root: Path, models_dir: Path, lease_s: float) -> Path:
+def worker_config(
+    path: Path,
+    url: str,
+    media_root: Path,
+    models_dir: Path,
+    lease_s: float,
+    batch_size: int = 16,
+    gap_s: float = 60,
+    more: str = "",
+) -> Path:
     """A station config for pipeline workers; the pipeline is kept light so thousands of frames stay
-    affordable: small frames, no species classifiers, and motion skips the still frames."""
+    affordable: small frames, no species classifiers, and motion skips the still frames. ``more``: further
+    sections (TOML), e.g. alerts."""
     path.write_text(
         f'[storage]\ndatabase_url = "{url}"\nmedia_root = "{media_root}"\n'
         f'[pipeline]\nenabled = true\nmodel_dir = "{models_dir}"\nclassifiers = []\n'
-        f"batch_size = 16\nqueue_size = 32\ndecode_workers = 1\nthreads = 1\n"
-        f"poll_interval_s = 0.2\nlease_s = {lease_s}\nevent_gap_s = 60\n"
-        f"[pipeline.motion]\nwidth = 160\n"
+        f"batch_size = {batch_size}\nqueue_size = {2 * batch_size}\ndecode_workers = 1\nthreads = 1\n"
+        f"poll_interval_s = 0.2\nlease_s = {lease_s}\nevent_gap_s = {gap_s}\n"
+        f"[pipeline.motion]\nwidth = 160\n{more}"
     )
     return path
 
 
-def start_worker(config: Path, log: Path, clock_offset: str | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    config: Path, log: Path, clock_offset: str | None = None, env_more: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """``yaguar-station worker`` in its own process; ``clock_offset`` (e.g. "-10m") runs it under
-    libfaketime, so its clock really is off."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    libfaketime, so its clock really is off; ``env_more``: further environment (a secret)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_more or {})}
     if clock_offset is not None:
         env.update(LD_PRELOAD=str(FAKETIME_LIB), FAKETIME=clock_offset, FAKETIME_DONT_FAKE_MONOTONIC="1")
     return subprocess.Popen(

@@ -1,0 +1,154 @@
+"""One alert per event, and one SMS per alert, with two pipeline workers (`yaguar-station worker`, real
+processes, each with its own alert sender) on one PostgreSQL, sending through a fake Twilio on 127.0.0.1.
+
+Every burst has an animal walking through it, so every event matches both rules. Small batches spread each
+camera's bursts over the workers, and a short event gap makes the workers close idle events while others
+are still storing frames: an event is written to by several workers, and each of them runs the alert hook
+on it. Whether a slow worker splits a burst into two events is not the point here (the killed-worker test
+checks grouping); each event, however many there are, must alert once per rule and be sent once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
+from tests.support.postgres import postgres_cluster
+from tests.support.workers import (
+    Workload,
+    progress,
+    release_held,
+    start_worker,
+    store_bursts,
+    worker_config,
+)
+from yaguar.alerts.models import Alert, AlertTrigger, Delivery
+from yaguar.storage import make_db_engine, make_session_factory
+from yaguar.storage.models import Event, Media
+
+# The small animal pasted into the frames is taken for a person by the COCO detector: both rules take both.
+RULES = {"seen": ("ana", "+573001112233", 0.05), "seen-surely": ("bob", "+573004445566", 0.1)}
+
+
+def alerts_toml(twilio_url: str) -> str:
+    parts = [
+        "[pipeline.look]\ncloser_input = [0, 0]\nmotion_crops = false\n",  # one detector pass a frame
+        "[alerts]\nenabled = true\n",
+        "[alerts.flood]\ncooldown_s = 0\nrecipient_hourly_cap = 1000\nmax_event_age_s = 86400\n",
+        "[alerts.sender]\npoll_interval_s = 0.1\nbackoff_initial_s = 0.05\n",
+        f'[alerts.twilio]\naccount_sid = "{ACCOUNT_SID}"\nfrom_number = "{FROM_NUMBER}"\n'
+        f'api_base_url = "{twilio_url}"\nrequest_timeout_s = 5.0\n',
+    ]
+    for rule, (person, phone, confidence) in RULES.items():
+        parts.append(f'[[alerts.recipients]]\nname = "{person}"\nphone = "{phone}"\n')
+        parts.append(
+            f'[[alerts.rules]]\nname = "{rule}"\ncategories = ["animal", "person"]\nmin_confidence = {confidence}\n'
+            f'recipients = ["{person}"]\n'
+        )
+    return "".join(parts)
+
+
+def running(logs: list[Path]) -> str | None:
+    started = [log for log in logs if log.exists() and "Pipeline worker running" in log.read_text()]
+    return None if len(started) == len(logs) else f"{len(started)} of {len(logs)} running"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    pytest.importorskip("psycopg")
+    with postgres_cluster() as url:
+        yield url
+
+
+def wait_until(what: str, condition: Callable[[], str | None], timeout: float) -> None:
+    """Wait until ``condition`` answers None; otherwise it says what is still missing."""
+    deadline = time.monotonic() + timeout
+    while (missing := condition()) is not None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {missing}")
+        time.sleep(0.2)
+
+
+def test_two_workers_alert_once_per_event_and_rule(
+    pg_url: str, tmp_path: Path, images: Path, models_dir: Path
+) -> None:
+    load = Workload(cameras=4, bursts=3, frames=3, moving_every=1)  # every burst has an animal
+    media = tmp_path / "media"
+    recent = datetime.now(UTC) - timedelta(minutes=30)  # alerts are only sent for recent events
+    store_bursts(pg_url, media, images, load, state="held", start=recent)  # until all run
+    with FakeTwilio() as twilio:
+        config = worker_config(
+            tmp_path / "worker.toml",
+            pg_url,
+            media,
+            models_dir,
+            10,
+            batch_size=3,
+            gap_s=3,
+            more=alerts_toml(twilio.base_url),
+        )
+        logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
+        secret = {"YAGUAR_TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+        workers = [start_worker(config, log, env_more=secret) for log in logs]
+        wait_until("the workers to start", lambda: running(logs), timeout=60)
+        release_held(pg_url, "held")
+        engine = make_db_engine(pg_url)
+        sessions = make_session_factory(engine)
+        owners: set[str] = set()  # the workers seen holding leases on frames
+
+        def missing() -> str | None:
+            """What is not yet done: frames to analyse, events to close, SMS to send."""
+            states = progress(pg_url)
+            with sessions() as session:
+                open_events = len(session.scalars(select(Event.id).where(Event.closed.is_(False))).all())
+                deliveries = len(session.scalars(select(Delivery.id)).all())
+                owners.update(o for o in session.scalars(select(Media.lease_owner).distinct()) if o)
+            if states.get("pending", 0) or open_events or not deliveries or len(twilio.messages) < deliveries:
+                return f"{states}, {open_events} open events, {deliveries} SMS planned, {len(twilio.messages)} sent"
+            return None
+
+        try:
+            wait_until("frames analysed, events closed and SMS sent", missing, timeout=60)
+            time.sleep(1.0)  # an SMS sent twice would arrive by now
+        finally:
+            for worker in workers:
+                worker.terminate()
+            codes = [worker.wait(30) for worker in workers]
+        with sessions() as session:
+            events = session.scalars(select(Event)).all()
+            alerts = session.scalars(select(Alert)).all()
+            triggers = session.scalars(select(AlertTrigger)).all()
+            deliveries = session.scalars(select(Delivery)).all()
+        engine.dispose()
+    texts = [log.read_text() for log in logs]
+    assert codes == [0, 0], texts
+    states = progress(pg_url)
+    assert states.get("failed", 0) == 0, (states, [t[-3000:] for t in texts])
+
+    # Each event with an animal alerted once per rule, and nothing else alerted.
+    animal_events = {e.id for e in events if e.category in ("animal", "person")}
+    assert len(animal_events) >= load.cameras * load.bursts, [(e.id, e.category) for e in events]
+    per_rule_event = Counter((a.rule, a.event_id) for a in alerts)
+    assert set(per_rule_event.values()) == {1}, [k for k, n in per_rule_event.items() if n > 1]
+    assert set(per_rule_event) == {(rule, e) for rule in RULES for e in animal_events}
+    assert {a.kind for a in alerts} == {"first"}
+    assert sorted((t.rule, t.event_id, t.alert_id) for t in triggers) == sorted(
+        (a.rule, a.event_id, a.id) for a in alerts
+    )
+
+    # One delivery per alert (one recipient per rule), sent once, and Twilio got exactly those.
+    per_alert = Counter(d.alert_id for d in deliveries)
+    assert set(per_alert.values()) == {1} and set(per_alert) == {a.id for a in alerts}
+    assert {d.state for d in deliveries} == {"sent"}
+    creates = twilio.creates()
+    assert len(creates) == len(deliveries) == len(twilio.messages)
+    assert sorted(m["sid"] for m in twilio.messages) == sorted(str(d.provider_sid) for d in deliveries)
+    bodies = twilio.accepted_bodies()
+    assert len(set(bodies)) == len(bodies), "an SMS went out twice"
+    assert len(owners) >= 2, f"the frames were not shared between the workers: {owners}"
