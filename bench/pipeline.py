@@ -5,7 +5,9 @@ Prints, each with the reference it is compared with in the same run:
   the 8 images one call each; the figure is then what the pipeline's batching gets from them);
 - JPEG decode of 12 MP frames: full size vs reduced (libjpeg DCT scaling), and the speed-up;
 - the whole station pipeline (decode + motion + detect + classify + store, the real PipelineComponent on
-  a temp SQLite) in frames/s on 12 MP real frames, and its ratio to the sum of its stages measured alone.
+  a temp SQLite) in frames/s on 12 MP real frames, and its ratio to the sum of its stages measured alone;
+  first the old single pass (one pass at 416x416, the station before issue 13), then the defaults (or
+  each ``--config``), each as frames/s and its ratio to the old single pass.
 
 12 MP frames are made once by upscaling real camera-trap frames with OpenCV, in a temp dir.
 Usage: .venv/bin/python bench/pipeline.py [--quick] [--frames N]
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import tempfile
 import time
@@ -46,6 +49,17 @@ from yaguar.storage.models import Device, Media
 
 SIZE_12MP = (4000, 3000)
 CAMERAS = 6
+# The station before issue 13: one pass of the detector at its own input size (416x416), nothing else.
+# The reference every pipeline run is compared with, measured in the same run.
+PLAIN_LOOK: dict[str, Any] = {
+    "closer_input": None,
+    "second_opinion": 0,
+    "motion_crops": False,
+    "overlay_band": 0,
+    "crop_min_side": 0,
+    "fit_shape": False,
+}
+OLD_SINGLE_PASS = json.dumps({"look": PLAIN_LOOK})
 
 
 def make_frames(images: Path, out: Path, count: int) -> list[Path]:
@@ -173,7 +187,9 @@ def insert_frames(ctx: StationContext, frames: list[Path]) -> list[int]:
 
 def bench_pipeline(
     frames: list[Path], models_dir: Path, workdir: Path, overrides: dict[str, Any] | None = None
-) -> None:
+) -> tuple[float, float]:
+    """One pipeline run with these ``[pipeline]`` overrides; prints its figures, returns frames/s and
+    CPU seconds per frame."""
     print(
         f"== station pipeline, {len(frames)} frames of 12 MP, {CAMERAS} cameras; overrides {overrides or {}} =="
     )
@@ -251,7 +267,7 @@ def bench_pipeline(
     ids = insert_frames(ctx, frames)
     in_pipeline = Analyser(config)  # models loaded before the clock starts
     component = PipelineComponent(ctx, analyser=in_pipeline)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     component.start()
     assert component.unavailable is None, component.unavailable
     # Watch the pipeline's own counters, not the database: a polling query would take SQLite's write
@@ -264,7 +280,7 @@ def bench_pipeline(
         < n
     ):
         time.sleep(0.01)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     component.stop()
     with ctx.session_factory() as session:
         done = session.scalar(select(func.count()).where(Media.process_state == "done"))
@@ -275,11 +291,18 @@ def bench_pipeline(
         f"ratio to the sum of stages alone: {elapsed / total:.2f} "
         f"(overhead {max(0.0, elapsed / total - 1) * 100:.0f}%; below 1 means stages overlap on the cores)"
     )
+    # CPU time is what a loaded machine distorts least: what the run cost, whoever else used the cores.
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU of the run (all threads): {cpu / n * 1000:.1f} ms/frame; {cores} idle cores would allow at "
+        f"most {cores * n / cpu:.1f} frames/s"
+    )
     busy = ", ".join(f"{k} {v / n * 1000:.1f}" for k, v in in_pipeline.timings.items())
     print(
         f"inside the pipeline (ms/frame; decode in {config.decode_threads()} threads beside inference): "
         f"{busy}"
     )
+    return n / elapsed, cpu / n
 
 
 def main() -> int:
@@ -287,7 +310,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer frames and repeats (< 2 minutes)")
     parser.add_argument("--frames", type=int, default=None, help="12 MP frames for the pipeline run")
     parser.add_argument(
-        "--config", action="append", default=[], help="[pipeline] overrides as JSON: one pipeline run each"
+        "--config",
+        action="append",
+        default=[],
+        help="[pipeline] overrides as JSON: one pipeline run each (default: the station's defaults)",
+    )
+    parser.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the reference run (the old single pass: one pass at 416x416, as before issue 13)",
     )
     parser.add_argument("--pipeline-only", action="store_true", help="skip the model and decode figures")
     args = parser.parse_args()
@@ -307,8 +338,20 @@ def main() -> int:
         if not args.pipeline_only:
             bench_models(models_dir, images, repeat)
             bench_decode(frames, Detector(find_manifest("yolox_nano"), models_dir).min_side)
-        for index, text in enumerate(args.config or ["{}"]):
+        runs = ([] if args.no_reference else [OLD_SINGLE_PASS]) + (args.config or ["{}"])
+        rates = [
             bench_pipeline(frames, models_dir, workdir / f"run{index}", json.loads(text))
+            for index, text in enumerate(runs)
+        ]
+    if not args.no_reference:
+        print("== frames/s against the old single pass, same run ==")
+        (reference, reference_cpu), cores = rates[0], os.cpu_count() or 1
+        for text, (rate, cpu) in zip(runs, rates, strict=True):
+            name = "old single pass" if text == OLD_SINGLE_PASS else f"overrides {text}"
+            print(
+                f"{name}: {rate:.1f} frames/s (x{rate / reference:.2f}); CPU {cpu * 1000:.1f} ms/frame "
+                f"(x{cpu / reference_cpu:.2f}), at most {cores / cpu:.1f} frames/s on {cores} idle cores"
+            )
     return 0
 
 

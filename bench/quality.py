@@ -24,23 +24,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline import make_frames  # bench/pipeline.py: the same 12 MP frames as the station benchmark
+# bench/pipeline.py: the same 12 MP frames as the station benchmark, and the old single pass
+from pipeline import PLAIN_LOOK, make_frames
 
 from yaguar.engine.analyser import Analyser, FrameInput
 from yaguar.engine.config import PipelineConfig
+from yaguar.engine.look import thorough
 from yaguar.engine.quality import ALERT_CONFIDENCE, QualityReport, score_analyser
 from yaguar.paths import shared_data_dir
 
 # Named settings: overrides of the station's [pipeline] defaults ("station" is the defaults as they are).
-PLAIN_LOOK = {
-    "closer_input": None,
-    "second_opinion": 0,
-    "motion_crops": False,
-    "overlay_band": 0,
-    "crop_min_side": 0,
-}
 SETTINGS: dict[str, dict[str, Any]] = {
-    "plain": {"look": PLAIN_LOOK},  # one pass at the manifest's size: the station before the closer look
+    "plain": {"look": PLAIN_LOOK},  # one pass at the manifest's 416x416: the station before issue 13
     "yolox 640x480": {"detector_input": [640, 480], "look": PLAIN_LOOK},
     "yolox 832x640": {"detector_input": [832, 640], "look": PLAIN_LOOK},
     "fastestdet": {"detector": "fastestdet", "look": PLAIN_LOOK},
@@ -48,7 +43,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "closer, no 2nd opinion": {"look": {"second_opinion": 0, "finer_decode": True}},
     "station": {},
     "station, finer decode": {"look": {"finer_decode": True}},
-    "yaguar detect": {"look": {"closer_input": [1024, 768], "finer_decode": True}},  # its defaults
+    "yaguar detect": {"look": thorough().model_dump()},  # its defaults (engine/detect_cli.py)
     "finer + tiles unsure": {"look": {"finer_decode": True, "tiles": "unsure"}},
     "finer + tiles night": {"look": {"finer_decode": True, "tiles": "night"}},
     "finer + tiles night, clahe": {"look": {"finer_decode": True, "tiles": "night", "night_prep": "clahe"}},

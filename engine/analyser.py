@@ -20,11 +20,11 @@ from yaguar.paths import shared_data_dir
 from yaguar.taxonomy import region_species
 
 from .arbiter import general_classifier, second_opinion
-from .classifier import Classifier, name_species
+from .classifier import Classifier, Guess, name_species
 from .config import PipelineConfig
 from .decode import DecodedImage, DecodeError, choose_scale, decode_jpeg
 from .detector import Detection, Detector
-from .look import Look, LookFrame
+from .look import MOTION_REGION_MAX, Look, LookFrame
 from .manifest import ManifestError, find_manifest
 from .motion import MotionFilter, MotionResult, PreparedFrame
 
@@ -81,6 +81,7 @@ class Analyser:
                 config.detection_threshold,
                 config.verify_sha256,
                 size,
+                config.look.fit_shape,
             )
 
         look = config.look
@@ -175,6 +176,7 @@ class Analyser:
             look = self.config.look
             for (result, frame), boxes in zip(to_detect, found, strict=True):
                 kept = boxes
+                seen: dict[int, list[Guess]] = {}  # the second opinion's guesses, reused for the species
                 if self.arbiter is not None:
                     # The second opinion decides whether a box exists: its crops get the classifier's
                     # full input size where the frame has the pixels (the closer look's decode, mostly).
@@ -182,12 +184,19 @@ class Analyser:
                     side = max(self.arbiter.manifest.input.width, self.arbiter.manifest.input.height)
                     crops_from = self._crop_source(frame, weak, side)
                     kept = second_opinion(
-                        crops_from, boxes, self.arbiter, look.sure, look.second_opinion, self.implausible
+                        crops_from,
+                        boxes,
+                        self.arbiter,
+                        look.sure,
+                        look.second_opinion,
+                        self.implausible,
+                        seen,
                     )
                 pixels = self._crop_source(
                     frame, [d for d in kept if d.category == "animal"], look.crop_min_side
                 )
-                name_species(pixels, kept, self.classifiers, self.allowed)
+                reuse = (self.arbiter, seen) if self.arbiter is not None else None
+                name_species(pixels, kept, self.classifiers, self.allowed, reuse)
                 result.detections = kept
                 frame.data, frame.finer = None, {}
             self.timings["classify"] += time.perf_counter() - start
@@ -212,7 +221,11 @@ class Analyser:
     def _look_frame(self, frame: FrameInput, result: FrameResult) -> LookFrame:
         assert frame.decoded is not None
         motion = result.motion
-        regions = motion.regions if motion is not None and motion.reference == "burst" else []
+        # Regions are hints of where an animal moved only against the burst's previous frame and when
+        # the rest of the frame stayed still: when more of it changed (the light, the camera, a new
+        # scene), the whole-frame passes are what can find the animal.
+        localised = motion is not None and motion.reference == "burst" and motion.score <= MOTION_REGION_MAX
+        regions = motion.regions if motion is not None and localised else []
         night = motion.night if motion is not None else self.motion.is_night(frame.decoded.pixels)
         return LookFrame(frame.decoded.pixels, night, regions, lambda side: self._finer(frame, side))
 

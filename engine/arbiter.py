@@ -21,7 +21,7 @@ import logging
 
 import numpy as np
 
-from .classifier import Classifier, crop
+from .classifier import Classifier, Guess, crop
 from .detector import Detection
 
 log = logging.getLogger(__name__)
@@ -39,15 +39,20 @@ def second_opinion(
     sure: float,
     min_probability: float,
     implausible: frozenset[str] = frozenset(),
+    seen: dict[int, list[Guess]] | None = None,
 ) -> list[Detection]:
     """The detections of one image after the arbiter's say on the weak boxes and on the sure boxes that
-    are not animals (see the module docstring); sure animal boxes stay as they are."""
+    are not animals (see the module docstring); sure animal boxes stay as they are. The arbiter's
+    guesses go into ``seen`` (by ``id`` of the detection), so that naming the species does not classify
+    the same crop again."""
     checked = [d for d in detections if d.confidence < sure or d.category != "animal"]
     if not checked or min_probability <= 0:
         return detections
-    guesses = arbiter.classify([crop(image, d.bbox) for d in checked], top_k=1)
+    guesses = arbiter.classify([crop(image, d.bbox) for d in checked])
     verdicts: dict[int, bool] = {}
     for detection, top in zip(checked, guesses, strict=True):
+        if seen is not None:
+            seen[id(detection)] = top
         guess = top[0] if top else None
         if detection.label in implausible:
             verdicts[id(detection)] = (

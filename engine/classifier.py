@@ -109,39 +109,50 @@ def name_species(
     detections: list[Detection],
     classifiers: list[Classifier],
     allowed: frozenset[str] | None,
+    seen: tuple[Classifier, dict[int, list[Guess]]] | None = None,
 ) -> None:
     """Fill in species on the animal detections of one image, in place.
 
     Every classifier sees every animal crop; the most probable guess that names a taxon, is above its
     classifier's threshold and survives geofencing wins (a bird classifier's guess on a jaguar is weak
-    and loses to the general classifier, and vice versa).
+    and loses to the general classifier, and vice versa). ``seen``: one classifier's guesses already
+    made on some of these detections (the second opinion's, by ``id``), used instead of classifying
+    those crops again.
     """
     animals = [d for d in detections if d.category == "animal"]
     if not animals or not classifiers:
         return
-    crops = [crop(image, d.bbox) for d in animals]
     for classifier in classifiers:
-        threshold = classifier.manifest.score_threshold
+        known = seen[1] if seen is not None and seen[0] is classifier else {}
         wanted = [
-            i
-            for i, d in enumerate(animals)
+            d
+            for d in animals
             if not classifier.manifest.applies_to or d.label in classifier.manifest.applies_to
         ]
-        if not wanted:
+        new = [d for d in wanted if id(d) not in known]
+        crops = [crop(image, d.bbox) for d in new]
+        guessed = dict(zip(map(id, new), classifier.classify(crops) if crops else [], strict=True))
+        for detection in wanted:
+            guesses = known[id(detection)] if id(detection) in known else guessed[id(detection)]
+            _take_species(detection, guesses, classifier, allowed)
+
+
+def _take_species(
+    detection: Detection, guesses: list[Guess], classifier: Classifier, allowed: frozenset[str] | None
+) -> None:
+    """The classifier's most probable guess that names a taxon, is above its threshold and survives
+    geofencing becomes the detection's species, when it is more probable than the one it has."""
+    for guess in guesses:
+        if guess.species is None or guess.probability < classifier.manifest.score_threshold:
             continue
-        guessed = classifier.classify([crops[i] for i in wanted])
-        for detection, guesses in zip([animals[i] for i in wanted], guessed, strict=True):
-            for guess in guesses:
-                if guess.species is None or guess.probability < threshold:
-                    continue
-                kept, demoted = geofence(guess.species, allowed)
-                if kept is None:
-                    continue
-                if detection.species_confidence is None or guess.probability > detection.species_confidence:
-                    detection.species = kept
-                    detection.species_confidence = round(guess.probability, 4)
-                    detection.species_label = guess.label
-                    detection.classifier = classifier.ident
-                    if demoted:
-                        detection.extra["geofenced_from"] = guess.species
-                break
+        kept, demoted = geofence(guess.species, allowed)
+        if kept is None:
+            continue
+        if detection.species_confidence is None or guess.probability > detection.species_confidence:
+            detection.species = kept
+            detection.species_confidence = round(guess.probability, 4)
+            detection.species_label = guess.label
+            detection.classifier = classifier.ident
+            if demoted:
+                detection.extra["geofenced_from"] = guess.species
+        return

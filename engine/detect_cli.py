@@ -19,7 +19,7 @@ from .batch_output import validate_batch_output
 from .checkpoint import CheckpointError
 from .config import PipelineConfig
 from .detect_run import Runner, RunSettings, find_media, videos_path
-from .look import THOROUGH_CLOSER, LookConfig
+from .look import THOROUGH_CLOSER, thorough
 from .look import parse_size as _size
 from .manifest import ManifestError
 from .sdcard import parse_zone
@@ -110,7 +110,7 @@ def run_detect(args: argparse.Namespace) -> int:
         region=args.region,
         skip_without_motion=args.motion,
         batch_size=max(1, args.batch_size),
-        look=LookConfig(closer_input=args.closer, finer_decode=True),
+        look=thorough(args.closer),
     )
     try:
         zone, camera_zones = _zones(args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import onnx
 
 from .backends import Backend, create_backend
 from .backends.options import OptionsInput
-from .graph_resize import GraphRewriteError, resized_model
+from .graph_resize import SIZE_MULTIPLE, GraphRewriteError, resized_model
 from .labelmap import category_of
 from .manifest import Manifest, ManifestError, check_model, checksum_ok
 from .postprocess import (
@@ -28,6 +29,8 @@ from .preprocess import Placement, fit, to_tensor
 
 log = logging.getLogger(__name__)
 
+MAX_SHAPES = 4  # input shapes fitted to frames per detector (a camera has one or two); more run as built
+
 
 @dataclass
 class Detection:
@@ -42,6 +45,13 @@ class Detection:
     species_label: str | None = None
     classifier: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+
+def resized(manifest: Manifest, path: Path, size: tuple[int, int]) -> tuple[onnx.ModelProto, Manifest]:
+    """The model rewritten to run at ``size`` (width, height), and its manifest at that size."""
+    source = resized_model(path, *size)
+    spec = manifest.input.model_copy(update={"width": size[0], "height": size[1]})
+    return source, manifest.model_copy(update={"input": spec})
 
 
 def load_backend(
@@ -68,9 +78,7 @@ def load_backend(
     source: Path | onnx.ModelProto = path
     if input_size is not None and input_size != (manifest.input.width, manifest.input.height):
         try:
-            source = resized_model(path, *input_size)
-            spec = manifest.input.model_copy(update={"width": input_size[0], "height": input_size[1]})
-            manifest = manifest.model_copy(update={"input": spec})
+            source, manifest = resized(manifest, path, input_size)
         except GraphRewriteError as exc:
             log.warning(
                 "%s: runs at its native %dx%d, not %dx%d: %s",
@@ -95,6 +103,7 @@ class Detector:
         score_threshold: float | None = None,
         verify_sha256: bool = True,
         input_size: tuple[int, int] | None = None,
+        fit_shape: bool = False,
     ) -> None:
         if manifest.kind != "detector":
             raise ManifestError(f"{manifest.ident} is a {manifest.kind}, not a detector")
@@ -102,6 +111,15 @@ class Detector:
         self.backend, self.manifest = load_backend(
             manifest, model_dir, backend_kind, backend_options, verify_sha256, input_size
         )
+        # Letterboxing a 4:3 frame into 416x416 feeds the model a quarter of padding. With ``fit_shape``
+        # the frame runs at an input cut to its shape (416x320: the same scale, the same pixels, less to
+        # compute), through the graph rewrite; a shape that cannot be rewritten runs as built.
+        self.fit_shape = fit_shape and self.manifest.input.resize == "letterbox"
+        self._shapes: dict[tuple[int, int], tuple[Backend, Manifest]] = {
+            self.shape: (self.backend, self.manifest)
+        }
+        self._shapes_lock = threading.Lock()
+        self._load_args = (model_dir, backend_kind, backend_options)
         self.labels = manifest.load_labels(model_dir)
         self.threshold = manifest.score_threshold if score_threshold is None else score_threshold
         info = (
@@ -134,44 +152,92 @@ class Detector:
                 f"the manifest's labels have {len(self.labels)}"
             )
 
-    def detect(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """Detect on BGR uint8 images (any size); one list of detections per image."""
-        results: list[list[Detection]] = []
-        for start in range(0, len(images), self.max_batch):
-            chunk = images[start : start + self.max_batch]
-            fitted = [fit(image, self.manifest.input) for image in chunk]
-            tensor = to_tensor([f[0] for f in fitted], self.manifest.input)
-            outputs = self.backend.run({self.input_name: tensor})[0]
-            for row, (_, placement) in zip(outputs, fitted, strict=True):
-                results.append(self._boxes(row, placement))
-        return results
+    def shape_for(self, image: np.ndarray) -> tuple[int, int]:
+        """The input (width, height) an image runs at: the model's own, or with ``fit_shape`` the
+        smallest multiple of 32 on each side that holds the image at the same scale as the model's own
+        input would (never larger than it)."""
+        spec = self.manifest.input
+        if not self.fit_shape:
+            return spec.width, spec.height
+        height, width = image.shape[:2]
+        ratio = min(spec.width / width, spec.height / height)
 
-    def _decode(self, out: np.ndarray) -> RawBoxes:
-        spec, fmt = self.manifest.input, self.manifest.output.format
+        def side(pixels: int, limit: int) -> int:
+            return min(limit, -(-max(1, round(pixels * ratio)) // SIZE_MULTIPLE) * SIZE_MULTIPLE)
+
+        return side(width, spec.width), side(height, spec.height)
+
+    def _shape(self, size: tuple[int, int]) -> tuple[Backend, Manifest]:
+        """The backend and manifest for an input size, loaded the first time it is asked for; a size
+        the graph cannot be rewritten to (logged once) runs at the detector's own size."""
+        with self._shapes_lock:
+            if size not in self._shapes:
+                self._shapes[size] = self._load_shape(size)
+            return self._shapes[size]
+
+    def _load_shape(self, size: tuple[int, int]) -> tuple[Backend, Manifest]:
+        model_dir, kind, options = self._load_args
+        if len(self._shapes) > MAX_SHAPES:
+            return self.backend, self.manifest
+        try:
+            source, manifest = resized(self.native_manifest, self.native_manifest.model_path(model_dir), size)
+        except GraphRewriteError as exc:
+            self.fit_shape = False  # the graph will not take another shape either: one line, then native
+            log.warning("%s: every frame runs at %dx%d (not fitted to it): %s", self.ident, *self.shape, exc)
+            return self.backend, self.manifest
+        backend = create_backend(kind, source, options)
+        check_model(manifest, backend)
+        return backend, manifest
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.manifest.input.width, self.manifest.input.height
+
+    def detect(self, images: list[np.ndarray], threshold: float | None = None) -> list[list[Detection]]:
+        """Detect on BGR uint8 images (any size); one list of detections per image. ``threshold``
+        (default: the detector's own) is the least confidence a box needs to be reported."""
+        results: dict[int, list[Detection]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
+        for index, image in enumerate(images):
+            groups.setdefault(self.shape_for(image), []).append(index)
+        for size, indices in groups.items():
+            backend, manifest = self._shape(size)
+            for start in range(0, len(indices), self.max_batch):
+                chunk = indices[start : start + self.max_batch]
+                fitted = [fit(images[i], manifest.input) for i in chunk]
+                tensor = to_tensor([f[0] for f in fitted], manifest.input)
+                outputs = backend.run({self.input_name: tensor})[0]
+                for index, row, (_, placement) in zip(chunk, outputs, fitted, strict=True):
+                    results[index] = self._boxes(row, placement, manifest, threshold)
+        return [results[i] for i in range(len(images))]
+
+    def _decode(self, out: np.ndarray, manifest: Manifest, threshold: float) -> RawBoxes:
+        spec, fmt = manifest.input, manifest.output.format
         if fmt == "yolox":
-            return decode_yolox(out, spec.width, spec.height, self.manifest.output.strides, self.threshold)
+            return decode_yolox(out, spec.width, spec.height, manifest.output.strides, threshold)
         if fmt == "fastestdet":
             native = self.native_manifest.input
-            return decode_fastestdet(
-                out, spec.width, spec.height, self.threshold, (native.width, native.height)
-            )
+            return decode_fastestdet(out, spec.width, spec.height, threshold, (native.width, native.height))
         if fmt == "yolov5":
-            return decode_yolov5(out, self.threshold)
-        return decode_yolov8(out, self.threshold)
+            return decode_yolov5(out, threshold)
+        return decode_yolov8(out, threshold)
 
-    def _boxes(self, out: np.ndarray, placement: Placement) -> list[Detection]:
-        boxes = nms(self._decode(out), self.manifest.nms_iou)
+    def _boxes(
+        self, out: np.ndarray, placement: Placement, manifest: Manifest, threshold: float | None
+    ) -> list[Detection]:
+        least = self.threshold if threshold is None else threshold
+        boxes = nms(self._decode(out, manifest, least), manifest.nms_iou)
         normalised = normalise(boxes, placement)
         found: list[Detection] = []
         for bbox, score, cls in zip(normalised, boxes.scores, boxes.classes, strict=True):
             label = self.labels[int(cls)] if int(cls) < len(self.labels) else str(int(cls))
-            category = category_of(label, self.manifest.labels)
+            category = category_of(label, manifest.labels)
             if category is None or bbox[2] <= 0 or bbox[3] <= 0:
                 continue  # a cup or a chair: not something a camera trap reports
             found.append(
                 Detection(category, label, round(float(score), 4), [round(float(v), 4) for v in bbox])
             )
-        return merge_same_category(found, self.manifest.nms_iou)
+        return merge_same_category(found, manifest.nms_iou)
 
 
 def merge_same_category(found: list[Detection], iou_threshold: float) -> list[Detection]:

@@ -24,9 +24,10 @@ from .detector import Detection, Detector, merge_same_category
 from .night import NightPrep, prepare_night
 from .postprocess import iou_xywh
 
-# The station looks closer at 832x640 on the first decode (its frames/s budget); `yaguar detect` works
-# offline and looks closer at 1024x768 on a finer decode, which the yardstick shows to find more
-# (bench/quality.py, engine/README.md).
+# The station looks closer at 832x640 on the first decode, and only where the first pass saw a
+# candidate or the frame is infrared (its frames/s budget); `yaguar detect` works offline and looks
+# closer at 1024x768 on a finer decode at every frame without a sure box, which the yardstick shows to
+# find more (bench/quality.py, engine/README.md).
 THOROUGH_CLOSER = (1024, 768)
 
 
@@ -52,6 +53,19 @@ class LookConfig(BaseModel):
     closer_input: tuple[int, int] | None = Field(
         default=(832, 640),
         description="[width, height] of a second pass on frames without a sure box; [0, 0] or None: none",
+    )
+    candidate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="a frame without a sure box gets the closer look only when the first pass saw a "
+        "candidate there (a box at least this confident, below the detector's own threshold too) or it "
+        "is an infrared night frame; 0: every frame without a sure box",
+    )
+    fit_shape: bool = Field(
+        default=True,
+        description="run each pass at an input cut to the frame's shape (a 4:3 frame at 416x320, not "
+        "416x416 with a quarter of padding: the same pixels at the same scale, less to compute)",
     )
     tiles: Literal["off", "unsure", "night", "unsure_or_night"] = Field(
         default="off",
@@ -113,6 +127,11 @@ class LookConfig(BaseModel):
         "this probability (it recognises something there); it also decides the category of such a "
         "box; 0: off",
     )
+
+
+def thorough(closer_input: tuple[int, int] | None = THOROUGH_CLOSER) -> LookConfig:
+    """How `yaguar detect` looks: thoroughness before speed (a finer decode, every unsure frame)."""
+    return LookConfig(closer_input=closer_input, finer_decode=True, candidate=0)
 
 
 @dataclass
@@ -215,7 +234,7 @@ class Look:
         return max(d.min_side for d in [self.detector, *self.ensemble])
 
     def detect(self, frames: list[LookFrame]) -> list[list[Detection]]:
-        first = self.detector.detect([f.pixels for f in frames])
+        first, candidates = self._first_pass(frames)
         for other in self.ensemble:
             for boxes, more in zip(first, other.detect([f.pixels for f in frames]), strict=True):
                 boxes.extend(more)
@@ -223,10 +242,11 @@ class Look:
         unsure = [
             i for i, boxes in enumerate(first) if not any(d.confidence >= self.config.sure for d in boxes)
         ]
-        if self.closer is not None and unsure:
+        closer_on = [i for i in unsure if candidates[i] or frames[i].night]
+        if self.closer is not None and closer_on:
             closer = self.closer
-            views = [self._prepared(frames[i], _at_least(frames[i], closer.min_side)) for i in unsure]
-            for i, more in zip(unsure, closer.detect(views), strict=True):
+            views = [self._prepared(frames[i], _at_least(frames[i], closer.min_side)) for i in closer_on]
+            for i, more in zip(closer_on, closer.detect(views), strict=True):
                 first[i].extend(more)
                 passes[i] += 1
         for i, frame in enumerate(frames):
@@ -239,6 +259,18 @@ class Look:
             self._without_stamps(fuse(boxes, self.config.fusion, self.config.fusion_iou, n))
             for boxes, n in zip(first, passes, strict=True)
         ]
+
+    def _first_pass(self, frames: list[LookFrame]) -> tuple[list[list[Detection]], list[bool]]:
+        """The first pass's boxes per frame, and whether it saw a candidate there: any box at least
+        ``candidate`` confident, even below the detector's threshold, where a closer look may confirm an
+        animal (a cascade: by day, frames where the first pass saw nothing at all skip the closer look).
+        The boxes reported are the same as without candidates: a weaker box never suppresses a
+        stronger one."""
+        candidate, threshold = self.config.candidate, self.detector.threshold
+        found = self.detector.detect([f.pixels for f in frames], min(candidate or threshold, threshold))
+        kept = [[d for d in boxes if d.confidence >= threshold] for boxes in found]
+        seen = [candidate == 0 or any(d.confidence >= candidate for d in boxes) for boxes in found]
+        return kept, seen
 
     def _without_stamps(self, found: list[Detection]) -> list[Detection]:
         """Weak boxes wholly inside the top or bottom band are the camera's stamp (digits, logos)."""

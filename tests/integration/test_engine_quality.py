@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from yaguar.engine.config import PipelineConfig
-from yaguar.engine.look import THOROUGH_CLOSER, LookConfig
+from yaguar.engine.look import thorough
 from yaguar.engine.quality import (
     ALERT_CONFIDENCE,
     QualityReport,
@@ -33,8 +33,7 @@ def report(shared_data: Path) -> QualityReport:
 
 @pytest.fixture(scope="module")
 def detect_report(shared_data: Path) -> QualityReport:
-    look = LookConfig(closer_input=THOROUGH_CLOSER, finer_decode=True)  # as detect_cli builds it
-    return score_setting(PipelineConfig(look=look), "yaguar detect", shared_data)
+    return score_setting(PipelineConfig(look=thorough()), "yaguar detect", shared_data)  # as detect_cli
 
 
 def test_the_reference_and_the_blanks_are_what_the_floors_were_measured_on(shared_data: Path) -> None:

@@ -132,3 +132,34 @@ def test_ambiguous_reshape_target_is_refused() -> None:
     )
     with pytest.raises(GraphRewriteError, match="position"):
         rewrite_input_size(helper.make_model(graph), 128, 128)
+
+
+def test_a_frame_runs_at_an_input_fitted_to_its_shape(models_dir: Path, images: Path) -> None:
+    """A 4:3 frame runs at 416x320 instead of 416x416 with a quarter of padding: the same pixels at the
+    same scale, so the same jaguar comes out."""
+    manifest = find_manifest("yolox_nano")
+    fitted = Detector(manifest, models_dir, fit_shape=True)
+    square = Detector(manifest, models_dir)
+    frame = cv2.resize(cv2.imread(str(images / "jaguar" / "AABP_13_20051007_1205.jpg")), (500, 375))
+    assert fitted.shape_for(frame) == (416, 320)
+    assert fitted.shape_for(np.zeros((448, 352, 3), np.uint8)) == (352, 416)  # a portrait frame
+    assert fitted.shape_for(np.zeros((266, 472, 3), np.uint8)) == (416, 256)  # 16:9
+    assert square.shape_for(frame) == (416, 416)
+    ours, theirs = fitted.detect([frame])[0][0], square.detect([frame])[0][0]
+    assert ours.category == theirs.category == "animal"
+    assert abs(ours.confidence - theirs.confidence) < 0.05
+    np.testing.assert_allclose(ours.bbox, theirs.bbox, atol=0.02)
+
+
+def test_a_graph_that_cannot_be_fitted_runs_every_frame_at_its_own_size(
+    models_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fixed_resize_copy(models_dir, tmp_path)
+    detector = Detector(find_manifest("yolox_nano"), tmp_path, verify_sha256=False, fit_shape=True)
+    frame = np.full((300, 400, 3), 90, np.uint8)
+    with caplog.at_level(logging.WARNING):
+        assert detector.detect([frame]) == [[]]
+        assert detector.detect([frame]) == [[]]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "\n" not in warnings[0] and "416x416" in warnings[0]
+    assert detector.shape_for(frame) == (416, 416)

@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 
 from tests.support.engine import encode
-from yaguar.engine.analyser import Analyser, FrameInput
+from yaguar.engine.analyser import Analyser, FrameInput, FrameResult
 from yaguar.engine.arbiter import general_classifier, second_opinion
 from yaguar.engine.classifier import Classifier
 from yaguar.engine.config import PipelineConfig
-from yaguar.engine.decode import decode_jpeg
+from yaguar.engine.decode import DecodedImage, decode_jpeg
 from yaguar.engine.detector import Detection
 from yaguar.engine.look import Look, LookConfig, LookFrame, fuse, tile_boxes
 from yaguar.engine.manifest import find_manifest
+from yaguar.engine.motion import MotionResult
 from yaguar.engine.quality import blank_frames
 
 
@@ -158,3 +159,68 @@ def test_an_implausible_label_needs_the_classifier_to_see_an_animal(
     bicycle = _box("vehicle", 0.74, [0.1664, 0.2612, 0.5854, 0.4998], label="bicycle")
     assert second_opinion(dog, [bicycle], imagenet, 0.5, 0.2, implausible) == [bicycle]
     assert bicycle.category == "vehicle"
+
+
+class _Counted:
+    """Counts the calls to one real model's method (the model still runs)."""
+
+    def __init__(self, owner: object, method: str) -> None:
+        self.calls = 0
+        self.items = 0
+        real = getattr(owner, method)
+
+        def counted(images: list[np.ndarray], *args: object, **kwargs: object) -> object:
+            self.calls += 1
+            self.items += len(images)
+            return real(images, *args, **kwargs)
+
+        setattr(owner, method, counted)
+
+
+@pytest.fixture(scope="module")
+def station(models_dir: Path) -> Analyser:
+    return Analyser(PipelineConfig(enabled=True, model_dir=models_dir))
+
+
+def test_the_closer_look_runs_only_where_the_first_pass_saw_a_candidate_or_at_night(
+    station: Analyser, images: Path
+) -> None:
+    """A cascade: by day the closer look runs where the first pass saw a weak candidate (the small
+    jaguar of AREAS_28, a 0.2 "bird"), not on a frame where it saw nothing; an infrared frame always
+    gets it."""
+    assert station.look.closer is not None
+    closer = _Counted(station.look.closer, "detect")
+    blanks = dict(blank_frames())
+
+    def look(data: bytes, night: bool) -> list[Detection]:
+        pixels = decode_jpeg(data, station.min_side).pixels
+        return station.look.detect([LookFrame(pixels, night, [], lambda side: None)])[0]
+
+    assert look(blanks["blank:AABP_13_20051007_1205.jpg"], night=False) == []
+    assert closer.items == 0
+    jaguar = look((images / "jaguar" / "AREAS_28_20051017_1554.jpg").read_bytes(), night=False)
+    assert closer.items == 1 and [d.category for d in jaguar] == ["animal"]
+    look(blanks["blank:2021-05-28_SYFR0041_deer.JPG"], night=True)
+    assert closer.items == 2
+
+
+def test_naming_the_species_reuses_the_second_opinion(station: Analyser, images: Path) -> None:
+    """The infrared fox's weak boxes are shown to the ImageNet classifier once: the species comes from
+    the same guesses."""
+    assert station.arbiter is not None
+    classified = _Counted(station.arbiter, "classify")
+    data = (images / "camera-trap" / "2021-08-08_RCNX0063_fox.JPG").read_bytes()
+    found = station.analyse([station.decode(FrameInput("fox", "fox-cam", None, data=data))])[0].detections
+    assert found and all(d.confidence < 0.5 for d in found)  # weak: every box had the second opinion
+    assert classified.calls == 1 and classified.items == len(found)
+    assert all(d.category == "animal" and d.species is not None for d in found)
+
+
+def test_motion_regions_are_hints_only_when_the_rest_of_the_frame_stayed_still(station: Analyser) -> None:
+    pixels = np.full((375, 500, 3), 100, np.uint8)
+    frame = FrameInput("f", "cam", "burst", decoded=DecodedImage(pixels, 4000, 3000, 8))
+    region = [[0.1, 0.1, 0.1, 0.1]]
+    still = FrameResult("f", "done", motion=MotionResult(0.02, True, False, "burst", region))
+    assert station._look_frame(frame, still).motion_regions == region
+    changed = FrameResult("f", "done", motion=MotionResult(0.4, True, False, "burst", region))
+    assert station._look_frame(frame, changed).motion_regions == []
