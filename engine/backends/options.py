@@ -42,6 +42,15 @@ class OpenCLOptions(Section):
     autotune: bool = Field(
         default=False, description="time candidate conv tiles once per layer shape and cache them"
     )
+    int8: bool = Field(
+        default=True,
+        description="QDQ convs on int8 kernels with 8-bit tensors; False: fp32 with fake-quant",
+    )
+    integer_dot_product: bool | None = Field(
+        default=None,
+        description="cl_khr_integer_dot_product: None as the device reports it, False never, "
+        "True required (refused on a device without it)",
+    )
 
 
 class AutoOptions(Section):

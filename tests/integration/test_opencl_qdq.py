@@ -1,6 +1,7 @@
 """QDQ graphs as ``yaguar models quantize`` writes them (onnxruntime's quantiser: int8 per-channel
 weights, uint8 activations, activations like Relu left between two Q/DQ pairs) on the OpenCL backend,
-against onnxruntime running the same graph with its int8 kernels. Parity is within one quantisation
+against onnxruntime running the same graph with its int8 kernels, with ``int8 = false``: fp32 with
+fake-quant (the int8 kernels are tested in test_opencl_int8.py). Parity is within one quantisation
 step of the output (onnxruntime requantises in integers, we fake-quantise in fp32: a value on a
 rounding boundary may land one step apart)."""
 
@@ -75,7 +76,7 @@ def test_conv_qdq_relu_qdq_is_one_launch_within_one_step(
 
     m, step = qdq_conv_relu(n, c, h, w, co, k, group)
     x = rand(n, c, h, w, seed=5)
-    be = OpenCLBackend(m, {"cache_dir": cache_dir})
+    be = OpenCLBackend(m, {"cache_dir": cache_dir, "int8": False})  # the fp32 path (int8: test_opencl_int8)
     got, ref = be.run({"x": x})[0], ort_run(m, {"x": x})[0]
     assert np.abs(got - ref).max() <= step * 1.001
     assert (got != ref).mean() < 0.01  # and almost all exactly equal

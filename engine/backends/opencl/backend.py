@@ -30,6 +30,8 @@ class OpenCLBackend(Backend):
         self._model = model_path if isinstance(model_path, onnx.ModelProto) else read_model(Path(model_path))
         cache_dir = self.options.cache_dir or default_cache_dir()
         self.runtime = open_runtime(self.options.device, cache_dir)
+        self.integer_dot = self._integer_dot_product()
+        self._fallbacks_logged: set[str] = set()
         self._tune_cache = TuneCache(cache_dir, self.runtime)
         self._plans: dict[int, Plan] = {}
         base = self._plan(None)  # compiles the model's own batch now: unsupported ops fail at load
@@ -51,7 +53,15 @@ class OpenCLBackend(Backend):
         key = batch if batch is not None else -1
         plan = self._plans.get(key)
         if plan is None:
-            plan = Plan(self._model, self.runtime, batch, self.options.fp16, self._tune_cache.choices)
+            plan = Plan(
+                self._model,
+                self.runtime,
+                batch,
+                self.options.fp16,
+                self._tune_cache.choices,
+                int8=self.options.int8,
+            )
+            self._log_int8_fallbacks(plan)
             if self.options.autotune:
                 tuned = tune_plan(plan, self._tune_cache)
                 if tuned:
@@ -65,6 +75,31 @@ class OpenCLBackend(Backend):
             if batch is None:
                 self._plans[plan.batch] = plan
         return plan
+
+    def _integer_dot_product(self) -> bool:
+        """Whether the int8 kernels may use the device's integer dot product. Neither PoCL 3.1 nor
+        NVIDIA's OpenCL report it: the int8 kernels use packed 8-bit loads and int32 multiply-adds
+        (the ``char4`` variant), which every device runs."""
+        reported = self.runtime.has_extension("cl_khr_integer_dot_product")
+        wanted = self.options.integer_dot_product
+        if wanted and not reported:
+            raise BackendError(
+                f"integer_dot_product = true, but {self.runtime.label} does not report "
+                "cl_khr_integer_dot_product: leave it unset to use the char4 int8 kernels"
+            )
+        return bool(reported and wanted is not False)
+
+    def _log_int8_fallbacks(self, plan: Plan) -> None:
+        """One line per op type (per model) that reads an int8 conv's 8-bit output in float."""
+        for op, count in sorted(plan.int8_fallbacks.items()):
+            if op not in self._fallbacks_logged:
+                self._fallbacks_logged.add(op)
+                log.info(
+                    "int8 %s: %d %s node(s) have no int8 kernel: dequantised, run in float, quantised again",
+                    self.model_path.name,
+                    count,
+                    op,
+                )
 
     def plan_for(self, feeds: dict[str, np.ndarray]) -> Plan:
         first = self._inputs[0]
@@ -91,5 +126,6 @@ class OpenCLBackend(Backend):
     def describe(self) -> str:
         return (
             f"opencl {self.runtime.label} (driver {self.runtime.driver}"
-            f"{', fp16 storage' if self.options.fp16 else ''})"
+            f"{', fp16 storage' if self.options.fp16 else ''}"
+            f"{', int8 kernels: integer dot product' if self.integer_dot else ''})"
         )

@@ -14,6 +14,7 @@ import pyopencl as cl
 
 from ..base import BackendError
 from . import frontend, fusion
+from .int8 import plan_int8
 from .lower import Launch, Lowerer
 from .memory import MemoryPlan
 from .ops import lower_graph
@@ -40,10 +41,13 @@ class Plan:
         fp16: bool,
         choices: dict[str, dict[str, int]] | None = None,
         keep_all: bool = False,
+        int8: bool = True,
     ) -> None:
         self.rt = rt
         self.graph = g = frontend.load(model, batch)
         fusion.optimise(g)
+        # QDQ convs on the int8 kernels; {op type: count} of the ops that read their output in float
+        self.int8_fallbacks = plan_int8(g) if int8 else {}
         self.mem = MemoryPlan(g)
         # keep_all (tests, debugging): no buffer reuse, so ``tensor`` can read any intermediate.
         self.mem.plan(

@@ -20,7 +20,7 @@ from onnx import helper, numpy_helper
 
 from ..base import BackendError
 from . import shapes
-from .graph import Graph, Node, Value
+from .graph import Graph, Node, Quant, Value
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,8 @@ def _build(model: onnx.ModelProto, batch: int | None, base: Graph | None) -> Gra
             for oname, out in zip(node.outputs, outs, strict=False):
                 arr = np.asarray(out)
                 values[oname] = Value(oname, tuple(arr.shape), arr.dtype, arr)
+            if node.op == "DequantizeLinear":
+                values[node.outputs[0]].quant = _quant_of(node, arrays)
             continue
         if base is not None and node.op == "Reshape":
             _rebatch_reshape(graph, node, base)
@@ -136,6 +138,15 @@ def _build(model: onnx.ModelProto, batch: int | None, base: Graph | None) -> Gra
         if o not in values:
             raise BackendError(f"graph output {o!r} is never produced")
     return graph
+
+
+def _quant_of(node: Node, arrays: list[np.ndarray | None]) -> Quant | None:
+    """The stored integers of a constant DequantizeLinear (None when they are not 8-bit)."""
+    q, scale = arrays[0], arrays[1]
+    if q is None or scale is None or q.dtype not in (np.int8, np.uint8):
+        return None
+    zero = arrays[2] if len(arrays) > 2 and arrays[2] is not None else np.zeros((), q.dtype)
+    return Quant(q, np.asarray(scale, np.float32), np.asarray(zero), int(node.attrs.get("axis", 1)))
 
 
 def _graph_inputs(g: onnx.GraphProto, values: dict[str, Value], batch: int | None) -> tuple[list[str], int]:

@@ -16,11 +16,23 @@ from ..base import BackendError
 
 
 @dataclass
+class Quant:
+    """How a constant was stored before the front end dequantised it (the weights of QDQ graphs):
+    the stored integers, the scale and zero point (one, or one per slice along ``axis``)."""
+
+    q: np.ndarray
+    scale: np.ndarray
+    zero: np.ndarray
+    axis: int
+
+
+@dataclass
 class Value:
     name: str
     shape: tuple[int, ...]
     dtype: np.dtype
     const: np.ndarray | None = None
+    quant: Quant | None = None  # a folded DequantizeLinear's integers (int8 kernels read them)
 
 
 @dataclass

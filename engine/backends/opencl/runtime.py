@@ -119,6 +119,9 @@ class Runtime:
             return False
         return bool(self.device.type & cl.device_type.GPU) or host_cpu_has_fma()
 
+    def has_extension(self, name: str) -> bool:
+        return name in self.device.extensions.split()
+
     @property
     def driver(self) -> str:
         return f"{self.device.driver_version} / {self.device.version}"

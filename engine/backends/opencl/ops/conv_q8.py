@@ -1,0 +1,184 @@
+"""Lowering of the int8 ops that ``int8.plan_int8`` places: ``ConvQ8`` (kernels/conv2d_q8.cl) and the
+8-bit storage conversions ``Quantize8`` / ``Dequant8`` (kernels/quant.cl).
+
+8-bit tensors live in the same pool as float ones; a kernel addresses them in bytes (an 8-bit
+tensor's pool offset, counted in float elements, times the element size). Weights are laid out
+blocked like conv2d.cl's ([group][co block][ci][ky][kx][TM]) as char: int8 weights as they are,
+uint8 ones shifted by -128 with their zero point, so that every value fits a char.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyopencl as cl
+
+from yaguar.kernels.opcodes import ACTIVATIONS
+
+from ..graph import Node
+from ..int8 import Stored
+from ..intmath import cdiv, round_up
+from ..lower import Lowerer, lowering, vec
+
+CHAR4 = "char4"  # the kernel variant: packed 8-bit loads, int32 multiply-adds (any OpenCL device)
+
+
+def addr8(lw: Lowerer, t: str) -> tuple[cl.Buffer, np.int32, np.int32]:
+    """(pool, byte offset, batch stride in bytes) of an 8-bit tensor."""
+    off, bstride = lw.mem.address(t)
+    return lw.pool, np.int32(off * lw.itemsize), np.int32(bstride)
+
+
+def q8_weights(lw: Lowerer, node: Node) -> tuple[np.ndarray, int, np.ndarray]:
+    """(weights as char [co, ci, kh, kw], their zero point as stored, per-channel weight scale)."""
+    quant = lw.g.values[node.inputs[1]].quant
+    assert quant is not None
+    cout = quant.q.shape[0]
+    q = quant.q.astype(np.int32)
+    zero = int(np.asarray(quant.zero).reshape(-1)[0])
+    if quant.q.dtype == np.uint8:
+        q, zero = q - 128, zero - 128
+    scale = np.broadcast_to(np.asarray(quant.scale, np.float64).reshape(-1), (cout,))
+    return q.astype(np.int8), zero, scale
+
+
+def blocked_weights(weights: np.ndarray, groups: int, tm: int) -> tuple[np.ndarray, int]:
+    """Weights [co, ci, kh, kw] as [group][co block of tm][ci][ky][kx][tm] (char), and the padded
+    channel count per group."""
+    cout, cin_g, kh, kw = weights.shape
+    cout_g = cout // groups
+    co_pad = round_up(cout_g, tm)
+    padded = np.zeros((groups, co_pad, cin_g, kh, kw), np.int8)
+    padded[:, :cout_g] = weights.reshape(groups, cout_g, cin_g, kh, kw)
+    blocked = padded.reshape(groups, co_pad // tm, tm, cin_g, kh, kw).transpose(0, 1, 3, 4, 5, 2)
+    return np.ascontiguousarray(blocked), co_pad
+
+
+def epilogue_args(lw: Lowerer, node: Node) -> list[Any]:
+    """The generic epilogue's arguments: activations, fake-quants, the residual (float or 8-bit)."""
+    f = node.fused
+    res, res_q8 = f.get("residual"), f.get("res_q8")
+    a1, a2 = f.get("act1", (0, 0.0, 0.0)), f.get("act2", (0, 0.0, 0.0))
+    q1, q2 = f.get("fq1", (1.0, 0.0, 0.0, 0.0)), f.get("fq2", (1.0, 0.0, 0.0, 0.0))
+    args: list[Any] = [
+        vec("int4", a1[0], a2[0], int("fq1" in f), int("fq2" in f)),
+        vec("float4", a1[1], a1[2], a2[1], a2[2]),
+        vec("float8", *q1, *q2),
+    ]
+    if res and res_q8 is not None:
+        return [*args, *addr8(lw, res), vec("float2", res_q8.scale, res_q8.zero)]
+    if res:
+        return [*args, *lw.addr(res), vec("float2", 1.0, 0.0)]
+    return [*args, None, np.int32(0), np.int32(0), vec("float2", 1.0, 0.0)]
+
+
+@lowering("ConvQ8")
+def lower_conv_q8(lw: Lowerer, node: Node) -> None:
+    x, y = node.inputs[0], node.outputs[0]
+    n, cin, h, w = lw.shape(x)
+    _, cout, ho, wo = lw.shape(y)
+    groups = int(node.attrs.get("group", 1))
+    kh, kw = node.attrs["kernel_shape"]
+    (sy, sx), pads, (dy, dx) = node.attrs["strides"], node.attrs["pads"], node.attrs["dilations"]
+    cin_g, cout_g = cin // groups, cout // groups
+    if kh == kw == 1 and sy == sx == 1 and not any(pads):  # 1x1: one row of H*W pixels
+        h, w, ho, wo = 1, h * w, 1, ho * wo
+    xq: Stored = node.attrs["xq"]
+    weights, zw, w_scale = q8_weights(lw, node)
+    mult = (xq.scale * w_scale).astype(np.float64)
+    has_bias = len(node.inputs) > 2 and node.inputs[2]
+    bias_f = lw.g.const(node.inputs[2]).astype(np.float64) if has_bias else np.zeros(cout)
+    bias = np.rint(bias_f / mult).astype(np.int32)  # the int32 bias of the QDQ graph, recovered
+    tm = 1 if cout_g == 1 else (8 if cout_g > 4 else 4)
+    nv = 2 if wo > 16 else 1
+    blocked, co_pad = blocked_weights(weights, groups, tm)
+
+    out_q8: Stored | None = node.fused.get("out_q8")
+    oq: tuple[float, ...] = (
+        (out_q8.scale, out_q8.zero, out_q8.lo, out_q8.hi) if out_q8 else (1.0, 0.0, 0.0, 0.0)
+    )
+    epilogue = epilogue_args(lw, node)
+    integer = integer_epilogue(node, xq, w_scale)
+    if integer is not None:  # onnxruntime's integer requantisation (see conv2d_q8.cl)
+        mult, q_int, oq = integer
+        epilogue[2] = vec("float8", *q_int)
+    res = node.fused.get("residual")
+    defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx,
+               "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1),
+               "EPI_INT": int(integer is not None)}  # fmt: skip
+    dims = (cin_g, cout_g, groups, h, w, ho, wo, sy, pads[0], pads[1])
+    args = [*addr8(lw, x), np.int32(xq.zero), lw.const_buffer(blocked), np.int32(zw), lw.const_buffer(bias),
+            lw.const_buffer(mult.astype(np.float32)), np.int32(co_pad),
+            *(addr8(lw, y) if out_q8 else lw.addr(y)), vec("float4", *oq), *map(np.int32, dims), *epilogue]  # fmt: skip
+    depthwise = groups == cin == cout and dy == dx == 1
+    if depthwise:  # whole rows per work-item, weights in registers
+        rows = 4 if ho >= 16 else 2
+        kernel = lw.kernel("conv2d_q8", "conv2d_dw_q8", {**defines, "SY": sy, "ROWS": rows})
+        gsize: tuple[int, ...] = (cdiv(ho, rows), cout, n)
+    else:
+        kernel = lw.kernel("conv2d_q8", "conv2d_q8", defines)
+        gsize = (cdiv(wo, 8 * nv), ho * cdiv(cout_g, tm), n * groups)
+    flops = 2.0 * n * cout * ho * wo * cin_g * kh * kw
+    nbytes = n * (cin * h * w + (1 if out_q8 else lw.itemsize) * cout * ho * wo) + weights.size
+    name = f"conv2d{'_dw' if depthwise else ''}_q8[k{kh}s{sx},{CHAR4}]"
+    lw.add(node, name, kernel, args, gsize, flops, float(nbytes), tune=None)
+
+
+def integer_epilogue(
+    node: Node, xq: Stored, w_scale: np.ndarray
+) -> tuple[np.ndarray, list[float], tuple[float, ...]] | None:
+    """(multiplier per channel, q, oq) of the EPI_INT epilogue when the conv's epilogue is Relu or
+    Clip (or none), requantised to 8 bits, and optionally + an 8-bit residual, requantised again:
+    the QLinearConv (+ QLinearAdd) that onnxruntime runs for such a QDQ graph. None otherwise."""
+    f = node.fused
+    out: Stored | None = f.get("out_q8")
+    act = f.get("act1", (0, 0.0, 0.0))
+    if out is None or act[0] not in (0, ACTIVATIONS["Relu"], ACTIVATIONS["Clip"]) or f.get("act2", (0,))[0]:
+        return None
+    if f.get("residual") and "fq1" in f and f.get("res_q8") and "fq2" not in f:
+        first, res = Stored.of(f["fq1"]), f["res_q8"]
+    elif not f.get("residual") and "fq1" not in f and "fq2" not in f:
+        first, res = out, None
+    else:
+        return None
+    f32 = np.float32
+    mult = (f32(xq.scale) * w_scale.astype(f32)) / f32(first.scale)  # as onnxruntime: in float32
+    lo, hi = first.lo, first.hi
+    if act[0]:  # Relu / Clip as bounds of the rounded value (rounding is monotonic)
+        a, b = (0.0, np.inf) if act[0] == ACTIVATIONS["Relu"] else (act[1], act[2])
+        lo = max(lo, first.zero + float(np.rint(f32(a) / f32(first.scale))))
+        if np.isfinite(b) and b < 3e38:
+            hi = min(hi, first.zero + float(np.rint(f32(b) / f32(first.scale))))
+    if res is None:
+        return mult, [first.scale, first.zero, lo, hi, 0.0, 0.0, 0.0, 0.0], (1.0, 0.0, lo, hi)
+    r_a, r_b = f32(first.scale) / f32(out.scale), f32(res.scale) / f32(out.scale)
+    fixed = f32(out.zero) - (r_a * f32(first.zero) + r_b * f32(res.zero))
+    q = [first.scale, first.zero, lo, hi, float(r_a), float(r_b), float(fixed), 0.0]
+    return mult, q, (1.0, 0.0, out.lo, out.hi)
+
+
+def _elementwise_q8(lw: Lowerer, node: Node, entry: str) -> None:
+    """Quantize8 (float -> 8 bits) and Dequant8 (8 bits -> float), one pass over each batch item."""
+    x, y = node.inputs[0], node.outputs[0]
+    q: Stored = node.attrs["q"]
+    shape = lw.shape(y)
+    batch = shape[0] if shape else 1
+    inner = int(np.prod(shape[1:])) if shape else 1
+    if entry == "quantize8":
+        args = [np.int32(inner), *map(np.float32, (q.scale, q.zero, q.lo, q.hi)), *lw.addr(x), *addr8(lw, y)]
+    else:
+        args = [np.int32(inner), *map(np.float32, (q.scale, q.zero)), *addr8(lw, x), *lw.addr(y)]
+    total = batch * inner
+    lw.add(node, entry, lw.kernel("quant", entry), args, (cdiv(inner, 8), batch), 2.0 * total,
+           float((1 + lw.itemsize) * total))  # fmt: skip
+
+
+@lowering("Quantize8")
+def lower_quantize8(lw: Lowerer, node: Node) -> None:
+    _elementwise_q8(lw, node, "quantize8")
+
+
+@lowering("Dequant8")
+def lower_dequant8(lw: Lowerer, node: Node) -> None:
+    _elementwise_q8(lw, node, "dequant8")

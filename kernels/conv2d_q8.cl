@@ -1,0 +1,252 @@
+// Int8 2-D convolution of QDQ graphs (any kernel size, stride, padding, dilation, groups: dense,
+// depthwise and 1x1, which the host runs as one row of H*W pixels). Activations are stored as
+// 8 bits (uchar: a uint8 tensor as is, an int8 one shifted by +128), weights as 8 bits (char: int8
+// as is, uint8 shifted by -128), the zero points shifted alike. One work-item computes TM output
+// channels x (8*NV) consecutive pixels of one output row, like conv2d.cl: each step loads a packed
+// uchar8 of input pixels once, takes its zero point off in int32 lanes and multiplies it into TM
+// int32 accumulators by the (zero-point corrected) weight of each channel. Sums of 8-bit products
+// in int32 are exact: the result is the integer sum onnxruntime's QLinearConv forms.
+//
+// Epilogue: acc + int32 bias, times sx * sw[co] gives the real value; then the fused float epilogue
+// (activation, fake-quant, residual, activation, fake-quant, as for float convs) and, with OUT_Q8,
+// the requantisation of the final stage to 8 bits (round half to even, saturate), stored as uchar
+// for the next int8 op. Without OUT_Q8 the output is stored as float (store_t).
+// EPI_INT: the common epilogue (Relu/Clip, then requantise; optionally + an 8-bit residual and
+// requantise again) computed as onnxruntime's QLinearConv and QLinearAdd do: the int32 sum times
+// one multiplier sx*sw/sy, rounded, plus the zero point, clamped (Relu and Clip become the clamp's
+// bounds); the residual add as q1*s1/s2 + qr*sr/s2 + a fixed part, rounded. Its arguments reuse
+// the generic ones: mult = sx*sw/s1, q = {s1, z1, lo1, hi1, s1/s2, sr/s2, fixed, -}, oq = {-, -, lo2, hi2}.
+// Weights are stored [group][co block of TM][ci][ky][kx][TM] (char).
+// Defines: TM, NV, KH, KW, SX, DY, DX, OUT_Q8 (0/1), RES (0 none, 1 float, 2 8-bit), EPI_INT (0/1).
+#define TN (8 * NV)
+#if OUT_Q8
+typedef uchar out_t;
+#else
+typedef store_t out_t;
+#endif
+#if RES == 2
+typedef uchar res_t;
+#else
+typedef store_t res_t;
+#endif
+
+// Eight input pixels of one 8-bit row minus the zero point: x positions ix0 + j*sx, j in 0..7;
+// outside [0, w) the padding is the real value 0, i.e. 0 once the zero point is taken off.
+INLINE int8 load_row8_q(const __global uchar* row, int ix0, int sx, int w, int zx) {
+    if (sx == 1 && ix0 >= 0 && ix0 + 8 <= w) return convert_int8(vload8(0, row + ix0)) - zx;
+    if (sx == 2 && ix0 >= 0 && ix0 + 16 <= w) return convert_int8(vload16(0, row + ix0).even) - zx;
+    const int8 ix = (int8)(ix0) + (int8)(0, 1, 2, 3, 4, 5, 6, 7) * sx;
+    const int8 ic = clamp(ix, 0, w - 1);
+    const int8 v = (int8)(row[ic.s0], row[ic.s1], row[ic.s2], row[ic.s3], row[ic.s4], row[ic.s5], row[ic.s6],
+                          row[ic.s7]) - zx;
+    return select((int8)(0), v, (ix >= 0) & (ix < w));
+}
+
+// The fused epilogue on real values; the residual is read as float or as 8 bits (rq: scale, zero).
+INLINE float8 epi8_q(float8 v, int4 acts, float4 ap, float8 q, const __global res_t* res, int res_off, int res_bs,
+                     float2 rq, int n, int ridx, int cnt) {
+    v = act8(v, acts.x, ap.x, ap.y);
+    if (acts.z) v = fq8(v, q.s0, q.s1, q.s2, q.s3);
+#if RES
+    const __global res_t* r = res + res_off + n * res_bs + ridx;
+    float t[8];
+    vstore8(v, 0, t);
+    for (int j = 0; j < cnt; j++) {
+#if RES == 2
+        t[j] += ((float)r[j] - rq.y) * rq.x;
+#else
+        t[j] += LD(r, j);
+#endif
+    }
+    v = vload8(0, t);
+#endif
+    v = act8(v, acts.y, ap.z, ap.w);
+    if (acts.w) v = fq8(v, q.s4, q.s5, q.s6, q.s7);
+    return v;
+}
+
+#ifndef EPI_INT
+#define EPI_INT 0
+#endif
+
+// The integer epilogue (EPI_INT): stored 8-bit values, as floats holding integers.
+INLINE float8 epi8_int(int8 acc, float mult, float8 q, float4 oq, const __global res_t* res, int res_off,
+                       int res_bs, int n, int ridx, int cnt) {
+    float8 v = fmin(fmax(rint(convert_float8(acc) * mult) + q.s1, q.s2), q.s3);
+#if RES == 2
+    const __global uchar* r = res + res_off + n * res_bs + ridx;
+    float8 rv;
+    if (cnt == 8) {
+        rv = convert_float8(vload8(0, r));
+    } else {
+        float t[8] = {0};
+        for (int j = 0; j < cnt; j++) t[j] = r[j];
+        rv = vload8(0, t);
+    }
+    v = fmin(fmax(rint(fma(rv, (float8)(q.s5), fma(v, (float8)(q.s4), (float8)(q.s6)))), oq.z), oq.w);
+#endif
+    return v;
+}
+
+// oq: the output grid {scale, stored zero point, lowest, highest stored value} (OUT_Q8).
+INLINE void store8_q(float8 v, __global out_t* y, int idx, int cnt, float4 oq) {
+#if OUT_Q8
+#if EPI_INT
+    const uchar8 u = convert_uchar8_sat(v);  // already the stored values
+#else
+    const uchar8 u = convert_uchar8_sat(fmin(fmax(rint(v / oq.x) + oq.y, oq.z), oq.w));
+#endif
+    if (cnt == 8) {
+        vstore8(u, 0, y + idx);
+    } else {
+        uchar t[8];
+        vstore8(u, 0, t);
+        for (int j = 0; j < cnt; j++) y[idx + j] = t[j];
+    }
+#else
+    store8(v, y, idx, cnt);
+#endif
+}
+
+__kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
+                        __global const char* w, int zw, __global const int* bias, __global const float* mult,
+                        int co_pad, __global out_t* y, int y_off, int y_bs, float4 oq,
+                        int cin_g, int cout_g, int groups, int h, int wd, int ho, int wo, int sy, int py, int px,
+                        int4 acts, float4 ap, float8 q, __global const res_t* res, int res_off, int res_bs,
+                        float2 rq) {
+    const int ox0 = get_global_id(0) * TN;
+    const int ncob = (cout_g + TM - 1) / TM;
+    const int oy = get_global_id(1) / ncob;
+    const int cob = get_global_id(1) % ncob;
+    const int z = get_global_id(2);
+    const int g = z % groups;
+    const int n = z / groups;
+    if (ox0 >= wo) return;
+    const int co0 = cob * TM;
+    const __global uchar* xg = x + x_off + n * x_bs + g * cin_g * h * wd;
+    const __global char* wg = w + (g * ncob + cob) * cin_g * KH * KW * TM;
+    int8 acc[TM][NV];
+#pragma unroll
+    for (int m = 0; m < TM; m++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[m][v] = (int8)(0);
+    for (int ci = 0; ci < cin_g; ci++) {
+        const __global uchar* xc = xg + ci * h * wd;
+        for (int ky = 0; ky < KH; ky++) {
+            const int iy = oy * sy - py + ky * DY;
+            if (iy < 0 || iy >= h) continue;
+            const __global uchar* row = xc + iy * wd;
+#pragma unroll
+            for (int kx = 0; kx < KW; kx++) {
+                int8 xv[NV];
+#pragma unroll
+                for (int v = 0; v < NV; v++) xv[v] = load_row8_q(row, (ox0 + v * 8) * SX - px + kx * DX, SX, wd, zx);
+                const __global char* wk = wg + ((ci * KH + ky) * KW + kx) * TM;
+#pragma unroll
+                for (int m = 0; m < TM; m++) {
+                    const int wm = (int)wk[m] - zw;
+#pragma unroll
+                    for (int v = 0; v < NV; v++) acc[m][v] += xv[v] * wm;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < TM; m++) {
+        const int col = co0 + m;
+        if (col < cout_g) {
+            const int co = g * cout_g + col;
+            const int b = bias[co];
+            const float s = mult[co];
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                const int ox = ox0 + v * 8;
+                if (ox < wo) {
+                    const int cnt = min(8, wo - ox);
+                    const int idx = (co * ho + oy) * wo + ox;
+#if EPI_INT
+                    const float8 r = epi8_int(acc[m][v] + b, s, q, oq, res, res_off, res_bs, n, idx, cnt);
+#else
+                    const float8 real = convert_float8(acc[m][v] + b) * s;
+                    const float8 r = epi8_q(real, acts, ap, q, res, res_off, res_bs, rq, n, idx, cnt);
+#endif
+                    store8_q(r, y + y_off + n * y_bs, idx, cnt, oq);
+                }
+            }
+        }
+    }
+}
+
+// Depthwise (one filter per channel, no dilation, any stride SX x SY): one work-item computes ROWS
+// whole output rows of one channel, 8 pixels at a time, its KH*KW weights held in registers (zero
+// point taken off once). Each input row is loaded once per chunk and feeds every output row it
+// touches; chunks whose taps all lie inside the row load plain vectors, the two edge chunks go
+// through the bounds-checked load. Range: (row blocks, channels, batch). Weights [c][ky][kx].
+#ifndef ROWS
+#define ROWS 1
+#endif
+#ifndef SY
+#define SY 1
+#endif
+#if SX == 1
+#define LOAD_IN(row, ix) convert_int8(vload8(0, (row) + (ix)))
+#else
+#define LOAD_IN(row, ix) convert_int8(vload16(0, (row) + (ix)).even)
+#endif
+#define DW_Q8_CHUNK(LOAD)                                                                   \
+    for (int r = 0; r < (ROWS - 1) * SY + KH; r++) {                                        \
+        const int iy = oy0 * SY - py + r;                                                   \
+        if (iy < 0 || iy >= h) continue;                                                    \
+        const __global uchar* row = xc + iy * wd;                                           \
+        _Pragma("unroll") for (int kx = 0; kx < KW; kx++) {                                 \
+            const int8 xv = LOAD;                                                           \
+            _Pragma("unroll") for (int j = 0; j < ROWS; j++) {                              \
+                const int ky = r - j * SY;                                                  \
+                if (ky >= 0 && ky < KH) acc[j] += xv * wk[ky * KW + kx];                    \
+            }                                                                               \
+        }                                                                                   \
+    }
+
+__kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
+                           __global const char* w, int zw, __global const int* bias, __global const float* mult,
+                           int co_pad, __global out_t* y, int y_off, int y_bs, float4 oq,
+                           int cin_g, int cout_g, int groups, int h, int wd, int ho, int wo, int sy, int py,
+                           int px, int4 acts, float4 ap, float8 q, __global const res_t* res, int res_off,
+                           int res_bs, float2 rq) {
+    const int oy0 = get_global_id(0) * ROWS;
+    const int ch = get_global_id(1);
+    const int n = get_global_id(2);
+    if (oy0 >= ho) return;
+    const __global uchar* xc = x + x_off + n * x_bs + ch * h * wd;
+    int wk[KH * KW];
+#pragma unroll
+    for (int i = 0; i < KH * KW; i++) wk[i] = (int)w[ch * KH * KW + i] - zw;
+    const int b = bias[ch];
+    const float s = mult[ch];
+    __global out_t* yn = y + y_off + n * y_bs;
+    for (int ox0 = 0; ox0 < wo; ox0 += 8) {
+        int8 acc[ROWS];
+#pragma unroll
+        for (int j = 0; j < ROWS; j++) acc[j] = (int8)(b);
+        const int ix0 = ox0 * SX - px;
+        if (ix0 >= 0 && ix0 + 8 * SX + KW - 1 <= wd) {
+            DW_Q8_CHUNK(LOAD_IN(row, ix0 + kx) - zx)  // inside the row: plain vector loads
+        } else {
+            DW_Q8_CHUNK(load_row8_q(row, ix0 + kx, SX, wd, zx))
+        }
+        const int cnt = min(8, wo - ox0);
+#pragma unroll
+        for (int j = 0; j < ROWS; j++) {
+            const int oy = oy0 + j;
+            if (oy < ho) {
+                const int idx = (ch * ho + oy) * wo + ox0;
+#if EPI_INT
+                const float8 r = epi8_int(acc[j], s, q, oq, res, res_off, res_bs, n, idx, cnt);
+#else
+                const float8 r = epi8_q(convert_float8(acc[j]) * s, acts, ap, q, res, res_off, res_bs, rq, n, idx, cnt);
+#endif
+                store8_q(r, yn, idx, cnt, oq);
+            }
+        }
+    }
+}
