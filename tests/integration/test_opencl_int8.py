@@ -185,6 +185,10 @@ def test_an_op_without_int8_kernel_falls_back_and_is_logged_once(
     assert lines == ["int8 model.onnx: 1 MaxPool node(s) have no int8 kernel: dequantised, run in float, "
                      "quantised again"], lines  # fmt: skip
     assert "dequant8" in kernels and "pool2d.max" in kernels and kernels.count("quantize8") == 2
+    from yaguar.engine.backends.opencl import int8
+
+    # with the cases above, every op of the int8 pass runs here (test_opencl_parity leaves them to us)
+    assert {n.op for n in be.plan_for({"x": x_in}).graph.nodes} >= set(int8.OPS)
 
 
 def test_a_device_without_fp16_or_integer_dot_product_runs_the_char4_kernels(cache_dir: Path) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from .graph import Graph, Node, Value
 
+OPS = ("ConvQ8", "Quantize8", "Dequant8")  # what this pass places (tests/integration/test_opencl_int8.py)
 Grid = tuple[float, float, float, float]  # scale, zero point, lowest, highest (as the graph has them)
 Q8 = "#q8"
 
