@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
@@ -204,9 +204,26 @@ def close_idle(session: Session, gap_s: float, event_hooks: list[EventHook]) -> 
         .with_for_update(skip_locked=True, of=Event)  # another worker is closing or growing it now
     )
     for event in session.scalars(idle):
+        if _frames_still_to_join(session, event, timedelta(seconds=gap_s)):
+            continue
         event.closed = True
         _touch(event, now)
         for hook in event_hooks:
             hook(session, event)
         closed.append(event.id)
     return closed
+
+
+def _frames_still_to_join(session: Session, event: Event, gap: timedelta) -> bool:
+    """Does the event's camera have frames not yet analysed that would join it? Then it is not quiet, only
+    behind: a backlog, or frames of a killed worker waiting for their lease to run out. Closing it now
+    would split the burst in two events."""
+    pending = select(Media.id).where(
+        Media.device_id == event.device_id,
+        Media.process_state == "pending",
+        or_(
+            Media.captured_at.between(event.started_at - gap, event.ended_at + gap),
+            Media.agent_event_id.in_(select(Media.agent_event_id).where(Media.event_id == event.id)),
+        ),
+    )
+    return session.scalar(pending.limit(1)) is not None
