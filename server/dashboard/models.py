@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from yaguar.storage.base import Base, UTCDateTime, utcnow
@@ -47,6 +47,21 @@ class Review(Base):
     species: Mapped[str | None] = mapped_column(String(120), doc="scientific name, as reviewed")
     count: Mapped[int] = mapped_column(Integer, default=0)
     comment: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginFailures(Base):
+    """Wrong passwords counted per user name and per address (log-in throttling). In the database, so a
+    restart does not forget them and every station process on one PostgreSQL sees the same counts."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (UniqueConstraint("kind", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8), doc="user (a user name, lower case) or address (an IP)")
+    key: Mapped[str] = mapped_column(String(80))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    wait_until: Mapped[datetime | None] = mapped_column(UTCDateTime, doc="attempts before this are refused")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, doc="the last failure")
 
 
 # The feed's species filter and its list of species read events by species: an index of the dashboard's

@@ -15,7 +15,7 @@ from .auth import USER_KEY, CurrentUser, csrf_ok, safe_next, start_session, veri
 from .core import dashboard_of
 from .i18n import LANGUAGES
 from .models import User
-from .throttle import record_failure, refuse_if_waiting, throttle_of
+from .throttle import record_failure, record_success, refuse_if_waiting
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if user is None:
         dash.metrics.logins.labels("failed").inc()
         log.info("failed log-in for %r from %s", username, request.remote)
-        return await render(401, record_failure(request, username))
+        return await render(401, await record_failure(request, username))
     dash.metrics.logins.labels("ok").inc()
-    throttle_of(dash).succeeded(user.username)
+    await record_success(request, user.username)
     start_session(await get_session(request), user)
     request[USER_KEY] = user
     log.info("%s logged in", user.username)

@@ -12,7 +12,7 @@ from .auth import FORM_KEY
 from .core import dashboard_of
 from .guard import requires
 from .models import ROLES, User
-from .throttle import throttle_of
+from .throttle import locked_users
 from .users import UserError, change_user, create_user
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 async def _page(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
     dash = dashboard_of(request)
     users = await dash.read(lambda db: list(db.scalars(select(User).order_by(User.username))))
-    locked = throttle_of(dash).locked_users()
+    locked = await locked_users(dash)
     return await dash.render(
         request, "users.html", status=status, users=users, roles=ROLES, error=error, locked=locked
     )

@@ -2,6 +2,7 @@
 passwords for `admin` from one address. The back-off grows (doubling, to its ceiling), the page and the
 Retry-After header say how long to wait, the right password works once the wait is over, other users
 on other addresses are not locked out, an admin can lift the wait, and it is all logged and counted.
+The counts are in the database: a restart keeps them, and workers on one PostgreSQL share them.
 Also: `/metrics` limited to loopback or to a token by config."""
 
 from __future__ import annotations
@@ -10,16 +11,22 @@ import http.client
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
+from sqlalchemy import Engine
 
 from tests.support.broker import Broker
 from tests.support.dashboard_web import CSRF, PASSWORD, WebClient, add_user
+from tests.support.postgres import postgres_cluster
 from tests.support.station import API_TOKEN, running_station, station_config
+from yaguar.server.dashboard.throttle import LoginThrottle
+from yaguar.server.schema import upgrade
 from yaguar.server.station import Station
+from yaguar.storage import make_db_engine, make_session_factory
 
 BACKOFF = {"login_free_failures": 3, "login_backoff_s": 0.2, "login_backoff_max_s": 1.6}
 
@@ -100,6 +107,43 @@ def test_an_admin_lifts_a_users_wait(broker: Broker, tmp_path: Path) -> None:
         assert boss.post("/users/unlock", {"username": "ana"}, allow_redirects=False).status_code == 303
         assert 'id="locked-users"' not in boss.get("/users").text
         assert login_from(station.http_url, "127.0.0.4", "ana", PASSWORD) == 303
+
+
+def test_a_restart_does_not_lift_the_wait(broker: Broker, tmp_path: Path) -> None:
+    with running_station(broker, tmp_path, dashboard={**BACKOFF, "login_backoff_s": 60}) as station:
+        add_user(station.session_factory, "ana", "viewer")
+        for _ in range(4):
+            assert login_from(station.http_url, "127.0.0.3", "ana", "wrong password!") == 401
+        assert login_from(station.http_url, "127.0.0.4", "ana", PASSWORD) == 429
+    with running_station(broker, tmp_path, dashboard={**BACKOFF, "login_backoff_s": 60}) as restarted:
+        assert login_from(restarted.http_url, "127.0.0.4", "ana", PASSWORD) == 429  # ana's name still waits
+        assert login_from(restarted.http_url, "127.0.0.3", "bob", PASSWORD) == 429  # and so does the address
+
+
+def test_workers_on_one_postgresql_count_together() -> None:
+    """Station processes on one PostgreSQL share the counts: failures counted at the same moment by two
+    of them are all counted (one upsert each), and each sees the other's wait."""
+    pytest.importorskip("psycopg")
+    with postgres_cluster() as url:
+        engines = [make_db_engine(url) for _ in range(2)]
+        upgrade(engines[0])
+        throttle = LoginThrottle(free=3, base_s=60, max_s=600)
+
+        def fail(engine: Engine, n: int) -> None:
+            sessions = make_session_factory(engine)
+            for _ in range(n):
+                with sessions.begin() as db:
+                    throttle.failed(db, "admin", "10.0.0.9")
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(fail, engines, [20, 20]))
+        with make_session_factory(engines[1])() as db:
+            assert throttle.locked_users(db)[0][:2] == ("admin", 40)
+            assert throttle.wait_s(db, "Admin", "10.0.0.1") > 500  # the name waits, from any address
+            assert throttle.wait_s(db, "bob", "10.0.0.9") > 500  # and so does the address
+            assert throttle.wait_s(db, "bob", "10.0.0.1") == 0
+        for engine in engines:
+            engine.dispose()
 
 
 @pytest.mark.parametrize("access", ["loopback", "token"])
