@@ -86,10 +86,15 @@ class Analyser:
 
         look = config.look
         self.detector = detector(config.detector, config.detector_input)
+        closer = look.closer_input
+        if closer is not None and max(closer) <= self.detector.min_side:
+            # a model that already looks at more pixels (MegaDetector at 1280) gains nothing from it
+            log.info("%s: no closer look at %dx%d, it already runs larger", self.detector.ident, *closer)
+            closer = None
         self.look = Look(
             look,
             self.detector,
-            detector(config.detector, look.closer_input) if look.closer_input else None,
+            detector(config.detector, closer) if closer else None,
             [detector(name, None) for name in look.ensemble],
         )
         self._model_dir, self._manifest_dirs, self._options = model_dir, extra, options

@@ -7,7 +7,10 @@ shuffle ``[24, 2, 1936]`` (1936 = 44 x 44, a feature map's cells). The rewrite s
 size, and maps every Reshape target dim that names a feature-map height, width or cell count at the
 native size to the same quantity at the new size. A target dim is read by its position: the last two
 dims of a 5-D/4-D target are height and width, a product is the cell count; a dim that could mean two
-things (a channel count equal to a feature size) is refused rather than guessed.
+things (a channel count equal to a feature size) is refused rather than guessed. YOLOv5's head (and
+MegaDetector v5's) also flattens anchors x cells (``[1, 3 * 40 * 40, 85]``) and holds each level's cell
+grid and anchor grid as constants ``[1, 3, ny, nx, 2]`` traced at the native size: these are laid out
+again for the new size (a cell grid's pattern is checked first; any other such constant is refused).
 
 The rewritten model is then checked by running it once on onnxruntime: any size that the graph still
 holds elsewhere (a Resize to fixed ``sizes``, an Expand) fails there, and the caller gets one line
@@ -76,12 +79,64 @@ def _new_target(target: list[int], sizes: _Sizes) -> list[int]:
             rewritten[pos] = heights[dim]
         elif pos == count - 1 and dim in cells:
             rewritten[pos] = cells[dim]
+        elif count == 3 and pos == 1 and (per_anchor := _per_anchor(dim, cells)) is not None:
+            # YOLOv5's head flattens [1, anchors, ny, nx, outputs] to [1, anchors * ny * nx, outputs]
+            rewritten[pos] = per_anchor
         elif dim in heights or dim in widths or dim in cells:
             raise GraphRewriteError(
                 f"Reshape target {target}: dim {dim} at position {pos} might be a feature size "
                 "but its position does not say which"
             )
     return rewritten
+
+
+MAX_ANCHORS = 9  # anchors per cell of a YOLO head (YOLOv5: 3)
+
+
+def _per_anchor(dim: int, cells: dict[int, int]) -> int | None:
+    """``dim`` as anchors x the cells of one feature level (at most MAX_ANCHORS anchors, one way only)
+    -> the same count at the new size; None when it is not one."""
+    found = [
+        anchors * new
+        for native, new in cells.items()
+        for anchors in range(2, MAX_ANCHORS + 1)
+        if dim == anchors * native
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def _grid(value: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A YOLO head's constant [1, anchors, ny, nx, 2] at a new ny, nx: an anchor grid (the same pair at
+    every cell) is repeated, a cell grid (x*s + c, y*s + c) is laid out again; GraphRewriteError for
+    anything else."""
+    first = value[:, :, :1, :1, :]
+    if np.array_equal(value, np.broadcast_to(first, value.shape)):
+        return np.ascontiguousarray(np.broadcast_to(first, (*value.shape[:2], height, width, 2)))
+    step = float(value[0, 0, 0, 1, 0] - value[0, 0, 0, 0, 0]) if value.shape[3] > 1 else 1.0
+    offset = value[:, :, :1, :1, :]
+    ys, xs = np.meshgrid(np.arange(value.shape[2]), np.arange(value.shape[3]), indexing="ij")
+    layout = np.stack([xs, ys], -1)[None, None] * step
+    if not np.allclose(value, layout + offset, atol=1e-5):
+        raise GraphRewriteError(
+            f"a constant of shape {list(value.shape)} is neither a cell grid nor an anchor grid"
+        )
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+    grid = np.stack([xs, ys], -1)[None, None] * step + offset
+    return np.ascontiguousarray(grid.astype(value.dtype))
+
+
+def _rewrite_grids(
+    constants: dict[str, onnx.TensorProto], native: tuple[int, int], new: tuple[int, int]
+) -> None:
+    """The constant grids of a YOLOv5 head (cell offsets and anchor sizes per feature-map cell, traced at
+    the native size) laid out for the new size, in place."""
+    levels = {(native[0] >> lv, native[1] >> lv): (new[0] >> lv, new[1] >> lv) for lv in range(_LEVELS)}
+    for tensor in constants.values():
+        dims = list(tensor.dims)
+        if len(dims) == 5 and dims[4] == 2 and (dims[2], dims[3]) in levels and dims[2] * dims[3] > 1:
+            height, width = levels[(dims[2], dims[3])]
+            grid = _grid(numpy_helper.to_array(tensor), height, width)
+            tensor.CopyFrom(numpy_helper.from_array(grid, tensor.name))
 
 
 def rewrite_input_size(model: onnx.ModelProto, width: int, height: int) -> onnx.ModelProto:
@@ -111,6 +166,7 @@ def rewrite_input_size(model: onnx.ModelProto, width: int, height: int) -> onnx.
                 tensor.CopyFrom(numpy_helper.from_array(np.asarray(new, dtype=np.int64), tensor.name))
         elif node.op_type == "Resize" and len(node.input) > 3 and node.input[3] in constants:
             raise GraphRewriteError(f"Resize node {node.name or node.output[0]!r} has fixed output sizes")
+    _rewrite_grids(constants, (native_h, native_w), (height, width))
     # Shapes recorded for the native size would contradict the new ones: let the runtimes infer them.
     del out.graph.value_info[:]
     for output in out.graph.output:

@@ -102,6 +102,32 @@ def test_detect_runs_the_imported_model_with_the_same_boxes_on_opencl(
             assert all(abs(x - y) <= 0.01 for x, y in zip(a[2:], b[2:], strict=True)), (name, a, b)
 
 
+def test_the_imported_graph_runs_at_another_size_as_pytorch_runs_the_model(imported: Path) -> None:
+    """The closer look and the frame-fitted input rewrite the exported graph (engine/graph_resize.py):
+    YOLOv5's head holds its cell and anchor grids as constants traced at the trained size. At 640x480
+    the rewritten graph must give what the checkpoint's own PyTorch model gives at 640x480."""
+    import numpy as np
+
+    from yaguar.engine.backends import create_backend
+    from yaguar.engine.graph_resize import resized_model
+    from yaguar.engine.pt_import import _load_yolo, _yolov5_modules
+
+    torch, yolo = _yolov5_modules()
+    _, model = _load_yolo(imported.parent / "md_random.pt", torch, yolo)
+    for module in model.modules():
+        if isinstance(module, yolo.yolo.Detect):
+            module.inplace, module.dynamic, module.export = False, False, True
+    pixels = np.random.default_rng(0).random((1, 3, 480, 640), dtype=np.float32)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(pixels))[0].numpy()
+    backend = create_backend(
+        "onnxruntime", resized_model(imported / "md_random.onnx", 640, 480), {"threads": 1}
+    )
+    got = backend.run({backend.inputs[0].name: pixels})[0]
+    assert got.shape == expected.shape == (1, 3 * (80 * 60 + 40 * 30 + 20 * 15), 8)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=2e-3)
+
+
 def _import_fails(checkpoint: Path, model_dir: Path, capsys: pytest.CaptureFixture) -> str:
     model_dir.mkdir(exist_ok=True)
     before = sorted(model_dir.iterdir())
