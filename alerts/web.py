@@ -4,8 +4,7 @@
   with the library's ``RequestValidator`` and a forgery gets 403.
 * ``POST /alerts/twilio/sms``: a ranger's reply; ``OK <code>`` from a known recipient acknowledges the
   alert and stops its escalation. Signed like the callback.
-* ``GET /api/v1/alerts``, ``GET /api/v1/alerts/{id}``, ``POST /api/v1/alerts/{id}/ack``: for the
-  dashboard (the station's middleware asks for the API token on /api/v1/*).
+* ``/api/v1/alerts``: in ``api``.
 * ``GET /e/{event_id}``: the short link in messages, redirected to the dashboard's event page.
 """
 
@@ -20,17 +19,17 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from twilio.request_validator import RequestValidator
 
 from yaguar.storage.base import utcnow
 
+from . import api
 from .config import AlertsConfig
-from .deliveries import acknowledge, refresh_state
+from .deliveries import refresh_state
 from .inbound import ReplyVerdict, handle_reply
 from .metrics import AlertMetrics
-from .models import ALERT_STATES, Alert, Delivery
+from .models import Delivery
 
 log = logging.getLogger(__name__)
 
@@ -38,49 +37,6 @@ STATUS_PATH = "/alerts/twilio/status"
 INBOUND_PATH = "/alerts/twilio/sms"
 _SID = re.compile(r"^(SM|MM)[0-9a-fA-F]{32}$")
 TWIML = "application/xml"
-
-
-def alert_json(alert: Alert) -> dict[str, Any]:
-    return {
-        "id": alert.id,
-        "created_at": alert.created_at.isoformat(),
-        "rule": alert.rule,
-        "severity": alert.severity,
-        "kind": alert.kind,
-        "state": alert.state,
-        "event_id": alert.event_id,
-        "last_event_id": alert.last_event_id,
-        "event_count": alert.event_count,
-        "device_id": alert.device_id,
-        "category": alert.category,
-        "species": alert.species,
-        "count": alert.max_count,
-        "confidence": alert.max_confidence,
-        "first_seen_at": alert.first_seen_at.isoformat(),
-        "last_seen_at": alert.last_seen_at.isoformat(),
-        "ack_code": alert.ack_code,
-        "acked_at": alert.acked_at.isoformat() if alert.acked_at else None,
-        "acked_by": alert.acked_by,
-        "escalation_level": alert.escalation_level,
-        "note": alert.note,
-        "deliveries": [
-            {
-                "id": d.id,
-                "channel": d.channel,
-                "recipient": d.recipient,
-                "language": d.language,
-                "escalation_level": d.escalation_level,
-                "state": d.state,
-                "attempts": d.attempts,
-                "segments": d.segments,
-                "provider_sid": d.provider_sid,
-                "provider_status": d.provider_status,
-                "sent_at": d.sent_at.isoformat() if d.sent_at else None,
-                "last_error": d.last_error,
-            }
-            for d in alert.deliveries
-        ],
-    }
 
 
 class AlertRoutes:
@@ -99,9 +55,7 @@ class AlertRoutes:
         self.validator = RequestValidator(token) if token and config.twilio is not None else None
 
     def register(self, app: web.Application) -> None:
-        app.router.add_get("/api/v1/alerts", self.list_alerts)
-        app.router.add_get("/api/v1/alerts/{alert_id:\\d+}", self.get_alert)
-        app.router.add_post("/api/v1/alerts/{alert_id:\\d+}/ack", self.ack_alert)
+        api.register(app, api.AlertsApi(self.sessions, self.metrics, self.clock))
         app.router.add_get("/e/{event_id:\\d{1,18}}", self.short_link)
         if self.validator is not None:
             app.router.add_post(STATUS_PATH, self.status_callback)
@@ -188,56 +142,3 @@ class AlertRoutes:
     async def short_link(request: web.Request) -> web.Response:
         """The short link in a message (``/e/123``, five characters less per SMS) to the event page."""
         raise web.HTTPFound(f"/events/{request.match_info['event_id']}")
-
-    # -- API ----------------------------------------------------------------------------------------
-    async def list_alerts(self, request: web.Request) -> web.Response:
-        state = request.query.get("state")
-        if state is not None and state not in ALERT_STATES:
-            raise web.HTTPBadRequest(text=f"state must be one of {', '.join(ALERT_STATES)}")
-        try:
-            limit = min(max(int(request.query.get("limit", "50")), 1), 500)
-            before = int(request.query["before_id"]) if "before_id" in request.query else None
-        except ValueError:
-            raise web.HTTPBadRequest(text="limit and before_id are integers") from None
-
-        def query(session: Session) -> list[dict[str, Any]]:
-            stmt = (
-                select(Alert).options(selectinload(Alert.deliveries)).order_by(Alert.id.desc()).limit(limit)
-            )
-            if state:
-                stmt = stmt.where(Alert.state == state)
-            if before is not None:
-                stmt = stmt.where(Alert.id < before)
-            return [alert_json(a) for a in session.scalars(stmt)]
-
-        items = await self._db(query)
-        next_before = items[-1]["id"] if len(items) == limit else None
-        return web.json_response({"items": items, "next_before_id": next_before})
-
-    async def get_alert(self, request: web.Request) -> web.Response:
-        alert_id = int(request.match_info["alert_id"])
-
-        def query(session: Session) -> dict[str, Any] | None:
-            alert = session.get(Alert, alert_id)
-            return alert_json(alert) if alert else None
-
-        found = await self._db(query)
-        if found is None:
-            raise web.HTTPNotFound(text=f"no alert {alert_id}")
-        return web.json_response(found)
-
-    async def ack_alert(self, request: web.Request) -> web.Response:
-        alert_id = int(request.match_info["alert_id"])
-
-        def ack(session: Session) -> dict[str, Any] | None:
-            alert = session.get(Alert, alert_id)
-            if alert is None:
-                return None
-            acknowledge(session, alert, "dashboard", self.clock())
-            return alert_json(alert)
-
-        found = await self._db(ack)
-        if found is None:
-            raise web.HTTPNotFound(text=f"no alert {alert_id}")
-        self.metrics.acks.labels("api").inc()
-        return web.json_response(found)

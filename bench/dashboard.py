@@ -6,9 +6,13 @@ The data: 100,000 events over 50 cameras and a year (one every 315 s), each came
 (ten of them moved in July), and a heartbeat per camera per hour (438,000 rows).
 
 Targets: the first feed page renders in < 200 ms; each analysis page in < 300 ms; the map in < 200 ms.
-Printed: each figure, its ratio to its target, and as same-run references the deep page fetched with
-OFFSET (what key paging avoids) and the species counts done the naive way (every event through the ORM,
-counted in Python), which is what grouping in the database avoids.
+For each ecology page: the first request (counted and drawn), the median of repeated requests
+(answered from the cache while nothing changed) and the median of requests made each after a new event
+(counted again, as on a live station); every one of the three is held to the target.
+
+Printed: each figure, its ratio to its target, the time and load average, and as same-run references
+the deep page fetched with OFFSET (what key paging avoids) and the species counts done the naive way
+(every event through the ORM, counted in Python), which is what grouping in the database avoids.
 
     .venv/bin/python bench/dashboard.py            # 100,000 events
     .venv/bin/python bench/dashboard.py --quick    # 10,000 events
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import statistics
@@ -28,7 +33,7 @@ from pathlib import Path
 
 import aiohttp
 from prometheus_client import CollectorRegistry
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 from tqdm import tqdm
 
 from yaguar.paths import shared_data_dir
@@ -208,7 +213,7 @@ async def measure(ctx: StationContext, runs: int) -> dict[str, float]:
                 _, page = await timed_get(http, base + url, 1)
                 url = re.search(r'href="([^"]+)" id="next-page"', page).group(1).replace("&amp;", "&")
             figures["feed page 21 (by key)"], _ = await timed_get(http, base + url, runs)
-            await measure_ecology(http, base, runs, figures)
+            await measure_ecology(http, base, runs, figures, ctx)
             thumb = re.search(r'src="(/media/\d+/thumb)"', body).group(1)
             figures["thumbnail, first (made)"], _ = await timed_get_bytes(http, base + thumb)
             figures["thumbnail, cached"], _ = await timed_get_bytes(http, base + thumb)
@@ -231,10 +236,11 @@ ECOLOGY_PAGES = {
 
 
 async def measure_ecology(
-    http: aiohttp.ClientSession, base: str, runs: int, figures: dict[str, float]
+    http: aiohttp.ClientSession, base: str, runs: int, figures: dict[str, float], ctx: StationContext
 ) -> None:
-    """Each analysis page and the map; the first request of each (cold: the chart is drawn, nothing is
-    cached) is printed apart from the median of the following ones."""
+    """Each analysis page and the map: the first request (cold: counted and drawn, nothing cached),
+    the median of the following ones (answered from the cache while the data is unchanged), and the
+    median of requests each made after a new event arrived (counted again: a live station's case)."""
     for name, url in ECOLOGY_PAGES.items():
         cold, body = await timed_get(http, base + url, 1)
         assert "analysis-table" in body or "analysis-chart" in body or "map-cam-" in body or "csv" in url, (
@@ -242,6 +248,34 @@ async def measure_ecology(
         )
         figures[f"{name} (first)"] = cold
         figures[name], _ = await timed_get(http, base + url, runs)
+        changed = []
+        for _ in range(3):
+            new_event(ctx)
+            changed.append((await timed_get(http, base + url, 1))[0])
+        figures[f"{name} (after a new event)"] = statistics.median(changed)
+
+
+def new_event(ctx: StationContext) -> None:
+    """One more puma, as the pipeline would store it: the analyses count again."""
+    with ctx.session_factory() as db, db.begin():
+        when = datetime(2025, 6, 1, tzinfo=UTC) + timedelta(
+            seconds=db.scalar(select(func.max(Event.id))) or 0
+        )
+        db.add(
+            Event(
+                device_id="cam-07",
+                started_at=when,
+                ended_at=when,
+                utc_offset_min=-300,
+                frame_count=1,
+                category="animal",
+                species="Puma concolor",
+                count=1,
+                confidence=0.8,
+                model="yolox_nano@1",
+                closed=True,
+            )
+        )
 
 
 def naive_species_counts(ctx: StationContext) -> float:
@@ -323,11 +357,13 @@ def main() -> int:
             config, engine, make_session_factory(engine), work / "media", CollectorRegistry(), StationHooks()
         )
         fill(ctx, events, data / "images" / "camera-trap" / "2021-06-30_SYFR0218_cougar.JPG")
+        started, load = datetime.now(UTC), os.getloadavg()
         figures = asyncio.run(measure(ctx, args.runs))
         by_offset, by_key = offset_reference(ctx, events, config.dashboard.page_size)
         print(
             f"\nDashboard, {events:,} events over {CAMERAS} cameras in SQLite, page size {config.dashboard.page_size}, "
-            f"median of {args.runs} requests:"
+            f"median of {args.runs} requests; measured from {started:%H:%M:%S} UTC, load average "
+            f"{load[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end:"
         )
         for name, ms in figures.items():
             target = target_of(name)
@@ -342,9 +378,9 @@ def main() -> int:
             f"  reference, species counts the naive way (ORM + Python) {naive:8.1f} ms: the page, grouped in "
             f"SQL and rendered, takes {grouped / naive:.2f} of that"
         )
-        slow = [n for n, ms in figures.items() if "(first)" not in n and ms >= target_of(n)]
+        slow = [n for n, ms in figures.items() if n.startswith(("analysis", "map")) and ms >= target_of(n)]
         print(
-            "Ecology pages (median): "
+            "Ecology pages (first request, repeated, after a new event): "
             + ("all meet their targets." if not slow else f"MISS: {', '.join(slow)}")
         )
         verdict = "meets" if figures["feed first page"] < TARGET_MS else "MISSES"

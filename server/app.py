@@ -9,9 +9,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from .api import data
+from .api import data, oas
 from .api.auth import AUTHENTICATORS, api_auth, token_authenticator
-from .api.views import CONTEXT, MEDIA_STORE, routes
+from .api.handlers import CONTEXT, MEDIA_STORE
+from .api.views import routes
 from .context import StationContext
 from .ingest import IngestService, MediaStore
 
@@ -31,6 +32,7 @@ def make_app(ctx: StationContext, ingest: IngestService | None = None) -> web.Ap
     app[AUTHENTICATORS] = [token_authenticator(tokens)]
     app.add_routes(routes())
     app.add_routes(data.routes())
+    app.add_routes(oas.routes())
 
     async def healthz(_request: web.Request) -> web.Response:
         def db_ok() -> bool:

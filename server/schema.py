@@ -19,6 +19,7 @@ from yaguar.storage import models  # noqa: F401
 
 from . import classifier_choice  # noqa: F401
 from .analysis import detections as analysis_index  # noqa: F401  (the events index it counts from)
+from .analysis import heard as analysis_heard  # noqa: F401  (the hours each camera was heard)
 from .dashboard import box_review as box_review_models  # noqa: F401
 from .dashboard import models as dashboard_models  # noqa: F401
 from .deployments import models as deployment_models  # noqa: F401

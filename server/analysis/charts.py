@@ -47,8 +47,9 @@ def diel_chart(diel: Diel, _: Gettext, title: str) -> Markup:
     fig = _figure(7.5, 3.0)
     ax = fig.add_subplot()
     total = max(diel.events, 1)
-    ax.bar([h + 0.5 for h in range(24)], [n / total for n in diel.hourly], width=0.9, color=ACCENT, alpha=0.55,
-           label=_("detections per hour"))  # fmt: skip
+    # One outline for the 24 hours, not 24 bars: each artist costs several ms to draw.
+    ax.stairs([n / total for n in diel.hourly], range(25), fill=True, color=ACCENT, alpha=0.55,
+              label=_("detections per hour"))  # fmt: skip
     ax.plot(diel.density_x, diel.density_y, color=INK, linewidth=1.6, label=_("density"))
     ax.set_xlim(0, 24)
     ax.set_xticks(range(0, 25, 3), [f"{h:02d}:00" for h in range(0, 25, 3)])
@@ -82,12 +83,13 @@ def history_chart(history: History, _: Gettext) -> Markup:
         ax.imshow(
             grid,
             aspect="auto",
-            interpolation="nearest",
+            interpolation="none",  # the cells as they are, no resampling: the SVG scales them
             cmap=ListedColormap(["#ffffff", "#d6dcd3", ACCENT]),
             vmin=-1,
             vmax=1,
         )
     ax.set_yticks(range(len(cams)), cams)
+    ax.tick_params(length=0)
     step = max(1, len(history.days) // 10)
     ax.set_xticks(range(0, len(history.days), step), [d.isoformat()[5:] for d in history.days[::step]])
     ax.set_xlabel(_("day (green: detected, grey: camera working, white: not deployed)"))

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import cached_property
 
-from sqlalchemy import func, select
+import numpy as np
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yaguar.server.deployments.models import Deployment
@@ -15,6 +17,8 @@ from yaguar.storage.base import utcnow
 from yaguar.storage.models import Device, Media
 
 from .filters import AnalysisFilter
+
+EPOCH = date(1970, 1, 1)
 
 
 @dataclass
@@ -31,25 +35,46 @@ class CameraEffort:
         """Where the camera stood at local noon of ``day`` (sun times are computed there)."""
         if len(self.positions) == 1:  # most cameras: one place all along, no time to compare
             return self.positions[0][2], self.positions[0][3]
-        noon = datetime.combine(day, time(12), timezone(timedelta(minutes=self.offset_min)))
+        noon = datetime(day.year, day.month, day.day, 12, tzinfo=self.tz)
         for start, end, lat, lon in self.positions:
             if start <= noon < end:
                 return lat, lon
         return (self.positions[-1][2], self.positions[-1][3]) if self.positions else self.home
 
+    def positions_on(self, numbers: np.ndarray) -> list[tuple[float, float] | None]:
+        """``position_on`` for many local days at once, given as day numbers since 1970."""
+        if len(self.positions) <= 1:
+            return [self.position_on(EPOCH)] * len(numbers)
+        noon = numbers * 86_400 + 43_200 - self.offset_min * 60  # local noon, as UTC seconds
+        starts = np.array([start.timestamp() for start, _end, _lat, _lon in self.positions])
+        ends = np.array([end.timestamp() for _start, end, _lat, _lon in self.positions])
+        at = np.searchsorted(starts, noon, side="right") - 1  # the last deployment started by then
+        inside = (at >= 0) & (noon < ends[at.clip(0)])
+        last = self.positions[-1]
+        return [
+            (self.positions[i][2], self.positions[i][3]) if ok else (last[2], last[3])
+            for i, ok in zip(at.tolist(), inside.tolist(), strict=True)
+        ]
+
+    @cached_property
+    def tz(self) -> timezone:
+        return timezone(timedelta(minutes=self.offset_min))
+
 
 def camera_offsets(db: Session, device_ids: list[str]) -> dict[str, int]:
-    """Each camera's UTC offset, from its newest frame (0 before it sent any), in one query."""
+    """Each camera's UTC offset, from its newest frame (0 before it sent any), in one query: one index
+    probe per camera (a grouped MAX over the frames would read all of them)."""
     newest = (
-        select(Media.device_id, func.max(Media.captured_at).label("at"))
-        .where(Media.device_id.in_(device_ids))
-        .group_by(Media.device_id)
-        .subquery()
+        select(Media.utc_offset_min)
+        .where(Media.device_id == Device.id)
+        .order_by(Media.captured_at.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    stmt = select(Media.device_id, Media.utc_offset_min).join(
-        newest, (Media.device_id == newest.c.device_id) & (Media.captured_at == newest.c.at)
-    )
-    found = {str(device): int(offset) for device, offset in db.connection().execute(stmt)}
+    stmt = select(Device.id, newest).where(Device.id.in_(device_ids))
+    found = {
+        str(device): int(offset) for device, offset in db.connection().execute(stmt) if offset is not None
+    }
     return {device_id: found.get(device_id, 0) for device_id in device_ids}
 
 

@@ -9,16 +9,16 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import numpy as np
-from sqlalchemy import func, select, union_all
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yaguar.storage.models import Device, Heartbeat, Media
+from yaguar.storage.models import Device
 
 from .detections import grouped
 from .effort import CameraEffort, as_utc, effort
 from .filters import AnalysisFilter
-from .sqltime import utc_hour
-from .sun import sun_times
+from .heard import hours_heard
+from .sun import split_day_night
 
 DENSITY_BINS = 144  # ten-minute bins for the smoothed curve
 KAPPA = 15.0  # concentration of the von Mises kernel (about 1 h 40 min wide): smooth, not blurred
@@ -131,32 +131,19 @@ def diel(db: Session, flt: AnalysisFilter, species: str) -> Diel:
     circular kernel density, and split into day and night by the sun at the camera."""
     cams = effort(db, flt)
     specific = AnalysisFilter(flt.start, flt.end, flt.camera, species)
-    hourly = [0] * 24
-    fine = np.zeros(DENSITY_BINS)
-    day = night = unplaced = 0
-    daylight: dict[tuple[str, date], tuple[int, int] | None] = {}  # sunrise, sunset per camera-day
-    for dev, local, raw_minute, raw_n, _ind in grouped(db, specific, "device", "day", "minute"):
-        n, minute = int(raw_n), int(raw_minute)
-        hourly[minute // 60] += n
-        fine[minute * DENSITY_BINS // 1440] += n
-        if (dev, local) not in daylight:
-            cam = cams.get(dev)
-            where = cam.position_on(local) if cam is not None else None
-            daylight[(dev, local)] = (
-                sun_times(where[0], where[1], local, cam.offset_min) if where and cam else None
-            )
-        sun = daylight[(dev, local)]
-        if sun is None:
-            unplaced += n
-        elif sun[0] <= minute < sun[1]:
-            day += n
-        else:
-            night += n
-    total = int(fine.sum())
+    rows = grouped(db, specific, "device", "clock")
+    devices = [str(row[0]) for row in rows]
+    clock = np.array([int(row[1]) for row in rows], dtype=np.int64)
+    counts = np.array([int(row[2]) for row in rows], dtype=np.int64)
+    minutes = clock % 1440
+    hourly = np.bincount(minutes // 60, weights=counts, minlength=24)
+    fine = np.bincount(minutes * DENSITY_BINS // 1440, weights=counts, minlength=DENSITY_BINS)
+    day, night, unplaced = split_day_night(cams, devices, clock // 1440, minutes, counts)
+    total = int(counts.sum())
     x = [(i + 0.5) * 24 / DENSITY_BINS for i in range(DENSITY_BINS)]
     return Diel(
         species,
-        hourly,
+        [int(n) for n in hourly],
         x,
         _circular_density(fine).tolist() if total else [0.0] * DENSITY_BINS,
         day,
@@ -193,28 +180,16 @@ def detection_history(db: Session, flt: AnalysisFilter, species: str) -> History
 
 def uptime(db: Session, flt: AnalysisFilter) -> list[Uptime]:
     """Hours in which each camera was heard from (a heartbeat or a frame) against its deployed time. One
-    query per UTC offset among the cameras (usually one), counting distinct hours per camera."""
+    count per UTC offset among the cameras (usually one)."""
     cams = effort(db, flt)
     by_offset: dict[int, list[str]] = {}
     for cam in cams.values():
         by_offset.setdefault(cam.offset_min, []).append(cam.device_id)
     heard: dict[str, tuple[int, int]] = {}
     for offset, ids in by_offset.items():
-        since = as_utc(flt.start, offset)
-        until = as_utc(flt.end + timedelta(days=1), offset)
-        parts = [
-            select(table.device_id.label("device"), utc_hour(db, column).label("hour")).where(
-                table.device_id.in_(ids), column >= since, column < until
-            )
-            for table, column in ((Heartbeat, Heartbeat.received_at), (Media, Media.captured_at))
-        ]
-        both = union_all(*parts).subquery()
-        stmt = select(
-            both.c.device,
-            func.count(func.distinct(both.c.hour)),
-            func.count(func.distinct(func.substr(both.c.hour, 1, 10))),
-        ).group_by(both.c.device)
-        heard.update({str(dev): (int(hours), int(days)) for dev, hours, days in db.execute(stmt)})
+        heard.update(
+            hours_heard(db, ids, as_utc(flt.start, offset), as_utc(flt.end + timedelta(days=1), offset))
+        )
     return [
         Uptime(cam.device_id, cam.name, cam.camera_days, *heard.get(cam.device_id, (0, 0)))
         for cam in cams.values()

@@ -21,6 +21,7 @@ from yaguar.server.dashboard.refusal import N_
 from yaguar.server.dashboard.species import common_name
 
 from . import charts, numbers, tables
+from .cache import ResultCache
 from .filters import AnalysisFilter, AnalysisFilterError
 from .tables import Table
 
@@ -89,25 +90,35 @@ def _gettext(lang: str) -> Callable[[str], str]:
     return load_translations(lang).gettext
 
 
-_uptimes: dict[AnalysisFilter, tuple[float, list[numbers.Uptime]]] = {}
-UPTIME_TTL_S = 60.0
+TOP_KEPT_S = 60.0
+_tops: dict[AnalysisFilter, tuple[float, str | None]] = {}
 
 
-def _uptime(db: Session, flt: AnalysisFilter) -> list[numbers.Uptime]:
-    """Uptime counts every heartbeat of the period (a year of them is hundreds of thousands of rows):
-    the answer is kept a minute, so moving between the pages does not count them again."""
-    kept = _uptimes.get(flt)
-    if kept is not None and time.monotonic() - kept[0] < UPTIME_TTL_S:
+def _top_species(db: Session, flt: AnalysisFilter) -> str | None:
+    """The species the activity and history pages show when none is chosen: the most detected one,
+    looked for once a minute (it hardly ever changes, and finding it reads every detection)."""
+    kept = _tops.get(flt)
+    if kept is not None and time.monotonic() - kept[0] < TOP_KEPT_S:
         return kept[1]
-    rows = numbers.uptime(db, flt)
-    if len(_uptimes) >= 32:
-        _uptimes.clear()
-    _uptimes[flt] = (time.monotonic(), rows)
-    return rows
+    top = numbers.top_species(db, flt)
+    if len(_tops) >= 32:
+        _tops.clear()
+    _tops[flt] = (time.monotonic(), top)
+    return top
+
+
+_results = ResultCache()
 
 
 def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: bool) -> Result:
-    """The numbers (and chart) of one analysis page; also what the API returns."""
+    """The numbers (and chart) of one analysis page; also what the API returns. Kept while the data
+    is unchanged (``cache``)."""
+    return _results.get_or_compute(
+        db, (page, flt, lang, with_chart), lambda: _compute(db, page, flt, lang, with_chart)
+    )
+
+
+def _compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: bool) -> Result:
     _ = _gettext(lang)
 
     def name(sci: str) -> str:
@@ -128,8 +139,8 @@ def compute(db: Session, page: str, flt: AnalysisFilter, lang: str, with_chart: 
             chart = _chart(key, lambda: charts.abundance_chart(overall, name, _))
         return Result(tables.abundance_table(per_camera, overall), chart, summary={"camera_days": days})
     if page == "uptime":
-        return Result(tables.uptime_table(_uptime(db, flt)))
-    species = flt.species or numbers.top_species(db, flt)
+        return Result(tables.uptime_table(numbers.uptime(db, flt)))
+    species = flt.species or _top_species(db, flt)
     if species is None:
         empty = numbers.Diel("", [0] * 24, [], [], 0, 0, 0, 0)
         if page == "activity":

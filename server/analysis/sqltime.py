@@ -11,7 +11,19 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Integer, String, cast, func
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import FromClause
+
+
+def _sqlite_from_hint(_compiler: SQLCompiler, _table: FromClause, text: str | None) -> str | None:
+    return text
+
+
+# SQLAlchemy renders table hints on a few dialects only; on SQLite the hint ``INDEXED BY name`` is
+# SQL of its own, written after the table name as given (``select().with_hint(table, text, "sqlite")``).
+SQLiteCompiler.get_from_hint_text = _sqlite_from_hint  # type: ignore[method-assign,assignment]
 
 EPOCH = date(1970, 1, 1)
 EPOCH_JULIAN_DAY = 2440587.5

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 
+import numpy as np
 from astral import Observer
 from astral.sun import elevation, sunrise, sunset
 
+from .effort import CameraEffort
+
 MINUTES = 1440
+EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @lru_cache(maxsize=65_536)
@@ -37,3 +42,67 @@ def sun_times(lat: float, lon: float, day: date, offset_min: int) -> tuple[int, 
     by well under a minute at camera latitudes, and let the cameras of one station share each day's
     computation."""
     return daylight(round(lat, 1), round(lon, 1), day, offset_min)
+
+
+def split_day_night(
+    cams: Mapping[str, CameraEffort],
+    devices: Sequence[str],
+    days: np.ndarray,
+    minutes: np.ndarray,
+    counts: np.ndarray,
+) -> tuple[int, int, int]:
+    """``(day, night, unplaced)`` detections, row ``i`` being ``counts[i]`` detections by camera
+    ``devices[i]`` on local day number ``days[i]`` (since 1970) at local minute ``minutes[i]``.
+
+    A year has tens of thousands of rows but few places: cameras that stood in one place all along
+    share the sun of their rounded place, computed once per day; only a camera that moved looks up its
+    position day by day. The comparisons run over whole arrays."""
+    places = {dev: _place(cams.get(dev)) for dev in set(devices)}
+    rows: dict[Place | str | None, list[int]] = {}
+    for i, dev in enumerate(devices):
+        rows.setdefault(places[dev], []).append(i)
+    day = night = unplaced = 0
+    for key, where in rows.items():
+        index = np.array(where)
+        if key is None:
+            unplaced += int(counts[index].sum())
+            continue
+        unique, inverse = np.unique(days[index], return_inverse=True)
+        suns = np.array(_suns(key, cams, unique)).reshape(-1, 2)
+        rise, fall, at, n = suns[inverse, 0], suns[inverse, 1], minutes[index], counts[index]
+        known = rise >= 0
+        lit = known & (rise <= at) & (at < fall)
+        day += int(n[lit].sum())
+        night += int(n[known & ~lit].sum())
+        unplaced += int(n[~known].sum())
+    return day, night, unplaced
+
+
+Place = tuple[float, float, int]  # rounded latitude, longitude and UTC offset
+UNKNOWN = (-1, -1)  # no position on that day: neither day nor night
+
+
+def _place(cam: CameraEffort | None) -> Place | str | None:
+    """Where a camera stood all along, rounded as ``sun_times`` rounds; its id if it moved; None if it
+    has no position."""
+    if cam is None:
+        return None
+    spots = {(lat, lon) for _start, _end, lat, lon in cam.positions} or ({cam.home} if cam.home else set())
+    if len(spots) > 1:
+        return cam.device_id
+    if not spots:
+        return None
+    lat, lon = spots.pop()
+    return round(lat, 1), round(lon, 1), cam.offset_min
+
+
+def _suns(key: Place | str, cams: Mapping[str, CameraEffort], numbers: np.ndarray) -> list[tuple[int, int]]:
+    """Sunrise and sunset on each local day (numbers since 1970) at a place, or at a camera that moved."""
+    local = [date.fromordinal(EPOCH_ORDINAL + number) for number in numbers.tolist()]
+    if isinstance(key, tuple):
+        return [daylight(key[0], key[1], day, key[2]) for day in local]
+    cam = cams[key]
+    return [
+        sun_times(where[0], where[1], day, cam.offset_min) if where else UNKNOWN
+        for day, where in zip(local, cam.positions_on(numbers), strict=True)
+    ]

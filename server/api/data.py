@@ -1,24 +1,19 @@
 """The data API (bearer token): events, detections, species summaries, analysis numbers, deployments
 and exports. Lists are newest first and paged by key like ``/api/v1/media``. The OpenAPI document at
-``/api/v1/openapi.json`` is generated from these handlers' annotations (aiohttp-pydantic)."""
+``/api/v1/openapi.json`` is generated from these handlers' annotations (``oas``)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from aiohttp import web
-from aiohttp_pydantic.decorator import inject_params
 from aiohttp_pydantic.oas.typing import r200, r201, r400, r403, r404
-from aiohttp_pydantic.oas.view import generate_oas
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from yaguar.engine.labelmap import shown_label
-from yaguar.protocol import topics
 from yaguar.storage.models import Detection, Event, Media
 
 from ..analysis import pages as analysis
@@ -29,6 +24,7 @@ from ..deployments import records
 from ..deployments.models import Deployment
 from ..exports import bundle, megadetector
 from ..exports.records import ExportScope, local_iso
+from .handlers import CONTEXT, api_handler, check_page, checked_device, in_thread, page_of, refuse
 from .roles import require_role
 from .schemas import (
     AnalysisOut,
@@ -42,53 +38,12 @@ from .schemas import (
     SpeciesOut,
     SpeciesSummary,
 )
-from .views import CONTEXT, MAX_PAGE
 
-T = TypeVar("T")
 Analysis = Literal["species", "abundance", "activity", "history", "uptime"]
 ExportFormat = Literal["camtrap-dp.zip", "megadetector.json", "events.csv"]
 
 
-async def _db(request: web.Request, fn: Callable[[Session], T], write: bool = False) -> T:
-    ctx = request.app[CONTEXT]
-
-    def run() -> T:
-        with ctx.session_factory() as session:
-            if not write:
-                return fn(session)
-            with session.begin():
-                return fn(session)
-
-    return await asyncio.to_thread(run)
-
-
-def _refuse(detail: str, status: type[web.HTTPException] = web.HTTPBadRequest) -> web.HTTPException:
-    return status(
-        text=json.dumps({"error": "bad_request", "detail": detail}), content_type="application/json"
-    )
-
-
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise _refuse(f"{name} must include a UTC offset, e.g. 2026-11-26T02:00:00-05:00")
-    return value
-
-
-def _device(device: str | None) -> str | None:
-    if device is not None and not topics.is_valid_device_id(device):
-        raise _refuse("device is not a valid device id")
-    return device
-
-
-def _check_filters(device: str | None, since: datetime | None, until: datetime | None, limit: int) -> None:
-    _device(device)
-    _aware(since, "since")
-    _aware(until, "until")
-    if not 1 <= limit <= MAX_PAGE:
-        raise _refuse(f"limit must be between 1 and {MAX_PAGE}")
-
-
-@inject_params.and_request
+@api_handler
 async def list_events(
     request: web.Request,
     device: str | None = None,
@@ -103,22 +58,18 @@ async def list_events(
 
     Tags: data
     """
-    _check_filters(device, since, until, limit)
+    check_page(device, since, until, limit, before_id)
 
     def query(db: Session) -> list[tuple[Event, Review | None]]:
-        stmt = select(Event).order_by(Event.id.desc()).limit(limit)
-        if device:
-            stmt = stmt.where(Event.device_id == device)
-        if species:
-            stmt = stmt.where(Event.species == species)
-        if category:
-            stmt = stmt.where(Event.category == category)
-        if since:
-            stmt = stmt.where(Event.started_at >= since)
-        if until:
-            stmt = stmt.where(Event.started_at < until)
-        if before_id:
-            stmt = stmt.where(Event.id < before_id)
+        stmt = page_of(
+            select(Event).order_by(Event.id.desc()).limit(limit),
+            [(Event.device_id, device), (Event.species, species), (Event.category, category)],
+            Event.started_at,
+            since,
+            until,
+            Event.id,
+            before_id,
+        )
         events = list(db.scalars(stmt))
         reviews: dict[int, Review] = {}
         if events:
@@ -128,7 +79,7 @@ async def list_events(
                 reviews[review.event_id] = review
         return [(e, reviews.get(e.id)) for e in events]
 
-    rows = await _db(request, query)
+    rows = await in_thread(request, query)
     items = [
         EventOut(
             id=e.id,
@@ -152,7 +103,7 @@ async def list_events(
     return web.json_response(page.model_dump(mode="json"))
 
 
-@inject_params.and_request
+@api_handler
 async def list_detections(
     request: web.Request,
     device: str | None = None,
@@ -167,26 +118,22 @@ async def list_detections(
 
     Tags: data
     """
-    _check_filters(device, since, until, limit)
+    check_page(device, since, until, limit, before_id)
 
     def query(db: Session) -> list[DetectionOut]:
-        stmt = (
+        stmt = page_of(
             select(Detection, Media.device_id, Media.captured_at, Media.event_id)
             .join(Media, Media.id == Detection.media_id)
             .where(Detection.confidence >= min_confidence)
             .order_by(Detection.id.desc())
-            .limit(limit)
+            .limit(limit),
+            [(Media.device_id, device), (Detection.species, species)],
+            Media.captured_at,
+            since,
+            until,
+            Detection.id,
+            before_id,
         )
-        if device:
-            stmt = stmt.where(Media.device_id == device)
-        if species:
-            stmt = stmt.where(Detection.species == species)
-        if since:
-            stmt = stmt.where(Media.captured_at >= since)
-        if until:
-            stmt = stmt.where(Media.captured_at < until)
-        if before_id:
-            stmt = stmt.where(Detection.id < before_id)
         rows = list(db.execute(stmt))
         boxes = latest_box_reviews(db, [row[0].id for row in rows])
         return [
@@ -208,7 +155,7 @@ async def list_detections(
             for d, device_id, captured, event_id in rows
         ]
 
-    items = await _db(request, query)
+    items = await in_thread(request, query)
     page = DetectionPage(items=items, next_before_id=items[-1].id if len(items) == limit else None)
     return web.json_response(page.model_dump(mode="json"))
 
@@ -219,10 +166,10 @@ def _filter(start: date | None, end: date | None, camera: str | None, species: s
     try:
         return AnalysisFilter.from_query(query)
     except AnalysisFilterError as exc:
-        raise _refuse(str(exc)) from None
+        raise refuse(str(exc)) from None
 
 
-@inject_params.and_request
+@api_handler
 async def species_summary(
     request: web.Request, start: date | None = None, end: date | None = None, camera: str | None = None
 ) -> r200[SpeciesSummary] | r400[ApiError]:
@@ -232,7 +179,7 @@ async def species_summary(
     Tags: analysis
     """
     flt = _filter(start, end, camera, None)
-    result = await _db(request, lambda db: analysis.compute(db, "species", flt, "en", with_chart=False))
+    result = await in_thread(request, lambda db: analysis.compute(db, "species", flt, "en", with_chart=False))
     found: dict[str, SpeciesOut] = {}
     for row in result.table.rows:
         cam, name, events, individuals = str(row[0]), str(row[1]), int(row[2] or 0), int(row[3] or 0)
@@ -245,7 +192,7 @@ async def species_summary(
     return web.json_response(body.model_dump(mode="json"))
 
 
-@inject_params.and_request
+@api_handler
 async def analysis_numbers(
     request: web.Request,
     name: Analysis,
@@ -261,7 +208,7 @@ async def analysis_numbers(
     Tags: analysis
     """
     flt = _filter(start, end, camera, species)
-    result = await _db(request, lambda db: analysis.compute(db, name, flt, "en", with_chart=False))
+    result = await in_thread(request, lambda db: analysis.compute(db, name, flt, "en", with_chart=False))
     body = AnalysisOut(
         analysis=name,
         start=flt.start.isoformat(),
@@ -279,13 +226,13 @@ def _deployment(dep: Deployment) -> DeploymentOut:
     return DeploymentOut.model_validate(dep, from_attributes=True)
 
 
-@inject_params.and_request
+@api_handler
 async def list_deployments(request: web.Request, device_id: str, /) -> r200[DeploymentList] | r404[ApiError]:
     """Deployments of one camera, oldest first.
 
     Tags: deployments
     """
-    deps = await _db(request, lambda db: records.deployments_of(db, device_id))
+    deps = await in_thread(request, lambda db: records.deployments_of(db, device_id))
     body = DeploymentList(items=[_deployment(d) for d in deps])
     return web.json_response(body.model_dump(mode="json"))
 
@@ -297,17 +244,17 @@ async def _deployment_change(
     try:
         given = records.parse(await request.json())
     except records.DeploymentError as exc:
-        raise _refuse(str(exc)) from None
+        raise refuse(str(exc)) from None
     except ValueError:
-        raise _refuse("the body must be a JSON object") from None
+        raise refuse("the body must be a JSON object") from None
     try:
-        dep = await _db(request, lambda db: _deployment(change(db, given)), write=True)
+        dep = await in_thread(request, lambda db: _deployment(change(db, given)), write=True)
     except records.DeploymentError as exc:
-        raise _refuse(str(exc)) from None
+        raise refuse(str(exc)) from None
     return web.json_response(dep.model_dump(mode="json"), status=201 if request.method == "POST" else 200)
 
 
-@inject_params.and_request
+@api_handler
 async def add_deployment(
     request: web.Request, device_id: str, /
 ) -> r201[DeploymentOut] | r400[ApiError] | r403[ApiError]:
@@ -321,7 +268,7 @@ async def add_deployment(
     return await _deployment_change(request, lambda db, given: records.add(db, device_id, given, "api"))
 
 
-@inject_params.and_request
+@api_handler
 async def change_deployment(
     request: web.Request, deployment_id: int, /
 ) -> r200[DeploymentOut] | r400[ApiError] | r403[ApiError]:
@@ -334,7 +281,7 @@ async def change_deployment(
     )
 
 
-@inject_params.and_request
+@api_handler
 async def export(
     request: web.Request,
     fmt: ExportFormat,
@@ -352,35 +299,19 @@ async def export(
     scope = ExportScope(
         since=datetime.combine(start, time(), UTC) if start else None,
         until=datetime.combine(end + timedelta(days=1), time(), UTC) if end else None,
-        device=_device(device),
+        device=checked_device(device),
     )
     meta = request.app[CONTEXT].config.dashboard.export
     disposition = {"Content-Disposition": f'attachment; filename="yaguar-{fmt}"'}
     if fmt == "camtrap-dp.zip":
-        body = await _db(request, lambda db: bundle.camtrap_zip(db, meta, scope))
+        body = await in_thread(request, lambda db: bundle.camtrap_zip(db, meta, scope))
         return web.Response(body=body, content_type="application/zip", headers=disposition)
     if fmt == "megadetector.json":
         threshold = megadetector.detection_threshold(request.app[CONTEXT].config.pipeline)
-        body = await _db(request, lambda db: bundle.megadetector_json(db, scope, threshold))
+        body = await in_thread(request, lambda db: bundle.megadetector_json(db, scope, threshold))
         return web.Response(body=body, content_type="application/json", headers=disposition)
-    text = await _db(request, lambda db: bundle.events_csv(db, scope))
+    text = await in_thread(request, lambda db: bundle.events_csv(db, scope))
     return web.Response(text=text, content_type="text/csv", charset="utf-8", headers=disposition)
-
-
-_documents: dict[int, dict[str, Any]] = {}  # per application: its routes do not change once it runs
-
-
-async def openapi(request: web.Request) -> web.Response:
-    """The OpenAPI 3 document of the data API, generated from the handlers above."""
-    spec = _documents.get(id(request.app))
-    if spec is None:
-        spec = generate_oas([request.app], version_spec="1", title_spec="Yaguar station API")
-        spec.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer"}
-        }
-        spec["security"] = [{"bearer": []}]
-        _documents[id(request.app)] = spec
-    return web.json_response(spec)
 
 
 def routes() -> list[web.RouteDef]:
@@ -393,5 +324,4 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/v1/devices/{device_id}/deployments", add_deployment),
         web.put(r"/api/v1/deployments/{deployment_id:\d{1,18}}", change_deployment),
         web.get(r"/api/v1/exports/{fmt:camtrap-dp\.zip|megadetector\.json|events\.csv}", export),
-        web.get("/api/v1/openapi.json", openapi),
     ]

@@ -4,6 +4,7 @@ every field in the OpenAPI document generated from the handlers' annotations."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -98,3 +99,50 @@ class DeploymentList(BaseModel):
 class ApiError(BaseModel):
     error: str
     detail: str
+
+
+class DeviceOut(BaseModel):
+    id: str
+    name: str | None
+    registered: bool = Field(description="added with `yaguar-station devices add`")
+    revoked: bool
+    status: str | None = Field(description="online or offline, from the camera's retained status")
+    status_at: datetime | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    last_heartbeat: dict[str, Any] | None = Field(description="battery, disk, spool, clock, as sent")
+
+
+class DeviceList(BaseModel):
+    items: list[DeviceOut]
+
+
+class MediaOut(BaseModel):
+    id: int
+    device_id: str
+    seq: int = Field(description="the camera's sequence number of the frame")
+    capture_id: str
+    agent_event_id: str = Field(description="the burst the frame belongs to, as the camera named it")
+    burst_index: int
+    burst_size: int
+    trigger: str
+    captured_at: datetime
+    utc_offset_min: int
+    received_at: datetime
+    sha256: str
+    size: int
+    width: int
+    height: int
+    process_state: str
+    process_note: str | None
+    event_id: int | None
+    image_url: str
+
+
+class MediaPage(BaseModel):
+    items: list[MediaOut]
+    next_before_id: int | None = Field(description="pass as before_id for the next (older) page")
+
+
+class Sent(BaseModel):
+    sent: dict[str, Any] = Field(description="the message as published to the camera")

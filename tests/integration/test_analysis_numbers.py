@@ -16,17 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from alembic import command
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.postgres import postgres_cluster
 from yaguar.server.analysis import numbers
 from yaguar.server.analysis.filters import AnalysisFilter, AnalysisFilterError
+from yaguar.server.analysis.heard import HeardDay
 from yaguar.server.dashboard.models import Review
 from yaguar.server.dashboard.users import create_user
 from yaguar.server.deployments import records
-from yaguar.server.schema import upgrade
+from yaguar.server.schema import alembic_config, upgrade
 from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.models import Device, Event, Heartbeat, Media
 
@@ -239,3 +243,31 @@ def test_bad_filters_are_refused(query: dict[str, str], reason: str) -> None:
     with pytest.raises(AnalysisFilterError) as refused:
         AnalysisFilter.from_query(query, today=date(2026, 3, 20))
     assert str(refused.value).startswith(reason)
+
+
+def test_the_hours_heard_are_summed_up_from_rows_stored_before_the_migration(tmp_path: Path) -> None:
+    """Migration e004 fills its day-by-day summary from the heartbeats and frames already stored; the
+    triggers keep it up to date from then on (test_camera_uptime reads it on both databases)."""
+    engine = make_db_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "w001")
+    utc = [datetime(2026, 3, 1, h, m, tzinfo=UTC) for h, m in ((0, 5), (0, 50), (7, 0), (23, 59))]
+    with make_session_factory(engine).begin() as db:
+        db.add(Device(id="cam-a"))
+        for when in utc[:3]:
+            db.add(Heartbeat(device_id="cam-a", sent_at=when, received_at=when, payload={}))
+        db.add(
+            Heartbeat(
+                device_id="cam-a", sent_at=utc[3], received_at=utc[3] + timedelta(minutes=2), payload={}
+            )
+        )
+    upgrade(engine)
+    with make_session_factory(engine)() as db:
+        rows = [(r.device_id, r.day, r.hours) for r in db.scalars(select(HeardDay))]
+    engine.dispose()
+    assert sorted(rows) == [
+        ("cam-a", date(2026, 3, 1), (1 << 0) | (1 << 7)),
+        ("cam-a", date(2026, 3, 2), 1 << 0),
+    ]

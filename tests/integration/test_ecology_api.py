@@ -16,6 +16,7 @@ from tests.support.broker import Broker
 from tests.support.dashboard_web import seed
 from tests.support.prerequisites import station_data
 from tests.support.station import API_TOKEN, station_config
+from yaguar.server.api.schemas import DeviceList, MediaPage
 from yaguar.server.station import Station
 from yaguar.storage.models import Detection, Event
 
@@ -29,7 +30,10 @@ def station(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Station]:
     tokens = [API_TOKEN, f"viewer:{VIEWER}", f"reviewer:{REVIEWER}"]
     with Broker(work / "broker") as broker:
         # running_station's own `http` argument is whether to serve; the section goes in by name here
-        running = Station(station_config(broker, work / "station", http={"api_tokens": tokens})).start()
+        # alerts on (logged only), so their API routes are in the OpenAPI document checked below
+        alerts = {"enabled": True, "rules": [{"name": "people", "categories": ["person"]}]}
+        config = station_config(broker, work / "station", http={"api_tokens": tokens}, alerts=alerts)
+        running = Station(config).start()
         try:
             seed(running.session_factory, running.context.media_root, data, events=20)
             yield running
@@ -167,3 +171,31 @@ def test_openapi_is_generated_from_the_handlers(station: Station) -> None:
         "/api/v1/deployments/{deployment_id}",
         "/api/v1/exports/{fmt}",
     }
+
+
+def test_every_api_route_is_in_the_openapi_document(station: Station) -> None:
+    """Generated from the handlers, old and new: every route under /api/v1 the station serves (the
+    alerts' too), with its method; and a real answer fits the model the document gives for it."""
+    spec = _get(station, "/api/v1/openapi.json").json()
+    served = set()
+    for route in station.app().router.routes():
+        path = route.resource.canonical if route.resource else ""
+        if path.startswith("/api/v1/") and route.method != "HEAD":
+            served.add((route.method.lower(), path))
+    documented = {(method, path) for path, methods in spec["paths"].items() for method in methods}
+    assert ("get", "/api/v1/alerts") in served and ("put", "/api/v1/devices/{device_id}/config") in served
+    assert served - documented == set(), "routes missing from the OpenAPI document"
+    media = spec["paths"]["/api/v1/media"]["get"]
+    assert "newest first" in media["description"] and "MediaPage" in str(media["responses"]["200"])
+    MediaPage.model_validate(_get(station, "/api/v1/media", limit=2).json())
+    DeviceList.model_validate(_get(station, "/api/v1/devices").json())
+
+
+def test_old_handlers_refuse_bad_parameters_in_the_api_s_json_shape(station: Station) -> None:
+    for params in ({"limit": "many"}, {"limit": 0}, {"before_id": 2**70}, {"since": "2026-11-01T00:00:00"}):
+        refused = _get(station, "/api/v1/media", **params)
+        assert refused.status_code == 400, params
+        assert refused.json()["error"] == "bad_request" and refused.json()["detail"], params
+    bad_command = _send(station, "POST", "/api/v1/devices/cam-01/command", {"id": "c1", "command": "explode"})
+    assert bad_command.status_code == 400 and "command" in bad_command.json()["detail"]
+    assert _get(station, "/api/v1/media/..%2Fetc/image").status_code == 404
