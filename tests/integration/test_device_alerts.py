@@ -1,23 +1,46 @@
-"""Device alerts through the real outbox and sender on a real SQLite file, Twilio's API faked on
-127.0.0.1: a camera going silent gives one offline alert and one "back" message; battery, spool, disk and
+"""Device alerts through the real outbox and sender on a real SQLite file and a throwaway PostgreSQL
+cluster, Twilio's API faked on 127.0.0.1: a camera going silent gives one offline alert and one "back" message; battery, spool, disk and
 clock troubles alert once per cooldown; a storm of 50 silent cameras is one grouped message."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import create_engine, update
 
 from tests.support.alert_harness import Clock, Harness, alerts_config
 from tests.support.fake_twilio import FakeTwilio
+from tests.support.postgres import postgres_cluster
 from yaguar.alerts.deliveries import DeliveryPlanner
 from yaguar.alerts.device_watch import DeviceWatch
 from yaguar.server.device_alerts import DeviceWatchLoop
 from yaguar.storage.models import Device, Heartbeat
 
 DEVICES = {"offline_after_s": 600, "cooldown_s": 3600, "storm_min_cameras": 5}
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both databases; on PostgreSQL one cluster for the module and a new database for each test."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'station.db'}"
+    url: str = request.getfixturevalue("postgres")
+    name = f"alerts_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    return f"{url.rsplit('/', 1)[0]}/{name}"
 
 
 @pytest.fixture
