@@ -3,7 +3,6 @@ uptime, each filtered by period, camera and species, each with its CSV (``?forma
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +13,9 @@ from aiohttp import web
 from markupsafe import Markup
 from sqlalchemy.orm import Session
 
-from yaguar.server.dashboard.core import Dashboard, dashboard_of
+from yaguar.server.dashboard.core import dashboard_of
 from yaguar.server.dashboard.guard import requires
-from yaguar.server.dashboard.queries import filter_choices
+from yaguar.server.dashboard.pages_feed import cached_choices
 from yaguar.server.dashboard.refusal import N_
 from yaguar.server.dashboard.species import common_name
 
@@ -25,8 +24,6 @@ from .cache import ResultCache
 from .filters import AnalysisFilter, AnalysisFilterError
 from .tables import Table
 
-log = logging.getLogger(__name__)
-
 PAGES = {
     "species": N_("Species counts"),
     "abundance": N_("Relative abundance"),
@@ -34,7 +31,6 @@ PAGES = {
     "history": N_("Detection history"),
     "uptime": N_("Camera uptime"),
 }
-CHOICES_TTL_S = 30.0
 
 
 @dataclass
@@ -49,22 +45,7 @@ async def _filter(request: web.Request) -> AnalysisFilter:
     try:
         return AnalysisFilter.from_query(request.query)
     except AnalysisFilterError as exc:
-        dash = dashboard_of(request)
-        dash.metrics.refused.labels("bad_input").inc()
-        log.info("analysis filter refused: %s", exc)
-        raise await dash.bad_request(request, exc) from None
-
-
-_choices_cache: dict[int, tuple[float, dict[str, list[str]]]] = {}
-
-
-async def _choices(dash: Dashboard) -> dict[str, list[str]]:
-    cached = _choices_cache.get(id(dash))
-    if cached is not None and time.monotonic() - cached[0] < CHOICES_TTL_S:
-        return cached[1]
-    choices = await dash.read(filter_choices)
-    _choices_cache[id(dash)] = (time.monotonic(), choices)
-    return choices
+        raise await dashboard_of(request).refuse(request, exc, "analysis filter") from None
 
 
 _charts: dict[tuple[Any, ...], Markup] = {}
@@ -191,7 +172,7 @@ def _page_handler(page: str) -> Callable[[web.Request], Any]:
             pages=PAGES,
             flt=flt,
             result=result,
-            choices=await _choices(dash),
+            choices=await cached_choices(request),
             csv_url=f"/analysis/{page}?{flt.query_string(format='csv')}",
         )
 

@@ -14,8 +14,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from yaguar.storage.base import Base, UTCDateTime, utcnow
 from yaguar.storage.models import Detection, Media
 
-from .auth import FORM_KEY
-from .core import dashboard_of
+from .core import posted
 from .guard import requires
 from .queries import CATEGORIES
 from .refusal import N_, RefusalError
@@ -69,11 +68,8 @@ def latest_box_reviews(db: Session, detection_ids: list[int]) -> dict[int, BoxRe
 
 @requires("reviewer")
 async def review_box(request: web.Request) -> web.StreamResponse:
-    dash = dashboard_of(request)
+    dash, user, form = await posted(request)
     detection_id = int(request.match_info["detection_id"])
-    user = await dash.current_user(request)
-    assert user is not None  # requires() let us in
-    form = request[FORM_KEY]
 
     def store(db: Session) -> int | None:
         detection = db.get(Detection, detection_id)
@@ -87,9 +83,7 @@ async def review_box(request: web.Request) -> web.StreamResponse:
     try:
         event_id = await dash.write(store)
     except BoxReviewError as exc:
-        dash.metrics.refused.labels("bad_input").inc()
-        log.info("review of box %d by %s refused: %s", detection_id, user.username, exc)
-        raise await dash.bad_request(request, exc) from None
+        raise await dash.refuse(request, exc, f"review of box {detection_id} by {user.username}") from None
     if event_id is None:
         raise web.HTTPNotFound(text="no such box")
     dash.metrics.reviews.labels("box").inc()

@@ -13,11 +13,12 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp_session import get_session
 from markupsafe import Markup, escape
+from multidict import MultiDictProxy
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.orm import Session
 
 from ..context import StationContext
-from .auth import USER_KEY, CurrentUser, csrf_token
+from .auth import FORM_KEY, USER_KEY, CurrentUser, csrf_token
 from .i18n import LANGUAGES, load_translations, make_environments
 from .live import LiveFeed
 from .models import User
@@ -258,9 +259,23 @@ class Dashboard:
         page = await self.render(request, "error.html", status=400, reason="bad_input", detail=detail)
         return web.HTTPBadRequest(text=page.text, content_type="text/html", headers=PAGE_HEADERS)
 
+    async def refuse(self, request: web.Request, refusal: RefusalError, what: str) -> web.HTTPBadRequest:
+        """A refused input counted, logged (``what`` says whose) and answered: the 400 to raise."""
+        self.metrics.refused.labels("bad_input").inc()
+        log.info("%s refused: %s", what, refusal)
+        return await self.bad_request(request, refusal)
+
 
 DASHBOARD_KEY = web.AppKey("yaguar_dashboard", Dashboard)
 
 
 def dashboard_of(request: web.Request) -> Dashboard:
     return request.app[DASHBOARD_KEY]
+
+
+async def posted(request: web.Request) -> tuple[Dashboard, CurrentUser, MultiDictProxy[str | bytes | Any]]:
+    """For a form handler behind ``requires``: the dashboard, the user let in, and the checked form."""
+    dash = dashboard_of(request)
+    user = await dash.current_user(request)
+    assert user is not None  # requires() let us in
+    return dash, user, request[FORM_KEY]

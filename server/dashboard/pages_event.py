@@ -13,9 +13,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from yaguar.storage.models import Device, Event, Media
 
-from .auth import FORM_KEY
 from .box_review import BoxReview, latest_box_reviews
-from .core import dashboard_of
+from .core import dashboard_of, posted
 from .guard import requires
 from .models import REVIEW_ACTIONS, Review
 from .pages_clip import ClipView, clip_of
@@ -115,11 +114,8 @@ def parse_review(form: Any, event: Event) -> dict[str, Any]:
 
 @requires("reviewer")
 async def review_submit(request: web.Request) -> web.StreamResponse:
-    dash = dashboard_of(request)
+    dash, user, form = await posted(request)
     event_id = int(request.match_info["event_id"])
-    user = await dash.current_user(request)
-    assert user is not None  # requires() let us in
-    form = request[FORM_KEY]
 
     def store(db: Session) -> str | None:
         event = db.get(Event, event_id)
@@ -132,9 +128,7 @@ async def review_submit(request: web.Request) -> web.StreamResponse:
     try:
         action = await dash.write(store)
     except ReviewError as exc:
-        dash.metrics.refused.labels("bad_input").inc()
-        log.info("review of event %d by %s refused: %s", event_id, user.username, exc)
-        raise await dash.bad_request(request, exc) from None
+        raise await dash.refuse(request, exc, f"review of event {event_id} by {user.username}") from None
     if action == "missing":
         raise web.HTTPNotFound(text="no such event")
     dash.metrics.reviews.labels(action).inc()

@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 CHOICES_TTL_S = 30.0  # the camera and species lists change rarely; no need to read them on every view
 
 
-async def _choices(request: web.Request) -> dict[str, list[str]]:
+async def cached_choices(request: web.Request) -> dict[str, list[str]]:
+    """The cameras and species the filters offer (the feed's and the analysis pages')."""
     dash = dashboard_of(request)
     cached = dash.choices_cache
     if cached is not None and time.monotonic() - cached[0] < CHOICES_TTL_S:
@@ -31,10 +32,7 @@ async def _parse(request: web.Request) -> FeedFilter:
     try:
         return FeedFilter.from_query(request.query)
     except FilterError as exc:
-        dash = dashboard_of(request)
-        dash.metrics.refused.labels("bad_input").inc()
-        log.info("feed filter refused: %s", exc)
-        raise await dash.bad_request(request, exc) from None
+        raise await dashboard_of(request).refuse(request, exc, "feed filter") from None
 
 
 @requires("viewer")
@@ -49,16 +47,14 @@ async def feed(request: web.Request) -> web.StreamResponse:
     try:
         page = await dash.read(load)
     except FilterError as exc:
-        dash.metrics.refused.labels("bad_input").inc()
-        log.info("feed cursor refused: %s", exc)
-        raise await dash.bad_request(request, exc) from None
+        raise await dash.refuse(request, exc, "feed cursor") from None
     next_url = f"/?{flt.query_string(before=page.next_cursor)}" if page.next_cursor else None
     return await dash.render(
         request,
         "feed.html",
         page=page,
         flt=flt,
-        choices=await _choices(request),
+        choices=await cached_choices(request),
         categories=CATEGORIES,
         review_states=REVIEW_STATES,
         next_url=next_url,

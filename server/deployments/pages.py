@@ -12,8 +12,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from yaguar.server.dashboard.auth import FORM_KEY
-from yaguar.server.dashboard.core import dashboard_of
+from yaguar.server.dashboard.core import dashboard_of, posted
 from yaguar.server.dashboard.guard import requires
 from yaguar.server.dashboard.refusal import N_
 from yaguar.storage.base import utcnow
@@ -116,10 +115,7 @@ def form_values(form: Any, offset_min: int) -> dict[str, Any]:
 
 
 async def _change(request: web.Request, device_id: str, change: Any, what: str) -> web.StreamResponse:
-    dash = dashboard_of(request)
-    user = await dash.current_user(request)
-    assert user is not None  # requires() let us in
-    form = request[FORM_KEY]
+    dash, user, form = await posted(request)
 
     def store(db: Session) -> int | None:
         if db.get(Device, device_id) is None:
@@ -129,9 +125,7 @@ async def _change(request: web.Request, device_id: str, change: Any, what: str) 
     try:
         dep_id = await dash.write(store)
     except DeploymentError as exc:
-        dash.metrics.refused.labels("bad_input").inc()
-        log.info("%s of %s by %s refused: %s", what, device_id, user.username, exc)
-        raise await dash.bad_request(request, exc) from None
+        raise await dash.refuse(request, exc, f"{what} of {device_id} by {user.username}") from None
     if dep_id is None:
         raise web.HTTPNotFound(text="no such camera")
     log.info("%s: camera %s, deployment %s, by %s", what, device_id, dep_id, user.username)
