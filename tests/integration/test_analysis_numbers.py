@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -252,7 +253,7 @@ def test_the_hours_heard_are_summed_up_from_rows_stored_before_the_migration(tmp
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "w001")
+        command.upgrade(cfg, str(ScriptDirectory.from_config(cfg).get_revision("e004").down_revision))
     utc = [datetime(2026, 3, 1, h, m, tzinfo=UTC) for h, m in ((0, 5), (0, 50), (7, 0), (23, 59))]
     with make_session_factory(engine).begin() as db:
         db.add(Device(id="cam-a"))

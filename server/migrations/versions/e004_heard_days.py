@@ -7,14 +7,14 @@ that rebuilds the heartbeats or media table (batch mode "move and copy") drops i
 migration must create it again (``_sqlite_trigger``).
 
 Revision ID: e004
-Revises: w001
+Revises: d003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "e004"
-down_revision = "w001"
+down_revision = "d003"
 branch_labels = None
 depends_on = None
 
