@@ -67,6 +67,11 @@ class OutputSpec(_Strict):
 
 class LabelSpec(_Strict):
     file: str | None = Field(default=None, description="labels file beside the model, one label a line")
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="where `models fetch` gets the file"
+    )
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$", description="checksum of the file")
+    sha256_from: str | None = Field(default=None, max_length=200, description="where the sha256 comes from")
     names: list[str] | None = Field(default=None, description="labels inline, in output order")
     table: Literal["coco", "imagenet", "inat", "megadetector", "none"] = Field(
         default="none",
@@ -83,6 +88,8 @@ class LabelSpec(_Strict):
     def _one_source(self) -> LabelSpec:
         if (self.file is None) == (self.names is None):
             raise ValueError("labels: give exactly one of 'file' or 'names'")
+        if self.file is None and (self.url or self.sha256):
+            raise ValueError("labels: 'url' and 'sha256' go with 'file'")
         return self
 
 

@@ -31,6 +31,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     fetch.add_argument("name")
     fetch.add_argument("--url", default=None, help="download from here instead of the manifest's URL")
     fetch.add_argument(
+        "--labels-url", default=None, help="the labels file from here instead of the manifest's URL"
+    )
+    fetch.add_argument(
         "--mirror", default=None, help="a local copy of the upstream folder: files by the same names"
     )
     fetch.add_argument(
@@ -78,6 +81,7 @@ def run_models(args: argparse.Namespace) -> int:
         return 2
     try:
         path = fetch_model(manifest, url, model_dir, progress=not args.no_progress)
+        labels = _fetch_labels_for(manifest, model_dir, args)
     except FetchError as exc:
         log.error("%s", exc)
         print(f"yaguar models: {exc}")
@@ -87,7 +91,34 @@ def run_models(args: argparse.Namespace) -> int:
         if manifest.sha256
         else f"{manifest.ident}: {path}"
     )
+    if labels:
+        print(f"{manifest.ident}: {labels}")
     return 0
+
+
+def _fetch_labels_for(manifest: Manifest, model_dir: Path, args: argparse.Namespace) -> str:
+    """The labels file beside the model: from --labels-url, the mirror, or the manifest. A model fetched
+    from a URL of one's own (--url) takes its labels from one's own place too, never from upstream."""
+    spec = manifest.labels
+    if spec.file is None:
+        return ""
+    url = args.labels_url or (f"{args.mirror.rstrip('/')}/{spec.file}" if args.mirror else None)
+    if url is None and args.url is None:
+        url = spec.url
+    target = Path(model_dir) / spec.file
+    if url is None:
+        if target.is_file():
+            return f"labels {target} already there"
+        return f"labels {spec.file} not fetched: give --labels-url (the manifest names no download)"
+    path = fetch_labels(manifest, url, model_dir, progress=not args.no_progress)
+    return f"labels {path} ready" + (" (sha256 verified)" if spec.sha256 else "")
+
+
+def fetch_labels(manifest: Manifest, url: str, model_dir: Path, progress: bool = True) -> Path:
+    """The manifest's labels file into the model folder, verified like the model file."""
+    spec = manifest.labels
+    assert spec.file is not None, "a manifest with inline labels has no labels file"
+    return _fetch_verified(url, Path(model_dir) / spec.file, spec.sha256, progress, timeout=30)
 
 
 def _install_converted(manifest: Manifest, model_dir: Path, args: argparse.Namespace) -> int:
@@ -160,25 +191,44 @@ def _verify(model_dir: Path, extra: list[Path] | None, names: list[str]) -> int:
         else:
             print(f"{manifest.ident}: MISMATCH, {file.name} is not the file the manifest names")
             bad += 1
+        bad += _verify_labels(manifest, model_dir)
     return 1 if bad else 0
+
+
+def _verify_labels(manifest: Manifest, model_dir: Path) -> int:
+    """Check the labels file beside a present model; 1 when it is missing or not the manifest's."""
+    spec = manifest.labels
+    if spec.file is None:
+        return 0
+    path = Path(model_dir) / spec.file
+    if not path.is_file():
+        print(f"{manifest.ident}: MISSING labels {path} (yaguar models fetch {manifest.name})")
+        return 1
+    if spec.sha256 is None:
+        return 0
+    if file_sha256(path) != spec.sha256:
+        print(f"{manifest.ident}: MISMATCH, labels {spec.file} are not the file the manifest names")
+        return 1
+    print(f"{manifest.ident}: labels OK, sha256 {spec.sha256_from or 'as the manifest gives it'}")
+    return 0
 
 
 def fetch_model(
     manifest: Manifest, url: str, model_dir: Path, progress: bool = True, timeout: float = 30
 ) -> Path:
-    """Download into ``<file>.part``, resuming what an earlier try left; verify; then move into place."""
     model_dir.mkdir(parents=True, exist_ok=True)
-    target = manifest.model_path(model_dir)
-    if target.is_file() and manifest.sha256 and file_sha256(target) == manifest.sha256:
+    return _fetch_verified(url, manifest.model_path(model_dir), manifest.sha256, progress, timeout)
+
+
+def _fetch_verified(url: str, target: Path, sha256: str | None, progress: bool, timeout: float) -> Path:
+    """Download into ``<file>.part``, resuming what an earlier try left; verify; then move into place.
+    A file already there with the right checksum is kept."""
+    if target.is_file() and sha256 and file_sha256(target) == sha256:
         return target
     part = target.with_name(target.name + ".part")
-    download(url, part, progress, manifest.file, timeout)
-    return _finish(manifest, part, target)
-
-
-def _finish(manifest: Manifest, part: Path, target: Path) -> Path:
-    if manifest.sha256 and file_sha256(part) != manifest.sha256:
+    download(url, part, progress, target.name, timeout)
+    if sha256 and file_sha256(part) != sha256:
         part.unlink()
-        raise FetchError(f"{manifest.file}: downloaded file does not match the manifest's sha256; removed it")
+        raise FetchError(f"{target.name}: downloaded file does not match the manifest's sha256; removed it")
     part.replace(target)
     return target

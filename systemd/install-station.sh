@@ -70,7 +70,7 @@ for name in $models; do
     "$bin/yaguar" models --model-dir "$var/models" fetch "$name" --no-progress
   fi
 done
-# Labels files that no manifest has a URL for (e.g. coco80.names) come from the mirror too.
+# With a mirror the labels files come from it too (fetch --url takes nothing from upstream).
 if [ -n "${YAGUAR_MODEL_BASE_URL:-}" ]; then
   # shellcheck disable=SC2086
   "$bin/python" - "$var/models" "$YAGUAR_MODEL_BASE_URL" $models <<'EOF'

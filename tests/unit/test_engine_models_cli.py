@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from yaguar.engine.cli import main
-from yaguar.engine.manifest import MANIFEST_DIR, load_manifest
+from yaguar.engine.manifest import MANIFEST_DIR, Manifest, all_manifests, file_sha256, load_manifest
 from yaguar.engine.models_cli import FetchError, fetch_model
 
 
@@ -158,3 +158,47 @@ def test_invalid_manifest_is_listed_not_fatal(tmp_path: Path, capsys: pytest.Cap
     assert (
         main(["models", "--model-dir", str(tmp_path), "--manifest-dir", str(extra), "verify", "broken"]) == 1
     )
+
+
+def test_every_coco_labels_file_has_a_verified_download(models_dir: Path) -> None:
+    """The manifests naming coco80.names give its upstream URL and the checksum of the copy we test with."""
+    ours = file_sha256(models_dir / "coco80.names")
+    named = [m for _, m in all_manifests() if isinstance(m, Manifest) and m.labels.file == "coco80.names"]
+    assert {m.name for m in named} >= {"yolox_nano", "fastestdet"}
+    for manifest in named:
+        assert manifest.labels.url and manifest.labels.url.startswith("https://")
+        assert manifest.labels.sha256 == ours, manifest.name
+
+
+def test_fetch_brings_the_labels_file_and_verify_checks_it(
+    tmp_path: Path, models_dir: Path, model_bytes: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    labels = (models_dir / "coco80.names").read_bytes()
+    model_server, labels_server, wrong_server = (
+        ModelServer(model_bytes),
+        ModelServer(labels),
+        ModelServer(labels.replace(b"motorbike", b"motorcycle")),
+    )
+    model_dir = tmp_path / "models"
+    fetch = ["models", "--model-dir", str(model_dir), "fetch", "yolox_nano", "--no-progress"]
+    try:
+        # A file of one's own (--url) never takes its labels from upstream: it says so instead.
+        assert main([*fetch, "--url", model_server.url]) == 0
+        assert "labels coco80.names not fetched: give --labels-url" in capsys.readouterr().out
+        assert main([*fetch, "--url", model_server.url, "--labels-url", wrong_server.url]) == 1
+        assert "coco80.names: downloaded file does not match" in capsys.readouterr().out
+        assert sorted(p.name for p in model_dir.iterdir()) == ["yolox_nano.onnx"]  # nothing half-made
+        assert main([*fetch, "--url", model_server.url, "--labels-url", labels_server.url]) == 0
+        assert "coco80.names ready (sha256 verified)" in capsys.readouterr().out
+    finally:
+        for server in (model_server, labels_server, wrong_server):
+            server.close()
+    assert (model_dir / "coco80.names").read_bytes() == labels
+    assert main(["models", "--model-dir", str(model_dir), "verify", "yolox_nano"]) == 0
+    assert "yolox_nano@0.1.1: labels OK, sha256 recorded by Yaguar" in capsys.readouterr().out
+    (model_dir / "coco80.names").write_text("person\nanimal\n")
+    assert main(["models", "--model-dir", str(model_dir), "verify", "yolox_nano"]) == 1
+    assert "MISMATCH, labels coco80.names" in capsys.readouterr().out
+    (model_dir / "coco80.names").unlink()
+    assert main(["models", "--model-dir", str(model_dir), "verify", "yolox_nano"]) == 1
+    assert "MISSING labels" in capsys.readouterr().out
