@@ -131,10 +131,10 @@ def diel(db: Session, flt: AnalysisFilter, species: str) -> Diel:
     circular kernel density, and split into day and night by the sun at the camera."""
     cams = effort(db, flt)
     specific = AnalysisFilter(flt.start, flt.end, flt.camera, species)
-    rows = grouped(db, specific, "device", "clock")
-    devices = [str(row[0]) for row in rows]
-    clock = np.array([int(row[1]) for row in rows], dtype=np.int64)
-    counts = np.array([int(row[2]) for row in rows], dtype=np.int64)
+    columns = list(zip(*grouped(db, specific, "device", "clock"), strict=True)) or [(), (), (), ()]
+    devices, clocks, events, _individuals = columns
+    clock = np.array(clocks, dtype=np.int64)
+    counts = np.array(events, dtype=np.int64)
     minutes = clock % 1440
     hourly = np.bincount(minutes // 60, weights=counts, minlength=24)
     fine = np.bincount(minutes * DENSITY_BINS // 1440, weights=counts, minlength=DENSITY_BINS)

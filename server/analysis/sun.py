@@ -57,13 +57,13 @@ def split_day_night(
     A year has tens of thousands of rows but few places: cameras that stood in one place all along
     share the sun of their rounded place, computed once per day; only a camera that moved looks up its
     position day by day. The comparisons run over whole arrays."""
-    places = {dev: _place(cams.get(dev)) for dev in set(devices)}
-    rows: dict[Place | str | None, list[int]] = {}
-    for i, dev in enumerate(devices):
-        rows.setdefault(places[dev], []).append(i)
+    names, camera_of_row = np.unique(np.asarray(devices, dtype=str), return_inverse=True)
+    cameras_at: dict[Place | str | None, list[int]] = {}
+    for number, name in enumerate(names.tolist()):
+        cameras_at.setdefault(_place(cams.get(name)), []).append(number)
     day = night = unplaced = 0
-    for key, where in rows.items():
-        index = np.array(where)
+    for key, cameras in cameras_at.items():
+        index = np.flatnonzero(np.isin(camera_of_row, cameras))
         if key is None:
             unplaced += int(counts[index].sum())
             continue
