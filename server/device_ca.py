@@ -129,6 +129,10 @@ class StationCA:
             return {}
         return json.loads(self.index_file.read_text())
 
+    def issued(self) -> list[str]:
+        """The common names holding a client certificate that is not revoked."""
+        return sorted(name for name, entry in self._index().items() if not entry["revoked"])
+
     def _save_index(self, index: dict[str, IndexEntry]) -> None:
         write_public(self.index_file, json.dumps(index, indent=1, sort_keys=True).encode())
 

@@ -130,7 +130,10 @@ DOWN = ("ack", "config", "command")  # station -> camera: in over a bridge
 
 
 def site_users(config: DevicesConfig) -> list[str]:
-    return sorted(user for user in read_password_file(config.password_file) if user.startswith(SITE_PREFIX))
+    """The sites' bridge users: with a password, or with a client certificate that is not revoked."""
+    with_password = {u for u in read_password_file(config.password_file) if u.startswith(SITE_PREFIX)}
+    with_certificate = {n for n in StationCA(config.ca_dir).issued() if n.startswith(SITE_PREFIX)}
+    return sorted(with_password | with_certificate)
 
 
 def render_site_acl(users: list[str]) -> str:
