@@ -51,6 +51,12 @@ class OpenCLOptions(Section):
         description="cl_khr_integer_dot_product: None as the device reports it, False never, "
         "True required (refused on a device without it)",
     )
+    batch_part: int = Field(
+        default=0,
+        ge=0,
+        le=1024,
+        description="images per part when a batch runs in parts (CPU devices); 0: what fits the cache",
+    )
 
 
 class AutoOptions(Section):

@@ -70,12 +70,16 @@ def test_yolox_nano_same_detections(models_dir: Path, images: Path, cache_dir: P
     assert same_detections(dets, ref_dets, box_tol=1.0)
 
 
-def test_fastestdet_same_detections_batch2(models_dir: Path, images: Path, cache_dir: Path) -> None:
-    """Batch 2 re-plans the batch-1 export (its channel shuffle bakes the batch into Reshape)."""
+@pytest.mark.parametrize("batch_part", [0, 2])
+def test_fastestdet_same_detections_batch2(
+    models_dir: Path, images: Path, cache_dir: Path, batch_part: int
+) -> None:
+    """Batch 2 re-plans the batch-1 export (its channel shuffle bakes the batch into Reshape); with
+    batch_part 0 a CPU device runs it as two parts of one image (split.py), with 2 as one batch."""
     from yaguar.engine.backends.opencl import OpenCLBackend
 
     path = models_dir / "fastestdet.onnx"
-    be = OpenCLBackend(path, {"cache_dir": cache_dir})
+    be = OpenCLBackend(path, {"cache_dir": cache_dir, "batch_part": batch_part})
     frames = [
         cv2.resize(cv2.imread(str(images / "classic" / name)), (352, 352))
         for name in ("dog.jpg", "horses.jpg")

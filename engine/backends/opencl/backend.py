@@ -12,9 +12,10 @@ from ..base import Backend, BackendError, ModelSource, TensorInfo
 from ..options import OpenCLOptions, OptionsInput, options_as
 from .autotune import TuneCache, tune_plan
 from .executor import KernelTime, Plan
-from .frontend import read_model
+from .frontend import load, read_model
 from .program_cache import default_cache_dir
 from .runtime import open_runtime
+from .split import SplitPlan, part_size, splittable
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ class OpenCLBackend(Backend):
         self.integer_dot = self._integer_dot_product()
         self._fallbacks_logged: set[str] = set()
         self._tune_cache = TuneCache(cache_dir, self.runtime)
-        self._plans: dict[int, Plan] = {}
-        base = self._plan(None)  # compiles the model's own batch now: unsupported ops fail at load
+        self._plans: dict[int, Plan | SplitPlan] = {}
+        base = self._base_plan()  # compiles the model's own batch now: unsupported ops fail at load
         self._model_batch = base.batch
         self._inputs = [
             TensorInfo(n, base.graph.values[n].shape, self._input_dtype(n)) for n in base.graph.inputs
@@ -49,9 +50,11 @@ class OpenCLBackend(Backend):
                 return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
         return np.dtype(np.float32)
 
-    def _plan(self, batch: int | None) -> Plan:
+    def _plan(self, batch: int | None) -> Plan | SplitPlan:
         key = batch if batch is not None else -1
         plan = self._plans.get(key)
+        if plan is None and batch is not None:
+            plan = self._split_plan(batch)
         if plan is None:
             plan = Plan(
                 self._model,
@@ -101,7 +104,31 @@ class OpenCLBackend(Backend):
                     op,
                 )
 
-    def plan_for(self, feeds: dict[str, np.ndarray]) -> Plan:
+    def _base_plan(self) -> Plan:
+        """The plan of the model's own batch (never split)."""
+        plan = self._plan(None)
+        assert isinstance(plan, Plan)
+        return plan
+
+    def _split_plan(self, batch: int) -> SplitPlan | None:
+        """A plan that runs ``batch`` in parts (split.py), when the device wants parts and the model
+        allows them; None to plan the whole batch at once."""
+        base = self._base_plan()
+        per_image = base.mem.size * base.store_dtype.itemsize // max(base.batch, 1)
+        part = part_size(batch, per_image, self.runtime.device, self.options.batch_part)
+        if part >= batch:
+            return None
+        part_plan = self._plan(part)
+        if not isinstance(part_plan, Plan) or not splittable(load(self._model, batch), part_plan):
+            log.info(
+                "batch %d of %s runs whole: its outputs do not split by image", batch, self.model_path.name
+            )
+            return None
+        plan = SplitPlan(part_plan, batch)
+        self._plans[batch] = plan
+        return plan
+
+    def plan_for(self, feeds: dict[str, np.ndarray]) -> Plan | SplitPlan:
         first = self._inputs[0]
         if first.name not in feeds:
             raise BackendError(f"missing input {first.name!r}")

@@ -29,6 +29,20 @@ def epilogue_args(lw: Lowerer, node: Node) -> list:
     return [acts, ap, q, None, np.int32(0), np.int32(0)]
 
 
+def epilogue_defines(node: Node) -> dict[str, int]:
+    """The epilogue's shape as build defines (common.cl's EPI_STATIC): which activations, whether
+    fake-quant and a residual follow. Its numbers (activation parameters, scales) stay arguments."""
+    f = node.fused
+    return {
+        "EPI_STATIC": 1,
+        "EPI_ACT1": f.get("act1", (0,))[0],
+        "EPI_ACT2": f.get("act2", (0,))[0],
+        "EPI_FQ1": int("fq1" in f),
+        "EPI_FQ2": int("fq2" in f),
+        "EPI_RES": int(bool(f.get("residual"))),
+    }
+
+
 def default_tiles(kind: str, cout_g: int, width: int, batch: int = 1) -> dict[str, int]:
     """Measured on PoCL (AVX2, FMA): a 1x1 work-item keeps its 24-pixel column of X in L1 and walks
     every output-channel block (CO_INNER) with 4 x 3 float8 accumulators (12 of the 16 ymm
@@ -99,6 +113,7 @@ class ConvLayer:
         self.y_args = list(lw.addr(y))
         self.bias_buf = lw.const_buffer(bias)
         self.epi = epilogue_args(lw, node)
+        self.epi_defines = epilogue_defines(node)
         self.weights: dict[int, cl.Buffer] = {}  # by layout (weight_key): built once each
         if self.groups == self.cin == self.cout and self.cin_g == 1:
             # without dilation a work-item can compute whole output rows (the _full variant)
@@ -109,6 +124,9 @@ class ConvLayer:
             self.kind, self.width = "general", self.wo
         self.signature = (f"{self.kind}:{self.n}x{self.cin}x{self.h}x{self.w}->{self.cout}x{self.ho}x{self.wo}"
                           f":k{self.kh}x{self.kw}s{self.sy}{self.sx}g{self.groups}")  # fmt: skip
+
+    def kernel(self, file: str, entry: str, defines: dict[str, int]) -> cl.Kernel:
+        return self.lw.kernel(file, entry, {**defines, **self.epi_defines})
 
     def weight_key(self, t: Tile) -> int:
         """Which weight layout tile ``t`` reads: one for depthwise, one per BM for the local-memory
@@ -141,9 +159,9 @@ class ConvLayer:
         args = [*self.x_args, wbuf, self.bias_buf, *self.y_args, *map(np.int32, dims), *self.epi]
         name = f"conv2d_dw[k{self.kh}s{self.sx}]"
         if t.get("FULL"):  # whole rows per work-item (no dilation)
-            k = self.lw.kernel("conv2d_dw", "conv2d_dw_full", {**defs, "SY": self.sy})
+            k = self.kernel("conv2d_dw", "conv2d_dw_full", {**defs, "SY": self.sy})
             return k, args, (cdiv(self.ho, rows), self.cout, self.n), name
-        k = self.lw.kernel("conv2d_dw", "conv2d_dw", defs)
+        k = self.kernel("conv2d_dw", "conv2d_dw", defs)
         gsize = (cdiv(self.wo, 8 * t["NV"]), self.ho, self.n * self.cout)
         return k, args, gsize, name
 
@@ -155,7 +173,7 @@ class ConvLayer:
             plain[:, : self.cout] = self.weight.reshape(self.cout, self.cin).T
             self.weights[-t["BM"]] = self.lw.const_buffer(plain)
         defs = {"TM": t["TM"], "BM": t["BM"], "BN": t["BN"], "BK": t["BK"]}
-        k = self.lw.kernel("conv2d_1x1_lmem", "conv2d_1x1_lmem", defs)
+        k = self.kernel("conv2d_1x1_lmem", "conv2d_1x1_lmem", defs)
         hw = self.ho * self.wo
         args = [*self.x_args, self.weights[-t["BM"]], self.bias_buf, np.int32(co_pad), *self.y_args,
                 np.int32(self.cin), np.int32(self.cout), np.int32(hw), *self.epi]  # fmt: skip
@@ -177,7 +195,7 @@ class ConvLayer:
         head = [*self.x_args, self.weights[tm], self.bias_buf, np.int32(co_pad), *self.y_args]
         if self.kind == "1x1":
             inner = t.get("CO_INNER", 0)
-            k = self.lw.kernel("conv2d_1x1", "conv2d_1x1", {"TM": tm, "NV": t["NV"], "CO_INNER": inner})
+            k = self.kernel("conv2d_1x1", "conv2d_1x1", {"TM": tm, "NV": t["NV"], "CO_INNER": inner})
             hw = self.ho * self.wo
             args = [*head, np.int32(self.cin), np.int32(self.cout), np.int32(hw), *self.epi]
             blocks = 1 if inner else cdiv(self.cout, tm)
@@ -191,7 +209,7 @@ class ConvLayer:
             "DY": self.dy,
             "DX": self.dx,
         }
-        k = self.lw.kernel("conv2d", "conv2d", defs)
+        k = self.kernel("conv2d", "conv2d", defs)
         dims = (
             self.cin_g,
             self.cout_g,
