@@ -108,16 +108,19 @@ def rx580_ms(flops: float, nbytes: float) -> float:
     return max(flops / RX580_FLOPS, nbytes / RX580_BYTES) * 1000
 
 
-def timed(fn, repeats: int) -> tuple[float, float]:
-    """(best, median) wall milliseconds over ``repeats`` runs after a warm-up. The best is what
-    we compare: on a machine shared with other jobs it is the least disturbed estimate of both."""
-    fn()  # warm-up: first-run allocations, PoCL kernel specialisation
-    times = []
+def timed(fns, repeats: int) -> list[tuple[float, float]]:
+    """(best, median) wall milliseconds of each function over ``repeats`` rounds after a warm-up.
+    The functions take turns within each round, so load from other jobs on a shared machine falls
+    on all of them alike; the best is what we compare, the least disturbed estimate of each."""
+    for fn in fns:
+        fn()  # warm-up: first-run allocations, PoCL kernel specialisation
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1000, statistics.median(times) * 1000
+        for fn, spent in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - t)
+    return [(min(t) * 1000, statistics.median(t) * 1000) for t in times]
 
 
 def main() -> int:
@@ -158,6 +161,7 @@ def main() -> int:
     names = [n for n in args.models.split(",") if where[n] is not None]
     missing = sorted(set(args.models.split(",")) - set(names))
     rows, tables, unsupported = [], [], []
+    started, load_before = time.strftime("%H:%M:%S UTC", time.gmtime()), os.getloadavg()[0]
     workdir = tempfile.TemporaryDirectory()  # the re-batched copies onnxruntime loads
     jobs = [(name, b) for name in names for b in batches]
     for name, batch in tqdm(jobs, desc="benchmark", unit="case"):
@@ -180,7 +184,7 @@ def main() -> int:
         ref, got = default.run(None, feeds)[0], ocl.run(feeds)[0]
         diff = float(np.abs(ref.astype(np.float64) - got.astype(np.float64)).max())
         runners = (partial(default.run, None, feeds), partial(station.run, feeds), partial(ocl.run, feeds))
-        times = [timed(fn, repeats) for fn in runners]
+        times = timed(runners, repeats)
         row = (name, batch, *(t / batch for pair in times for t in pair), diff)
         rows.append(row)
         tqdm.write(
@@ -199,6 +203,11 @@ def main() -> int:
         tables.append((name, batch, len(prof), sorted(per.items(), key=lambda kv: -kv[1][0])))
 
     print(f"\nOpenCL device: {ocl.describe()}" if rows else "\nnothing ran")
+    # the machine may be shared: the load says how much the figures below were disturbed
+    print(
+        f"run {started} to {time.strftime('%H:%M:%S UTC', time.gmtime())}, load average (1 min) "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
     for line in unsupported:
         print(f"not on OpenCL: {line}")
     if missing:
@@ -206,7 +215,8 @@ def main() -> int:
     print(
         f"onnxruntime {ort.__version__} on {os.cpu_count()} CPUs: 'defaults' = its default session options "
         f"(threads spin), 'station' = the station's OnnxRuntimeBackend (spinning off).\n"
-        f"ms per image, best of {repeats} runs (median in brackets); ratio = onnxruntime / OpenCL\n"
+        f"ms per image, best of {repeats} rounds in which the three take turns (median in brackets); "
+        f"ratio = onnxruntime / OpenCL\n"
     )
     print(
         f"{'model':16s} {'batch':>5s} {'ort defaults':>19s} {'ort station':>19s} {'opencl':>19s}"

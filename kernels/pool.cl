@@ -45,17 +45,23 @@ __kernel void pool2d(__global const store_t* x, int x_off, int x_bs, __global st
     ST(acc, y + y_off + n * y_bs, (ch * ho + oy) * wo + ox);
 }
 
+// The arguments of every pool2d kernel, and the start of the eight-outputs-a-row variants: output
+// pixels ox0..ox0+7 of row oy, channel plane xc of the input.
+#define POOL_ARGS                                                                                      \
+    __global const store_t *x, int x_off, int x_bs, __global store_t *y, int y_off, int y_bs, int c, int h, \
+        int w, int ho, int wo, int kh, int kw, int sy, int sx, int py, int px, int dy, int dx, int count_pad
+#define ROW8_START                                                                     \
+    const int ox0 = get_global_id(0) * 8, oy = get_global_id(1), z = get_global_id(2); \
+    if (ox0 >= wo) return;                                                             \
+    const int ch = z % c, n = z / c;                                                   \
+    const __global store_t* xc = x + x_off + n * x_bs + ch * h * w;
+
 // Variant _max8 (max pooling without dilation, x stride SX of 1 or 2, window KH x KW built in):
 // eight outputs of one row per work-item, each tap one vector load (-inf outside the row) and a
 // vector max, instead of one output and KH*KW bounds-checked scalar loads per work-item.
 #ifdef SX
-__kernel void pool2d_max8(__global const store_t* x, int x_off, int x_bs, __global store_t* y, int y_off,
-                          int y_bs, int c, int h, int w, int ho, int wo, int kh, int kw, int sy, int sx,
-                          int py, int px, int dy, int dx, int count_pad) {
-    const int ox0 = get_global_id(0) * 8, oy = get_global_id(1), z = get_global_id(2);
-    if (ox0 >= wo) return;
-    const int ch = z % c, n = z / c;
-    const __global store_t* xc = x + x_off + n * x_bs + ch * h * w;
+__kernel void pool2d_max8(POOL_ARGS) {
+    ROW8_START
     float8 acc = (float8)(-INFINITY);
     TAPS_UNROLL
     for (int ky = 0; ky < KH; ky++) {
@@ -65,6 +71,37 @@ __kernel void pool2d_max8(__global const store_t* x, int x_off, int x_bs, __glob
         TAPS_UNROLL
         for (int kx = 0; kx < KW; kx++) acc = fmax(acc, load_row8_or(row, ox0 * SX - px + kx, SX, w, -INFINITY));
     }
+    store8(acc, y + y_off + n * y_bs, (ch * ho + oy) * wo + ox0, min(8, wo - ox0));
+}
+#endif
+
+// Variant _sep (max pooling, stride 1, no dilation, window KH x KW built in: SPP's 5x5, 9x9 and
+// 13x13 on a 13x13 map): eight outputs of one row per work-item, separably. First the column maxima
+// of the KH input rows over the 8 + KW - 1 input columns the outputs need (one load per input
+// pixel), then KW-wide maxima of those: KH * (KW + 7) loads and KW vector maxima instead of the
+// _max8 kernel's KH * KW vector taps, each of which is an 8-lane gather on a row narrower than 16.
+#ifdef SEP
+#define SPAN (8 + KW - 1)
+__kernel void pool2d_max_sep(POOL_ARGS) {
+    ROW8_START
+    const int ix0 = ox0 - px;
+    const bool inside = ix0 >= 0 && ix0 + SPAN <= w;
+    float col[SPAN + 8];  // 8 spare -inf lanes: the last vector read below stays inside the array
+#pragma unroll
+    for (int j = 0; j < SPAN + 8; j++) col[j] = -INFINITY;
+    for (int ky = 0; ky < KH; ky++) {
+        const int iy = oy - py + ky;
+        if (iy < 0 || iy >= h) continue;
+        const __global store_t* row = xc + iy * w;
+#pragma unroll
+        for (int j = 0; j < SPAN; j++) {
+            const int ix = ix0 + j;
+            if (inside || (ix >= 0 && ix < w)) col[j] = fmax(col[j], LD(row, ix));
+        }
+    }
+    float8 acc = vload8(0, col);
+#pragma unroll
+    for (int kx = 1; kx < KW; kx++) acc = fmax(acc, vload8(0, col + kx));
     store8(acc, y + y_off + n * y_bs, (ch * ho + oy) * wo + ox0, min(8, wo - ox0));
 }
 #endif

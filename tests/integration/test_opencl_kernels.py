@@ -148,7 +148,9 @@ def test_concat_written_in_place_at_batch_3(cache_dir: Path) -> None:
 
 POOL_CASES = [
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, (1, 13, 97, 97)),
-    ("MaxPool", {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}, (2, 31, 7, 7)),
+    ("MaxPool", {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}, (2, 31, 7, 7)),  # separable from 5x5
+    ("MaxPool", {"kernel_shape": [13, 13], "pads": [6, 6, 6, 6]}, (1, 5, 13, 13)),  # SPP's largest
+    ("MaxPool", {"kernel_shape": [9, 5], "pads": [4, 1, 3, 2]}, (1, 3, 11, 37)),  # edge and inner chunks
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}, (1, 3, 8, 8)),
     ("MaxPool", {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}, (1, 13, 31, 97)),  # 8-wide, stride 1
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [3, 3], "dilations": [2, 2]}, (1, 3, 13, 13)),  # scalar

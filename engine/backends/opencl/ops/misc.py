@@ -62,7 +62,12 @@ def lower_pool(lw: Lowerer, node: Node) -> None:
         ),
     ]
     taps = {"KH": kh, "KW": kw} if kh * kw <= 49 else {}
-    if is_max and dy == dx == 1 and sx in (1, 2):  # eight outputs per work-item, vector taps
+    if is_max and dy == dx == sy == sx == 1 and kh * kw >= 25 and kw <= 25:  # separable, 8 outputs
+        kernel, gsize = (
+            lw.kernel("pool", "pool2d_max_sep", {"IS_MAX": 1, "SEP": 1, "KH": kh, "KW": kw}),
+            (cdiv(wo, 8), ho, n * c),
+        )
+    elif is_max and dy == dx == 1 and sx in (1, 2):  # eight outputs per work-item, vector taps
         kernel, gsize = (
             lw.kernel("pool", "pool2d_max8", {"IS_MAX": 1, "SX": sx, **taps}),
             (cdiv(wo, 8), ho, n * c),
