@@ -1,8 +1,9 @@
 """Where and how closely the detector looks at a frame: the passes after the first one.
 
 The first pass runs the detector on the whole frame. When it finds nothing it is sure of (no box at
-or above ``sure``, the alert threshold), the frame gets a closer look: the detector again at a larger
-input size (``closer_input``, the same decode), and, as configured, tiles of a finer decode with
+or above ``sure``, the alert threshold) but saw a candidate (a box of at least ``candidate``) or the
+frame is infrared, the frame gets a closer look: the detector again at a larger input size
+(``closer_input``, the same decode), and, as configured, tiles of a finer decode with
 overlap (the SAHI idea: a small animal becomes large in its tile), and crops of the regions that moved
 in the burst at up to native resolution (as Frigate sends motion regions to its detector). Extra
 detectors (``ensemble``) run beside the first pass. All boxes of a frame are then fused per category
