@@ -77,10 +77,13 @@ class RebasedHttpClient(AsyncTwilioHttpClient):
             "headers": headers,
             "allow_redirects": allow_redirects,
         }
-        self.log_request(kwargs)
+        # One line, at debug level: the library's own request log writes a dozen INFO lines (every header)
+        # for each SMS into the station's journal.
         async with self._pool.request(**kwargs) as response:
             text = await response.text()
-            self.log_response(response.status, response)
+            log.debug(
+                "twilio %s %s: HTTP %s", kwargs["method"], urlsplit(kwargs["url"]).path, response.status
+            )
             return Response(response.status, text, response.headers)
 
     async def close(self) -> None:

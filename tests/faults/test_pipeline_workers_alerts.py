@@ -128,6 +128,7 @@ def test_two_workers_alert_once_per_event_and_rule(
         engine.dispose()
     texts = [log.read_text() for log in logs]
     assert codes == [0, 0], texts
+    assert not any("Twilio API Request" in text for text in texts), "each SMS's headers in the log"
     states = progress(pg_url)
     assert states.get("failed", 0) == 0, (states, [t[-3000:] for t in texts])
 
