@@ -57,8 +57,8 @@ def _latest_reviews() -> Any:
 
 def grouped(db: Session, flt: AnalysisFilter, *keys: str) -> list[tuple[Any, ...]]:
     """``(key values..., events, individuals)`` per group; keys among ``device``, ``species``, ``day``
-    (local day as a ``date``), ``minute`` (local minute of the day) and ``clock`` (local minutes since
-    1970, for both at once).
+    (local day as a ``date``; ``day_number``, the same as days since 1970), ``minute`` (local minute of
+    the day) and ``clock`` (local minutes since 1970, for both at once).
 
     The machine's answers are grouped from the index alone; the few reviewed events are then moved
     from the group of the machine's species to that of the reviewer's (probing the reviews for each of
@@ -69,6 +69,7 @@ def grouped(db: Session, flt: AnalysisFilter, *keys: str) -> list[tuple[Any, ...
         "device": Event.device_id,
         "species": Event.species,
         "day": local_day,
+        "day_number": local_day,
         "minute": clock % 1440,
         "clock": clock,
     }
