@@ -291,7 +291,9 @@ def quantize_detector(
         kept = quantize_file(
             manifest.model_path(model_dir), candidate, frames, manifest, float_det.input_name
         )
-        labels = manifest.labels.model_copy(update={"file": None, "names": float_det.labels})
+        labels = manifest.labels.model_copy(
+            update={"file": None, "url": None, "sha256": None, "sha256_from": None, "names": float_det.labels}
+        )
         int8_manifest = manifest.model_copy(
             update={"name": name, "file": candidate.name, "sha256": None, "url": None, "labels": labels}
         )
