@@ -5,6 +5,7 @@
 #   ./dev.sh test            the whole test suite (what CI runs)
 #   ./dev.sh setup           only install (Debian packages, virtual environment, Python packages)
 #   ./dev.sh typecheck       mypy over the yaguar package (part of test)
+#   ./dev.sh docker-base     only the Docker test's cache: base image, wheelhouse, image (setup and test run it)
 #
 # Installs what is missing: Debian packages with apt when run as root (otherwise it prints the exact
 # command to run), the virtual environment in .venv, and the Python packages. Safe to run again.
@@ -15,6 +16,8 @@ DEB_PACKAGES=(mosquitto pocl-opencl-icd ocl-icd-libopencl1 chromium chromium-dri
   gammu libgammu-dev pkg-config)  # the GSM modem tool, and what python-gammu builds against without a wheel
 # scale-out tests: a pipeline worker whose clock is off (libfaketime)
 DEB_PACKAGES+=(libfaketime)
+# the station's Docker image and its test: our own daemon, and a Debian base image made with debootstrap
+DEB_PACKAGES+=(docker.io docker-compose debootstrap)
 VENV=.venv
 YOLOV5_PACKAGES=(yolov5==7.0.14 ultralytics==8.4.190)  # see the megadetector extra in pyproject.toml
 PYTHON=${PYTHON:-python3}
@@ -84,6 +87,7 @@ shift || true
 case "$cmd" in
   setup)
     setup
+    docker/dev-cache.sh prepare
     echo "Yaguar is set up. Next: ./dev.sh demo   or   ./dev.sh test"
     ;;
   demo)
@@ -97,8 +101,13 @@ case "$cmd" in
     setup
     typecheck
     ;;
+  docker-base)
+    setup
+    docker/dev-cache.sh prepare
+    ;;
   test)
     setup
+    docker/dev-cache.sh prepare  # cached: a few seconds when nothing changed
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
     typecheck
@@ -107,7 +116,7 @@ case "$cmd" in
     exec "$VENV/bin/pytest" -q --durations=25 "$@"
     ;;
   *)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     [ "$cmd" = help ] || exit 2
     ;;
 esac

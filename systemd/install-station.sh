@@ -20,6 +20,8 @@ etc=$root/etc/yaguar
 var=$root/var/lib/yaguar
 models=${YAGUAR_MODELS:-yolox_nano mobilenet_v2_imagenet_quant mobilenet_v2_inat_bird_quant}
 admin=${YAGUAR_ADMIN:-admin}
+# shellcheck source=station-lib.sh
+. "$src/systemd/station-lib.sh"
 say() { printf '\n== %s\n' "$*"; }
 as_owner() { [ -n "$root" ] || chown "$@"; }
 
@@ -62,55 +64,13 @@ install -d -m 0750 "$var" "$var/models" "$var/media"
 as_owner -R yaguar:yaguar "$var"
 
 say "Models in $var/models"
-for name in $models; do
-  if [ -n "${YAGUAR_MODEL_BASE_URL:-}" ]; then
-    file=$("$bin/python" -c "from yaguar.engine.manifest import find_manifest; print(find_manifest('$name').file)")
-    "$bin/yaguar" models --model-dir "$var/models" fetch "$name" --no-progress --url "$YAGUAR_MODEL_BASE_URL/$file"
-  else
-    "$bin/yaguar" models --model-dir "$var/models" fetch "$name" --no-progress
-  fi
-done
-# With a mirror the labels files come from it too (fetch --url takes nothing from upstream).
-if [ -n "${YAGUAR_MODEL_BASE_URL:-}" ]; then
-  # shellcheck disable=SC2086
-  "$bin/python" - "$var/models" "$YAGUAR_MODEL_BASE_URL" $models <<'EOF'
-import sys
-import urllib.request
-from pathlib import Path
-from yaguar.engine.manifest import find_manifest
-folder, base = Path(sys.argv[1]), sys.argv[2]
-for name in sys.argv[3:]:
-    labels = find_manifest(name).labels.file
-    if labels and not (folder / labels).is_file():
-        with urllib.request.urlopen(f"{base}/{labels}", timeout=60) as answer:
-            (folder / labels).write_bytes(answer.read())
-        print(f"{name}: labels {labels} fetched")
-EOF
-fi
 # shellcheck disable=SC2086
-"$bin/yaguar" models --model-dir "$var/models" verify $models
+fetch_models "$bin" "$var/models" $models
 as_owner -R yaguar:yaguar "$var/models"
 
 say "Database"
 "$bin/yaguar-station" --config "$etc/station.toml" db upgrade
-if "$bin/python" - "$etc/station.toml" <<'EOF'
-import sys
-from pathlib import Path
-from sqlalchemy import func, select
-from yaguar.server.config import load_config
-from yaguar.server.dashboard.models import User
-from yaguar.storage import make_db_engine, make_session_factory
-config = load_config(Path(sys.argv[1]))
-with make_session_factory(make_db_engine(config.storage.database_url))() as db:
-    sys.exit(0 if db.scalar(select(func.count()).select_from(User)) else 1)
-EOF
-then
-  echo "There are dashboard users already: no new admin."
-else
-  password=$("$bin/python" -c "import secrets; print(secrets.token_urlsafe(12))")
-  printf '%s\n' "$password" | "$bin/yaguar-station" --config "$etc/station.toml" user add "$admin" --role admin --password-stdin
-  echo "First admin: $admin, password: $password   (shown once: change it on the Users page)"
-fi
+first_admin "$bin" "$etc/station.toml" "$admin"
 as_owner -R yaguar:yaguar "$var"
 
 if [ -z "$root" ]; then

@@ -17,7 +17,7 @@ import time
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import select
@@ -96,6 +96,7 @@ class PipelineComponent:
         self.switch: ClassifierSwitch | None = None  # classifiers chosen while running
         self.unavailable: str | None = None  # why the pipeline cannot analyse (bad model), for status
         self._beat = time.monotonic()  # the loader's last turn or the last batch stored: progress
+        ctx.health["pipeline"] = self.health_report  # /healthz says whether frames can be analysed
 
     @property
     def _ready_analyser(self) -> Analyser:
@@ -172,6 +173,13 @@ class PipelineComponent:
             return f"pipeline thread stopped: {', '.join(dead)}"
         idle = time.monotonic() - self._beat
         return f"pipeline made no progress for {idle:.0f} s" if idle > STALL_S else None
+
+    def health_report(self) -> dict[str, Any]:
+        """For /healthz (and the Docker health check): can this station analyse frames, and if not, why."""
+        return {
+            "analysing": self.unavailable is None and self._analyser is not None,
+            "problem": self.unavailable,
+        }
 
     @property
     def analyser(self) -> Analyser | None:
