@@ -53,8 +53,11 @@ COPY engine /src/engine
 COPY alerts /src/alerts
 COPY agent /src/agent
 COPY server /src/server
-RUN /opt/yaguar/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation /src && rm -rf /src
-COPY systemd/station-lib.sh docker/entrypoint.sh docker/healthcheck.py docker/station.toml docker/mosquitto.conf \
+# matplotlib's font cache made now, not at each start of a new container (seconds on a small PC)
+ENV MPLCONFIGDIR=/opt/yaguar/matplotlib
+RUN /opt/yaguar/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation /src && rm -rf /src; \
+    /opt/yaguar/venv/bin/python -c "import matplotlib.font_manager"; chown -R yaguar:yaguar "$MPLCONFIGDIR"
+COPY docker/entrypoint.sh docker/healthcheck.py docker/station.toml docker/mosquitto.conf \
   /opt/yaguar/
 COPY systemd/mosquitto/yaguar.conf /etc/mosquitto/conf.d/yaguar.conf
 

@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${YAGUAR_DOCKER_CACHE:-$HOME/.cache/yaguar/docker}
-export DOCKER_HOST=unix://$cache/docker.sock DOCKER_BUILDKIT=0
+export DOCKER_HOST=unix://$cache/docker.sock DOCKER_BUILDKIT=1  # BuildKit: sends only changed files
 # Debian's docker.io client (what CI installs), not another one that may be earlier on PATH
 docker=/usr/bin/docker
 [ -x "$docker" ] || docker=$(command -v docker)

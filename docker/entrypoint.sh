@@ -10,8 +10,6 @@
 set -euo pipefail
 bin=/opt/yaguar/venv/bin
 config=${YAGUAR_CONFIG:-/etc/yaguar/station.toml}
-# shellcheck source=../systemd/station-lib.sh
-. /opt/yaguar/station-lib.sh
 say() { printf '[yaguar-docker] %s\n' "$*"; }
 
 if [ ! -f "$config" ]; then
@@ -22,32 +20,18 @@ if [ "${1:-run}" != run ]; then
   exec "$bin/yaguar-station" --config "$config" "$@"
 fi
 
-# The model folder and the models the config names (a broken config stops here, with its reason).
-settings=$("$bin/python" - "$config" <<'PY'
-import sys
-from pathlib import Path
-from yaguar.config import ConfigError
-from yaguar.server.config import load_config
-try:
-    pipeline = load_config(Path(sys.argv[1])).pipeline
-except ConfigError as exc:
-    sys.exit(f"[yaguar-docker] the config {sys.argv[1]} is not usable: {exc}")
-print(pipeline.model_dir or "/var/lib/yaguar/models")
-print(" ".join([pipeline.detector, *pipeline.classifiers] if pipeline.enabled else []))
-PY
-)
-model_dir=${settings%%$'\n'*}
-config_models=${settings#*$'\n'}
-models=${YAGUAR_MODELS:-$config_models}
-if [ -n "$models" ]; then
-  say "models in $model_dir: $models"
-  # shellcheck disable=SC2086
-  if ! fetch_models "$bin" "$model_dir" $models; then
-    say "the models are missing from $model_dir (the models volume) and could not be fetched."
-    say "Mount a folder holding them there, or set YAGUAR_MODEL_BASE_URL to a mirror, then restart the"
-    say "container. The station starts anyway and keeps every frame; they are analysed once the models are there."
-  fi
+# Models, database and first admin (yaguar-station init, as install-station.sh does); exit status 3: the
+# models are not there, which the station survives (frames wait, kept), so it starts all the same.
+status=0
+# shellcheck disable=SC2086
+"$bin/yaguar-station" --config "$config" init --admin "${YAGUAR_ADMIN:-admin}" \
+  ${YAGUAR_MODELS:+--models $YAGUAR_MODELS} || status=$?
+if [ "$status" -eq 3 ]; then
+  say "models missing (above: which, and why). Put the files in the models volume, or set"
+  say "YAGUAR_MODEL_BASE_URL to a mirror, and restart the container. The station starts anyway and keeps"
+  say "every frame; they are analysed once the models are there."
+elif [ "$status" -ne 0 ]; then
+  say "could not prepare the station (above: why)"
+  exit "$status"
 fi
-"$bin/yaguar-station" --config "$config" db upgrade
-first_admin "$bin" "$config" "${YAGUAR_ADMIN:-admin}"
 exec "$bin/yaguar-station" --config "$config" run

@@ -31,6 +31,7 @@ COMMAND_MODULES: list[str] = [
     "yaguar.server.import_cli",
     "yaguar.server.doctor",
     "yaguar.server.sites_cli",
+    "yaguar.server.init_cli",
 ]
 
 

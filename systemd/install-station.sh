@@ -20,8 +20,6 @@ etc=$root/etc/yaguar
 var=$root/var/lib/yaguar
 models=${YAGUAR_MODELS:-yolox_nano mobilenet_v2_imagenet_quant mobilenet_v2_inat_bird_quant}
 admin=${YAGUAR_ADMIN:-admin}
-# shellcheck source=station-lib.sh
-. "$src/systemd/station-lib.sh"
 say() { printf '\n== %s\n' "$*"; }
 as_owner() { [ -n "$root" ] || chown "$@"; }
 
@@ -63,14 +61,10 @@ as_owner root:yaguar "$etc/station.env"
 install -d -m 0750 "$var" "$var/models" "$var/media"
 as_owner -R yaguar:yaguar "$var"
 
-say "Models in $var/models"
+say "Models in $var/models, the database and a first admin"
+# YAGUAR_MODEL_BASE_URL (a mirror) is read by `init` itself
 # shellcheck disable=SC2086
-fetch_models "$bin" "$var/models" $models
-as_owner -R yaguar:yaguar "$var/models"
-
-say "Database"
-"$bin/yaguar-station" --config "$etc/station.toml" db upgrade
-first_admin "$bin" "$etc/station.toml" "$admin"
+"$bin/yaguar-station" --config "$etc/station.toml" init --models $models --admin "$admin"
 as_owner -R yaguar:yaguar "$var"
 
 if [ -z "$root" ]; then

@@ -27,7 +27,7 @@ class Docker:
     def __init__(self) -> None:
         # Debian's client (docker.io), the one CI has; dev-cache.sh picks the same
         self.cli = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
-        self.env = {**os.environ, "DOCKER_HOST": f"unix://{cache_dir()}/docker.sock", "DOCKER_BUILDKIT": "0"}
+        self.env = {**os.environ, "DOCKER_HOST": f"unix://{cache_dir()}/docker.sock", "DOCKER_BUILDKIT": "1"}
         self.started = False
 
     def script(self, command: str, timeout: float = 120) -> str:
