@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -69,42 +67,26 @@ def cmd_init(args: argparse.Namespace, config: StationConfig) -> int:
 
 
 def fetch_models(names: list[str], model_dir: Path, base_url: str | None) -> bool:
-    """Each model fetched and verified by ``yaguar models`` itself; from a mirror, also the labels files
-    that no manifest has a URL for (e.g. coco80.names). False when any is missing or wrong."""
+    """Each model and its labels file fetched and verified by ``yaguar models`` itself (from the mirror
+    when one is given: files by name); False when any is missing or wrong."""
     from yaguar.engine.cli import main as yaguar
     from yaguar.engine.manifest import ManifestError, find_manifest
 
     folder = ["models", "--model-dir", str(model_dir)]
     ok = True
     for name in names:
-        if not base_url:
-            ok = yaguar([*folder, "fetch", name, "--no-progress"]) == 0 and ok
-            continue
-        try:
-            manifest = find_manifest(name, [model_dir])
-        except ManifestError as exc:
-            print(f"{name}: {exc}")
-            ok = False
-            continue
-        url = f"{base_url.rstrip('/')}/{manifest.file}"
-        ok = yaguar([*folder, "fetch", name, "--no-progress", "--url", url]) == 0 and ok
-        labels = manifest.labels.file
-        if labels and not (model_dir / labels).is_file():
-            ok = fetch_labels(f"{base_url.rstrip('/')}/{labels}", model_dir / labels) and ok
+        mirror: list[str] = []
+        if base_url:
+            try:
+                manifest = find_manifest(name, [model_dir])
+            except ManifestError as exc:
+                print(f"{name}: {exc}")
+                ok = False
+                continue
+            base = base_url.rstrip("/")
+            mirror = ["--url", f"{base}/{manifest.file}", "--mirror", base]
+        ok = yaguar([*folder, "fetch", name, "--no-progress", *mirror]) == 0 and ok
     return yaguar([*folder, "verify", *names]) == 0 and ok
-
-
-def fetch_labels(url: str, target: Path) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=60) as answer:  # noqa: S310 (the mirror the admin named)
-            body = answer.read()
-    except (urllib.error.URLError, OSError) as exc:
-        print(f"labels {target.name}: could not fetch {url}: {exc}")
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(body)
-    print(f"labels {target.name} fetched")
-    return True
 
 
 def first_admin(config: StationConfig, name: str) -> None:
