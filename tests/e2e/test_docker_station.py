@@ -208,7 +208,7 @@ def test_station_container_analyses_frames_and_keeps_its_data(
             assert detector.file in health["Log"][-1]["Output"], health
             print(f"no models: unhealthy after {time.monotonic() - began:.1f} s")
             log = docker.logs(lonely_name)
-            assert "yolox_nano@0.1.1: MISSING /var/lib/yaguar/models/yolox_nano.onnx" in log, log[-3000:]
+            assert f"{detector.ident}: MISSING /var/lib/yaguar/models/{detector.file}" in log, log[-3000:]
             assert "[yaguar-docker] models missing" in log, log[-3000:]
         finally:
             camera.close()
