@@ -146,6 +146,35 @@ def test_concat_written_in_place_at_batch_3(cache_dir: Path) -> None:
         close(got, ref, k=44)
 
 
+@pytest.mark.parametrize("concat_is_output", [False, True])
+def test_transpose_of_concat_written_in_place(concat_is_output: bool, cache_dir: Path) -> None:
+    """YOLOX's head: three maps reshaped to (N, C, HW), concatenated along the pixels and
+    transposed to (N, pixels, C). Each part is transposed straight into its rows of the output
+    (views.transpose_of_concat), unless the Concat itself is read too."""
+    nodes, consts, parts = [], {}, []
+    for i, (h, w) in enumerate([(7, 9), (3, 5), (1, 3)]):
+        conv, kc = _conv(f"c{i}", f"x{i}", 3, 11, k=1, seed=i + 3)
+        shape = np.array([2, 11, h * w], np.int64)
+        nodes += [conv, helper.make_node("Reshape", [f"c{i}", f"s{i}"], [f"r{i}"])]
+        consts |= {**kc, f"s{i}": shape}
+        parts.append(f"r{i}")
+    nodes += [
+        helper.make_node("Concat", parts, ["cat"], axis=2),
+        helper.make_node("Transpose", ["cat"], ["y"], perm=[0, 2, 1]),
+    ]
+    inputs = {"x0": [2, 3, 7, 9], "x1": [2, 3, 3, 5], "x2": [2, 3, 1, 3]}
+    m = model(nodes, inputs, ["y", "cat"] if concat_is_output else ["y"], consts)
+    from yaguar.engine.backends.opencl import OpenCLBackend
+
+    be = OpenCLBackend(m, {"cache_dir": cache_dir})
+    feeds = {name: rand(*shape, seed=j) for j, (name, shape) in enumerate(inputs.items())}
+    names = [la.kernel_name for la in be.plan_for(feeds).launches]
+    assert names.count("transpose") == (1 if concat_is_output else 3)
+    assert names.count("concat_copy") == (3 if concat_is_output else 0)
+    for got, ref in zip(be.run(feeds), ort_run(m, feeds), strict=True):
+        close(got, ref, k=3)
+
+
 POOL_CASES = [
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, (1, 13, 97, 97)),
     ("MaxPool", {"kernel_shape": [5, 5], "pads": [2, 2, 2, 2]}, (2, 31, 7, 7)),  # separable from 5x5

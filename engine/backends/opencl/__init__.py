@@ -16,6 +16,9 @@ Options (``backends.options.OpenCLOptions``, or a dict of its keys; unknown keys
 - ``cache_dir``: folder for compiled programs and autotune results; default ``~/.cache/yaguar/opencl``.
 - ``fp16``: store activations as half (halves memory traffic; arithmetic stays fp32); default False.
 - ``autotune``: time the candidate conv tiles on first load of each layer shape; default False.
+- ``batch_part``: images per part when a batch runs in parts (``split``: on a CPU device a batch
+  whose activations overflow the cache runs as consecutive parts through one smaller plan);
+  default 0, the largest part that fits a quarter of the device's cache (a GPU: the whole batch).
 
 A batch other than the model's is planned on first use (static shapes per batch, compiled once).
 """

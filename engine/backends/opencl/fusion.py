@@ -22,6 +22,7 @@ def optimise(g: Graph) -> None:
     views.compose_slices(g)
     views.collapse_view_chains(g)
     views.concat_of_slices(g)
+    views.transpose_of_concat(g)
     _cascade_maxpools(g)
     _fold_batchnorm(g)
     _fold_qdq_pairs(g)

@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Graph, Node
+from .graph import Graph, Node, Value
 from .shapes import VIEW_OPS
+
+
+def _sole_source(
+    g: Graph, prod: dict[str, Node], users: dict[str, list[Node]], t: str, op: str
+) -> Node | None:
+    """The node that makes ``t`` when it is an ``op`` and ``t`` has one reader and is no graph
+    output (so a rewrite may fold the two nodes together), else None."""
+    src = prod.get(t)
+    if src is None or src.op != op or len(users[t]) != 1 or t in g.outputs:
+        return None
+    return src
 
 
 def compose_slices(g: Graph) -> None:
@@ -23,14 +34,8 @@ def compose_slices(g: Graph) -> None:
         if n.op != "Slice":
             continue
         n.attrs["resolved"] = {a: (s, st) for a, s, _, st in slice_params(g, n)}
-        src = prod.get(n.inputs[0])
-        if (
-            src is None
-            or src.op != "Slice"
-            or len(users[n.inputs[0]]) != 1
-            or n.inputs[0] in g.outputs
-            or src.name in dropped
-        ):
+        src = _sole_source(g, prod, users, n.inputs[0], "Slice")
+        if src is None or src.name in dropped:
             continue
         outer = src.attrs["resolved"]
         merged = dict(outer)
@@ -132,6 +137,32 @@ def concat_of_slices(g: Graph) -> None:
                 }
                 break
     drop_dead(g)
+
+
+def transpose_of_concat(g: Graph) -> None:
+    """A Transpose that alone reads a Concat becomes a Concat of Transposes (along the permuted
+    axis): each Transpose then writes its rows straight into its slice of the output (memory.py's
+    concat in place). YOLOX's head concatenates its three scales along the pixel axis and
+    transposes to (N, pixels, 85): three copies into a temporary and a transpose of it become
+    three transposes into the output."""
+    prod, users = g.producer(), g.consumers()
+    for t in [n for n in g.nodes if n.op == "Transpose"]:
+        cat = _sole_source(g, prod, users, t.inputs[0], "Concat")
+        if cat is None or any(g.is_const(i) for i in cat.inputs):
+            continue
+        perm = list(t.attrs["perm"])
+        rank = len(perm)
+        parts = []
+        for i, x in enumerate(cat.inputs):
+            name = f"{t.outputs[0]}@part{i}"
+            shape = g.values[x].shape
+            g.values[name] = Value(name, tuple(shape[p] for p in perm), g.values[x].dtype)
+            parts.append(Node("Transpose", f"{t.name}@part{i}", [x], [name], {"perm": perm}))
+        del g.values[cat.outputs[0]]
+        cat.inputs, cat.outputs = [p.outputs[0] for p in parts], [t.outputs[0]]
+        cat.attrs = {**cat.attrs, "axis": perm.index(cat.attrs["axis"] % rank)}
+        at = g.nodes.index(cat)
+        g.nodes = [n for n in g.nodes[:at] if n is not t] + parts + [n for n in g.nodes[at:] if n is not t]
 
 
 def _affine_strides(idx: np.ndarray) -> list[int] | None:
