@@ -9,14 +9,19 @@ milliseconds per image:
   while they wait): the strongest CPU reference, and the one the issue's targets are against;
 - onnxruntime as the station runs it (its OnnxRuntimeBackend: one thread per core, spinning off,
   so JPEG decoding keeps its cores): the fair reference for the station;
-- our OpenCL backend.
+- our OpenCL backend: for the int8 QDQ models, with its int8 kernels (8-bit tensors, int32 sums)
+  and, in the same run, computing the same graph in fp32 with fake-quant (``int8 = false``, the
+  "fp32 QDQ" column), which shows what the int8 kernels give.
 
-Ratios are onnxruntime / OpenCL (> 1: OpenCL is faster). Both onnxruntime sessions load a copy of
+Ratios are onnxruntime / OpenCL (> 1: OpenCL is faster). Where a float model and its int8 copy
+both ran, a last table gives int8 / float speed per runtime (> 1: int8 is faster). Both onnxruntime sessions load a copy of
 each model re-batched to N (its Reshape targets fixed the same way the OpenCL planner fixes them),
 so all sides process a real batch. Then, per model and batch, a roofline table of one profiled
 OpenCL run (OpenCL profiling events), per kernel: FLOPs, bytes moved, achieved GFLOP/s and GB/s
 here, and the time the same work needs at the RX 580's published peaks (6.2 TFLOP/s fp32,
-256 GB/s), the station card's ceiling: max(FLOPs / peak, bytes / bandwidth). Conv tiles chosen by
+256 GB/s), the station card's ceiling: max(FLOPs / peak, bytes / bandwidth). The int8 kernels'
+rows (``int8`` column) count their 8-bit tensors and weights at one byte each, a quarter of fp32;
+their integer multiply-adds are counted at the fp32 peak (the RX 580 has no faster int8 path). Conv tiles chosen by
 an earlier --autotune run (cached on disk, keyed by device, driver and the conv kernels' source)
 are used when present.
 
@@ -162,6 +167,7 @@ def main() -> int:
     missing = sorted(set(args.models.split(",")) - set(names))
     rows, tables, unsupported = [], [], []
     started, load_before = time.strftime("%H:%M:%S UTC", time.gmtime()), os.getloadavg()[0]
+    qdq_rows: dict[tuple[str, int], float] = {}  # OpenCL with int8 = false, ms per image
     workdir = tempfile.TemporaryDirectory()  # the re-batched copies onnxruntime loads
     jobs = [(name, b) for name in names for b in batches]
     for name, batch in tqdm(jobs, desc="benchmark", unit="case"):
@@ -183,10 +189,18 @@ def main() -> int:
         feeds = {station.inputs[0].name: x}
         ref, got = default.run(None, feeds)[0], ocl.run(feeds)[0]
         diff = float(np.abs(ref.astype(np.float64) - got.astype(np.float64)).max())
-        runners = (partial(default.run, None, feeds), partial(station.run, feeds), partial(ocl.run, feeds))
+        runners = [partial(default.run, None, feeds), partial(station.run, feeds), partial(ocl.run, feeds)]
+        if any(
+            la.kernel_name.startswith("conv2d") and "_q8[" in la.kernel_name
+            for la in ocl.plan_for(feeds).launches
+        ):
+            fp32_qdq = OpenCLBackend(path, {**options, "int8": False})  # the same graph, fake-quant in fp32
+            runners.append(partial(fp32_qdq.run, feeds))
         times = timed(runners, repeats)
-        row = (name, batch, *(t / batch for pair in times for t in pair), diff)
+        row = (name, batch, *(t / batch for pair in times[:3] for t in pair), diff)
         rows.append(row)
+        if len(times) > 3:
+            qdq_rows[(name, batch)] = times[3][0] / batch
         tqdm.write(
             f"{name} batch {batch}: onnxruntime defaults {row[2]:.2f}, station {row[4]:.2f}, "
             f"opencl {row[6]:.2f} ms per image (best of {repeats})"
@@ -215,18 +229,26 @@ def main() -> int:
     print(
         f"onnxruntime {ort.__version__} on {os.cpu_count()} CPUs: 'defaults' = its default session options "
         f"(threads spin), 'station' = the station's OnnxRuntimeBackend (spinning off).\n"
-        f"ms per image, best of {repeats} rounds in which the three take turns (median in brackets); "
+        f"ms per image, best of {repeats} rounds in which the runtimes take turns (median in brackets); "
         f"ratio = onnxruntime / OpenCL\n"
     )
     print(
         f"{'model':16s} {'batch':>5s} {'ort defaults':>19s} {'ort station':>19s} {'opencl':>19s}"
-        f" {'vs defaults':>11s} {'vs station':>10s} {'max |diff|':>10s}"
+        f" {'vs defaults':>11s} {'vs station':>10s} {'max |diff|':>10s} {'fp32 QDQ':>9s} {'int8 gain':>9s}"
     )
     for name, batch, d_ms, d_med, s_ms, s_med, c_ms, c_med, diff in rows:
+        qdq = qdq_rows.get((name, batch))
+        extra = f" {qdq:9.2f} {qdq / c_ms:9.2f}" if qdq else ""
         print(
             f"{name:16s} {batch:5d} {d_ms:8.2f} ({d_med:7.2f}) {s_ms:8.2f} ({s_med:7.2f})"
-            f" {c_ms:8.2f} ({c_med:7.2f}) {d_ms / c_ms:11.2f} {s_ms / c_ms:10.2f} {diff:10.3g}"
+            f" {c_ms:8.2f} ({c_med:7.2f}) {d_ms / c_ms:11.2f} {s_ms / c_ms:10.2f} {diff:10.3g}{extra}"
         )
+    if qdq_rows:
+        print(
+            "\nfp32 QDQ: our OpenCL on the same int8 graph with int8 = false (fp32, fake-quant), ms per image;"
+            " int8 gain = fp32 QDQ / opencl (the int8 kernels' speed-up)"
+        )
+    int8_vs_float(rows)
     for name, batch, count, kernels in tables:
         total = [sum(v[i] for _, v in kernels) for i in range(3)]
         print(
@@ -235,16 +257,30 @@ def main() -> int:
             f"({batch * 1000 / rx580_ms(total[1], total[2]):.0f} images/s at most)"
         )
         print(
-            f"  {'kernel':26s} {'launches':>8s} {'ms here':>8s} {'GFLOP':>8s} {'MB':>7s} {'GFLOP/s':>8s}"
-            f" {'GB/s':>7s} {'RX580 ms':>9s} {'bound':>7s}"
+            f"  {'kernel':30s} {'int8':>4s} {'launches':>8s} {'ms here':>8s} {'GFLOP':>8s} {'MB':>7s}"
+            f" {'GFLOP/s':>8s} {'GB/s':>7s} {'RX580 ms':>9s} {'bound':>7s}"
         )
         for kname, (ms, flops, nbytes, n) in kernels[: args.top]:
             bound = "compute" if flops / RX580_FLOPS > nbytes / RX580_BYTES else "memory"
+            int8 = "yes" if "_q8[" in kname or kname in ("quantize8", "dequant8") else ""
             print(
-                f"  {kname:26s} {n:8d} {ms:8.2f} {flops / 1e9:8.3f} {nbytes / 1e6:7.2f} {flops / ms / 1e6:8.1f}"
-                f" {nbytes / ms / 1e6:7.2f} {rx580_ms(flops, nbytes):9.3f} {bound:>7s}"
+                f"  {kname:30s} {int8:>4s} {n:8d} {ms:8.2f} {flops / 1e9:8.3f} {nbytes / 1e6:7.2f}"
+                f" {flops / ms / 1e6:8.1f} {nbytes / ms / 1e6:7.2f} {rx580_ms(flops, nbytes):9.3f} {bound:>7s}"
             )
     return 0
+
+
+def int8_vs_float(rows: list[tuple]) -> None:
+    """int8 / float speed per runtime, for each model whose int8 copy ran at the same batch."""
+    by_case = {(r[0], r[1]): r for r in rows}
+    pairs = [(f, b) for (f, b) in by_case if (f + "_int8", b) in by_case]
+    if not pairs:
+        return
+    print(f"\nint8 vs float, same run (float ms / int8 ms; > 1: int8 is faster)\n{'model':16s} {'batch':>5s}"
+          f" {'ort defaults':>12s} {'ort station':>11s} {'opencl':>7s}")  # fmt: skip
+    for f, b in pairs:
+        fl, q = by_case[(f, b)], by_case[(f + "_int8", b)]
+        print(f"{f:16s} {b:5d} {fl[2] / q[2]:12.2f} {fl[4] / q[4]:11.2f} {fl[6] / q[6]:7.2f}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 Passes: ``frontend`` (ONNX -> the ``graph`` IR: constant folding incl. QDQ weight dequantisation,
 canonical attributes) with ``shapes`` (the shape pass: static shapes for a batch) -> ``fusion`` (BatchNorm folding, Q->DQ to fake-quant, SiLU, Conv epilogue fusion of bias,
 activation, fake-quant and residual Add; ``views``: view chains, Concats of Slices as one copy) ->
+``int8`` (QDQ convs on int8 kernels, 8-bit tensors between them) ->
 ``memory`` (views, concat-in-place, buffer reuse) -> ``lower``/``ops`` (kernel launches with bound
 arguments; the table of op lowerings is ``ops.LOWERINGS``) -> ``executor.Plan`` (run / profile). ``runtime`` opens the device and builds programs
 through ``program_cache`` (binaries on disk keyed by device, driver, source and defines; ``-DUSE_FMA``
@@ -19,6 +20,9 @@ Options (``backends.options.OpenCLOptions``, or a dict of its keys; unknown keys
 - ``batch_part``: images per part when a batch runs in parts (``split``: on a CPU device a batch
   whose activations overflow the cache runs as consecutive parts through one smaller plan);
   default 0, the largest part that fits a quarter of the device's cache (a GPU: the whole batch).
+- ``int8``: QDQ convs on the int8 kernels (``int8``: 8-bit tensors, int32 sums); default True.
+- ``integer_dot_product``: None (as the device reports ``cl_khr_integer_dot_product``), False, or
+  True (refused on a device without it). The int8 kernels are the packed-8-bit ``char4`` variant.
 
 A batch other than the model's is planned on first use (static shapes per batch, compiled once).
 """

@@ -101,12 +101,14 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     epilogue = epilogue_args(lw, node)
     integer = integer_epilogue(node, xq, w_scale)
     if integer is not None:  # onnxruntime's integer requantisation (see conv2d_q8.cl)
-        mult, q_int, oq = integer
+        _, mult, q_int, oq_int = integer
         epilogue[2] = vec("float8", *q_int)
+        oq = oq_int or oq
     res = node.fused.get("residual")
     defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx,
                "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1),
-               "EPI_INT": int(integer is not None)}  # fmt: skip
+               "Q8_REQUANT": int(integer is not None and integer[0] == "Q8_REQUANT"),
+               "Q8_REQUANT1": int(integer is not None and integer[0] == "Q8_REQUANT1")}  # fmt: skip
     dims = (cin_g, cout_g, groups, h, w, ho, wo, sy, pads[0], pads[1])
     args = [*addr8(lw, x), np.int32(xq.zero), lw.const_buffer(blocked), np.int32(zw), lw.const_buffer(bias),
             lw.const_buffer(mult.astype(np.float32)), np.int32(co_pad),
@@ -125,37 +127,55 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     lw.add(node, name, kernel, args, gsize, flops, float(nbytes), tune=None)
 
 
+def first_requant(
+    node: Node, xq: Stored, w_scale: np.ndarray, grid: Stored
+) -> tuple[np.ndarray, float, float]:
+    """QLinearConv's requantisation to ``grid``: the multiplier sx*sw/s per channel (in float32, as
+    onnxruntime computes it) and the bounds of the rounded value, with Relu/Clip (act 1) folded in
+    (rounding is monotonic, so clamping before or after it is the same)."""
+    f32 = np.float32
+    mult = (f32(xq.scale) * w_scale.astype(f32)) / f32(grid.scale)
+    lo, hi = grid.lo, grid.hi
+    act = node.fused.get("act1", (0, 0.0, 0.0))
+    if act[0]:
+        a, b = (0.0, np.inf) if act[0] == ACTIVATIONS["Relu"] else (act[1], act[2])
+        lo = max(lo, grid.zero + float(np.rint(f32(a) / f32(grid.scale))))
+        if np.isfinite(b) and b < 3e38:
+            hi = min(hi, grid.zero + float(np.rint(f32(b) / f32(grid.scale))))
+    return mult, lo, hi
+
+
 def integer_epilogue(
     node: Node, xq: Stored, w_scale: np.ndarray
-) -> tuple[np.ndarray, list[float], tuple[float, ...]] | None:
-    """(multiplier per channel, q, oq) of the EPI_INT epilogue when the conv's epilogue is Relu or
-    Clip (or none), requantised to 8 bits, and optionally + an 8-bit residual, requantised again:
-    the QLinearConv (+ QLinearAdd) that onnxruntime runs for such a QDQ graph. None otherwise."""
+) -> tuple[str, np.ndarray, list[float], tuple[float, ...]] | None:
+    """(define, multiplier per channel, q, oq) when the conv's epilogue starts with Relu or Clip
+    (or none) and a requantisation: Q8_REQUANT when that is all (optionally + an 8-bit residual,
+    requantised again: onnxruntime's QLinearConv + QLinearAdd), Q8_REQUANT1 when fp32 work follows
+    (SiLU, ...). None otherwise (the generic fp32 epilogue)."""
     f = node.fused
     out: Stored | None = f.get("out_q8")
-    act = f.get("act1", (0, 0.0, 0.0))
-    if out is None or act[0] not in (0, ACTIVATIONS["Relu"], ACTIVATIONS["Clip"]) or f.get("act2", (0,))[0]:
+    if f.get("act1", (0,))[0] not in (0, ACTIVATIONS["Relu"], ACTIVATIONS["Clip"]):
         return None
-    if f.get("residual") and "fq1" in f and f.get("res_q8") and "fq2" not in f:
-        first, res = Stored.of(f["fq1"]), f["res_q8"]
-    elif not f.get("residual") and "fq1" not in f and "fq2" not in f:
-        first, res = out, None
-    else:
+    tail = f.get("act2", (0,))[0] or f.get("residual") or "fq2" in f
+    if out is not None and not tail and "fq1" not in f:  # requantise, done
+        mult, lo, hi = first_requant(node, xq, w_scale, out)
+        return "Q8_REQUANT", mult, [out.scale, out.zero, lo, hi, 0.0, 0.0, 0.0, 0.0], (1.0, 0.0, lo, hi)
+    if "fq1" not in f:
         return None
-    f32 = np.float32
-    mult = (f32(xq.scale) * w_scale.astype(f32)) / f32(first.scale)  # as onnxruntime: in float32
-    lo, hi = first.lo, first.hi
-    if act[0]:  # Relu / Clip as bounds of the rounded value (rounding is monotonic)
-        a, b = (0.0, np.inf) if act[0] == ACTIVATIONS["Relu"] else (act[1], act[2])
-        lo = max(lo, first.zero + float(np.rint(f32(a) / f32(first.scale))))
-        if np.isfinite(b) and b < 3e38:
-            hi = min(hi, first.zero + float(np.rint(f32(b) / f32(first.scale))))
-    if res is None:
-        return mult, [first.scale, first.zero, lo, hi, 0.0, 0.0, 0.0, 0.0], (1.0, 0.0, lo, hi)
-    r_a, r_b = f32(first.scale) / f32(out.scale), f32(res.scale) / f32(out.scale)
-    fixed = f32(out.zero) - (r_a * f32(first.zero) + r_b * f32(res.zero))
-    q = [first.scale, first.zero, lo, hi, float(r_a), float(r_b), float(fixed), 0.0]
-    return mult, q, (1.0, 0.0, out.lo, out.hi)
+    first = Stored.of(f["fq1"])
+    if out is not None and f.get("res_q8") and not f.get("act2", (0,))[0] and "fq2" not in f:
+        res: Stored = f["res_q8"]  # + an 8-bit residual, requantised again (QLinearAdd)
+        mult, lo, hi = first_requant(node, xq, w_scale, first)
+        f32 = np.float32
+        r_a, r_b = f32(first.scale) / f32(out.scale), f32(res.scale) / f32(out.scale)
+        fixed = f32(out.zero) - (r_a * f32(first.zero) + r_b * f32(res.zero))
+        q = [first.scale, first.zero, lo, hi, float(r_a), float(r_b), float(fixed), 0.0]
+        return "Q8_REQUANT", mult, q, (1.0, 0.0, out.lo, out.hi)
+    # fp32 work follows: the first requantisation in the graph's own zero point (it is dequantised)
+    s, z, lo_g, hi_g = f["fq1"]
+    mult, lo, hi = first_requant(node, xq, w_scale, Stored(s, z, lo_g, hi_g))
+    q2 = f.get("fq2", (1.0, 0.0, 0.0, 0.0))
+    return "Q8_REQUANT1", mult, [s, z, lo, hi, *q2], ()
 
 
 def _elementwise_q8(lw: Lowerer, node: Node, entry: str) -> None:
