@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from yaguar.storage.base import utcnow
+from yaguar.storage.db import database_now
 
 from .backlog import merge_stale
 from .channels.base import Channel, DeliveryView, ReconcileResult, SendResult
@@ -182,15 +183,26 @@ class Sender:
         with self.sessions.begin() as session:
             one_station = session.get_bind().dialect.name == "sqlite"
             expiry = None if one_station else self.cfg.claim_expiry_s
-            stuck = mark_interrupted(session, now, expiry, self._busy, "interrupted while sending (stopped)")
+            claim_now = self.claim_time(session, now)
+            reason = "interrupted while sending (stopped)"
+            stuck = mark_interrupted(session, now, claim_now, expiry, self._busy, reason)
         if stuck:
             log.warning("%s alert deliveries were interrupted mid-send; asking the provider", len(stuck))
         return len(stuck)
 
+    def claim_time(self, session: Session, now: datetime) -> datetime:
+        """The clock claims are stamped and aged by. One station on SQLite: its own (taken after the lock
+        was won: what the claim really waited). Workers on PostgreSQL: the database's, the one clock they
+        all share (``interrupted.py``)."""
+        if session.get_bind().dialect.name == "sqlite":
+            return max(self.clock(), now)
+        return database_now(session)
+
     def _recover_expired(self, session: Session, now: datetime) -> None:
         """Claims older than ``claim_expiry_s`` (a worker killed mid-send, a peer's or our own)."""
         reason = f"still sending {self.cfg.claim_expiry_s:.0f} s after its claim (a sender stopped)"
-        stuck = mark_interrupted(session, now, self.cfg.claim_expiry_s, self._busy, reason)
+        claim_now = self.claim_time(session, now)
+        stuck = mark_interrupted(session, now, claim_now, self.cfg.claim_expiry_s, self._busy, reason)
         if stuck:
             log.warning(
                 "alert deliveries %s were left mid-send by a stopped sender; asking the provider", stuck
@@ -277,7 +289,7 @@ class Sender:
             if isinstance(result, SendResult):
                 self._record_send(session, delivery, result, now)
             else:
-                self._record_reconcile(delivery, result, now)
+                self._record_reconcile(delivery, result, now, self.claim_time(session, now))
             refresh_state(delivery.alert)
         return len(results)
 
@@ -343,7 +355,7 @@ class Sender:
             .with_for_update(skip_locked=True, of=Delivery)
         ).all()
         claimed: list[Delivery] = []
-        claimed_at = max(self.clock(), now)  # after the lock was won: what the claim really waited
+        claimed_at = self.claim_time(session, now)
         # A lower severity waits while a higher one is in flight: on a slow link (a modem sends one SMS
         # at a time) the urgent ones are not queued behind old news.
         top = max([*self._rank.values(), *(SEVERITY_RANK[d.alert.severity] for d in rows)], default=0)
@@ -506,7 +518,9 @@ class Sender:
         self.metrics.reconciled.labels(result.outcome).inc()
         self._results.append((view, result))
 
-    def _record_reconcile(self, delivery: Delivery, result: ReconcileResult, now: datetime) -> None:
+    def _record_reconcile(
+        self, delivery: Delivery, result: ReconcileResult, now: datetime, claim_now: datetime
+    ) -> None:
         if delivery.state != "unknown":  # a status callback settled it meanwhile
             return
         if result.outcome == "sent":
@@ -516,7 +530,7 @@ class Sender:
             delivery.state = "failed"
             delivery.provider_sid = result.provider_sid
             delivery.provider_status = result.provider_status
-        elif result.outcome == "absent" and self._absent_long_enough(delivery, now):
+        elif result.outcome == "absent" and self._absent_long_enough(delivery, claim_now):
             delivery.state = "pending"
             delivery.next_attempt_at = now
             self.wake()  # claimable at the next pass, not at the next poll

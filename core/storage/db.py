@@ -4,10 +4,11 @@ default) or PostgreSQL. Schema upgrades (alembic) belong to the station: ``yagua
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,3 +48,11 @@ def make_db_engine(url: str, sqlite_synchronous: SqliteSync = "FULL", busy_timeo
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def database_now(session: Session) -> datetime:
+    """The database server's clock (UTC): the one clock every worker agrees on."""
+    value = session.execute(select(func.current_timestamp())).scalar_one()
+    if isinstance(value, str):  # SQLite answers text, "YYYY-MM-DD HH:MM:SS", in UTC
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -22,11 +22,12 @@ import socket
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
+from yaguar.storage.db import database_now
 from yaguar.storage.models import Media
 
 CLAIM_LOCK_KEY = 0x59_41_47_55  # "YAGU": the advisory lock every claim takes, so claims run one at a time
@@ -44,14 +45,6 @@ class ClaimedFrame:
 def new_worker_id() -> str:
     """Unique per process and start: a restarted worker never mistakes its predecessor's leases for its own."""
     return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def database_now(session: Session) -> datetime:
-    """The database server's clock (UTC): the one clock every worker agrees on."""
-    value = session.execute(select(func.current_timestamp())).scalar_one()
-    if isinstance(value, str):  # SQLite answers text, "YYYY-MM-DD HH:MM:SS", in UTC
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _is_postgres(session: Session) -> bool:

@@ -15,10 +15,11 @@ from sqlalchemy.orm.attributes import flag_modified
 
 from yaguar.engine.analyser import FrameResult
 from yaguar.engine.events import BoxVote, belongs, summarise
+from yaguar.storage.db import database_now
 from yaguar.storage.models import Detection as DetectionRow
 from yaguar.storage.models import Event, Media
 
-from .leases import database_now, held_frames, lock_cameras
+from .leases import held_frames, lock_cameras
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -81,26 +82,30 @@ def test_two_workers_send_each_alert_once(database: str) -> None:
 
 @pytest.mark.asyncio
 async def test_a_worker_killed_mid_send_is_settled_by_a_peer_once() -> None:
-    """Worker A claims an SMS and dies while the request is out (Twilio has the message). Worker B, starting
-    then, leaves the fresh claim alone (it may be a live peer's); once the claim has expired, B asks Twilio
-    instead of sending again: one SMS."""
+    """Worker A claims an SMS and dies while the request is out (Twilio has the message). Worker B, whose
+    clock is 20 minutes ahead, starting then, leaves the fresh claim alone (it may be a live peer's: claims
+    are aged by the database's clock, not B's); once the claim has expired, B asks Twilio instead of
+    sending again: one SMS."""
     pytest.importorskip("psycopg")
-    clock = Clock()
+    clock_a = Clock()
+    clock_b = Clock(clock_a.now + timedelta(minutes=20))
     with postgres_cluster() as url, FakeTwilio() as twilio:
-        config = alerts_config(twilio.base_url, rules=[{**BIG_CATS, "recipients": ["ana"]}])
+        config = alerts_config(
+            twilio.base_url, rules=[{**BIG_CATS, "recipients": ["ana"]}], sender={"claim_expiry_s": 5}
+        )
         twilio.plan("hang")  # the message is created, the answer never comes
-        worker_a = Harness(url, config, clock)
+        worker_a = Harness(url, config, clock_a)
         worker_a.add_event()
         worker_a.sender.bind_loop()
         await worker_a.sender.step()
         await asyncio.sleep(0.3)  # the request reaches the fake Twilio
         assert len(twilio.messages) == 1 and [d.state for d in worker_a.deliveries()] == ["sending"]
-        worker_b = Harness(url, config, clock)
+        worker_b = Harness(url, config, clock_b)
         try:
             assert worker_b.sender.recover() == 0, "a fresh claim may be a live peer's"
             await worker_b.settle(timeout=0.5)
-            assert [d.state for d in worker_b.deliveries()] == ["sending"]
-            clock.advance(config.alerts.sender.claim_expiry_s + 1)
+            assert [d.state for d in worker_b.deliveries()] == ["sending"], "B's fast clock aged the claim"
+            await asyncio.sleep(config.alerts.sender.claim_expiry_s)
             await worker_b.settle(until=lambda: worker_b.alerts()[0].state == "sent")
             delivery = worker_b.deliveries()[0]
             assert delivery.provider_sid == twilio.messages[0]["sid"], "settled from Twilio's record"
