@@ -60,21 +60,24 @@ PLAIN_LOOK: dict[str, Any] = {
     "fit_shape": False,
 }
 OLD_SINGLE_PASS = json.dumps({"look": PLAIN_LOOK})
+BURST_MEDIA = Path("camtrap-dp-1.0.2") / "example" / "media"  # one real PIR burst, 10 frames in order
 
 
-def make_frames(images: Path, out: Path, count: int) -> list[Path]:
-    """Upscale real frames to 12 MP once, then vary them (crop offset, quality) so each file differs."""
-    sources = sorted((images / "jaguar").glob("*.jpg")) + sorted(
+def make_frames(images: Path, out: Path, count: int, burst: list[Path] | None = None) -> list[Path]:
+    """Upscale real frames to 12 MP once, then vary them (crop offset, quality) so each file differs.
+    ``burst``: the frames of one real PIR burst, in order, repeated (each repeat shifted as a whole)."""
+    sources = burst or sorted((images / "jaguar").glob("*.jpg")) + sorted(
         p for p in (images / "camera-trap").glob("*") if p.stat().st_size > 0
     )
     bases = [
         cv2.resize(cv2.imread(str(p)), (SIZE_12MP[0] + 16, SIZE_12MP[1] + 16), interpolation=cv2.INTER_CUBIC)
-        for p in sources[: min(len(sources), 8)]
+        for p in sources[: len(sources) if burst else min(len(sources), 8)]
     ]
     paths = []
     for i in range(count):
         base = bases[i % len(bases)]
-        dx, dy = i % 16, (i * 3) % 16
+        shift = i // len(bases) if burst else i  # a burst's frames keep the camera's framing
+        dx, dy = shift % 16, (shift * 3) % 16
         frame = base[dy : dy + SIZE_12MP[1], dx : dx + SIZE_12MP[0]]
         ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 88 + i % 5])
         assert ok
@@ -150,7 +153,16 @@ def station_context(workdir: Path, config: PipelineConfig) -> StationContext:
     )
 
 
-def insert_frames(ctx: StationContext, frames: list[Path]) -> list[int]:
+def camera_and_burst(index: int, burst: int) -> tuple[int, str]:
+    """Which camera took frame ``index`` and in which trigger: unrelated frames go round the cameras,
+    each frame a trigger of its own (what one frame of a burst could tell of another would be made up);
+    frames of real bursts go to one camera per burst, in order."""
+    if burst:
+        return (index // burst) % CAMERAS, f"r{index // burst}"
+    return index % CAMERAS, f"b{index}"
+
+
+def insert_frames(ctx: StationContext, frames: list[Path], burst: int = 0) -> list[int]:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     ids = []
     with ctx.session_factory.begin() as session:
@@ -162,12 +174,12 @@ def insert_frames(ctx: StationContext, frames: list[Path]) -> list[int]:
             dest = ctx.media_root / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.symlink_to(path)
-            cam = i % CAMERAS
+            cam, trigger = camera_and_burst(i, burst)
             media = Media(
                 device_id=f"cam-{cam:02d}",
                 seq=i,
                 capture_id=f"c{i}",
-                agent_event_id=f"b{cam}-{i // 30}",
+                agent_event_id=trigger,
                 burst_index=0,
                 burst_size=1,
                 trigger="pir",
@@ -186,7 +198,11 @@ def insert_frames(ctx: StationContext, frames: list[Path]) -> list[int]:
 
 
 def bench_pipeline(
-    frames: list[Path], models_dir: Path, workdir: Path, overrides: dict[str, Any] | None = None
+    frames: list[Path],
+    models_dir: Path,
+    workdir: Path,
+    overrides: dict[str, Any] | None = None,
+    burst: int = 0,
 ) -> tuple[float, float]:
     """One pipeline run with these ``[pipeline]`` overrides; prints its figures, returns frames/s and
     CPU seconds per frame."""
@@ -264,7 +280,7 @@ def bench_pipeline(
     )
 
     ctx = station_context(workdir / "pipeline", config)
-    ids = insert_frames(ctx, frames)
+    ids = insert_frames(ctx, frames, burst)
     in_pipeline = Analyser(config)  # models loaded before the clock starts
     component = PipelineComponent(ctx, analyser=in_pipeline)
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -321,6 +337,13 @@ def main() -> int:
         help="skip the reference run (the old single pass: one pass at 416x416, as before issue 13)",
     )
     parser.add_argument("--pipeline-only", action="store_true", help="skip the model and decode figures")
+    parser.add_argument(
+        "--real-bursts",
+        action="store_true",
+        help="the frames are a real infrared PIR burst (the Camtrap DP example's 10 frames of a heron) "
+        "repeated, each repeat a trigger of one camera, so that motion crops and the night closer look "
+        "run as they do at a station; default: unrelated frames (the whole scene changes)",
+    )
     args = parser.parse_args()
     shared = shared_data_dir()
     if shared is None:
@@ -333,14 +356,15 @@ def main() -> int:
         workdir = Path(tmp)
         (workdir / "frames").mkdir()
         start = time.perf_counter()
-        frames = make_frames(images, workdir / "frames", count)
+        burst = sorted((shared / BURST_MEDIA).glob("*.JPG")) if args.real_bursts else []
+        frames = make_frames(images, workdir / "frames", count, burst)
         print(f"made {len(frames)} 12 MP frames in {time.perf_counter() - start:.1f} s")
         if not args.pipeline_only:
             bench_models(models_dir, images, repeat)
             bench_decode(frames, Detector(find_manifest("yolox_nano"), models_dir).min_side)
         runs = ([] if args.no_reference else [OLD_SINGLE_PASS]) + (args.config or ["{}"])
         rates = [
-            bench_pipeline(frames, models_dir, workdir / f"run{index}", json.loads(text))
+            bench_pipeline(frames, models_dir, workdir / f"run{index}", json.loads(text), len(burst))
             for index, text in enumerate(runs)
         ]
     if not args.no_reference:

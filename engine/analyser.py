@@ -232,7 +232,8 @@ class Analyser:
         localised = motion is not None and motion.reference == "burst" and motion.score <= MOTION_REGION_MAX
         regions = motion.regions if motion is not None and localised else []
         night = motion.night if motion is not None else self.motion.is_night(frame.decoded.pixels)
-        return LookFrame(frame.decoded.pixels, night, regions, lambda side: self._finer(frame, side))
+        burst = f"{frame.camera}/{frame.burst_id}" if frame.burst_id is not None else None
+        return LookFrame(frame.decoded.pixels, night, regions, lambda side: self._finer(frame, side), burst)
 
     def _crop_source(self, frame: FrameInput, detections: list[Detection], want: int) -> np.ndarray:
         """The decode to cut classifier crops from: a finer one when the smallest box to classify is

@@ -14,6 +14,7 @@ them.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -41,6 +42,7 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+SURE_BURSTS = 256  # bursts remembered as having a sure box (a station sees a few at a time)
 MOTION_REGIONS = 2  # the largest regions that moved get a crop each
 MOTION_REGION_MAX = 0.25  # a region bigger than this (of the frame's area) is what the whole-frame passes see
 
@@ -62,6 +64,11 @@ class LookConfig(BaseModel):
         description="a frame without a sure box gets the closer look only when the first pass saw a "
         "candidate there (a box at least this confident, below the detector's own threshold too) or it "
         "is an infrared night frame; 0: every frame without a sure box",
+    )
+    burst_sure: bool = Field(
+        default=True,
+        description="a frame without a sure box gets no closer look nor motion crops when another frame "
+        "of its burst has one (the trigger's animal is known); off: every frame is looked at alone",
     )
     fit_shape: bool = Field(
         default=True,
@@ -132,7 +139,7 @@ class LookConfig(BaseModel):
 
 def thorough(closer_input: tuple[int, int] | None = THOROUGH_CLOSER) -> LookConfig:
     """How `yaguar detect` looks: thoroughness before speed (a finer decode, every unsure frame)."""
-    return LookConfig(closer_input=closer_input, finer_decode=True, candidate=0)
+    return LookConfig(closer_input=closer_input, finer_decode=True, candidate=0, burst_sure=False)
 
 
 @dataclass
@@ -143,6 +150,7 @@ class LookFrame:
     night: bool
     motion_regions: list[list[float]]  # normalised [x, y, w, h], largest first
     finer: Callable[[int], np.ndarray | None]  # a decode whose longer side is at least N, if there is one
+    burst: str | None = None  # the camera's trigger this frame belongs to, None: a frame on its own
 
 
 def tile_boxes(
@@ -227,6 +235,7 @@ class Look:
         self.detector = detector
         self.closer = closer
         self.ensemble = ensemble
+        self._sure_bursts: OrderedDict[str, None] = OrderedDict()  # recent bursts with a sure box
 
     @property
     def min_side(self) -> int:
@@ -243,6 +252,8 @@ class Look:
         unsure = [
             i for i, boxes in enumerate(first) if not any(d.confidence >= self.config.sure for d in boxes)
         ]
+        confirmed = self._confirmed(frames, first)
+        unsure = [i for i in unsure if not confirmed[i]]
         closer_on = [i for i in unsure if candidates[i] or frames[i].night]
         if self.closer is not None and closer_on:
             closer = self.closer
@@ -260,6 +271,22 @@ class Look:
             self._without_stamps(fuse(boxes, self.config.fusion, self.config.fusion_iou, n))
             for boxes, n in zip(first, passes, strict=True)
         ]
+
+    def _confirmed(self, frames: list[LookFrame], first: list[list[Detection]]) -> list[bool]:
+        """Per frame, whether its burst already has a sure box (in this batch or an earlier one): the
+        trigger's animal (or person) is then known, and its weaker views get no heavier passes
+        (``burst_sure``). A sure box with an implausible label does not count: it may not stand."""
+        if not self.config.burst_sure:
+            return [False] * len(frames)
+        for frame, boxes in zip(frames, first, strict=True):
+            if frame.burst is not None and any(
+                d.confidence >= self.config.sure and d.label not in self.config.implausible for d in boxes
+            ):
+                self._sure_bursts[frame.burst] = None
+                self._sure_bursts.move_to_end(frame.burst)
+        while len(self._sure_bursts) > SURE_BURSTS:
+            self._sure_bursts.popitem(last=False)
+        return [frame.burst is not None and frame.burst in self._sure_bursts for frame in frames]
 
     def _first_pass(self, frames: list[LookFrame]) -> tuple[list[list[Detection]], list[bool]]:
         """The first pass's boxes per frame, and whether it saw a candidate there: any box at least

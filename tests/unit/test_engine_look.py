@@ -224,3 +224,24 @@ def test_motion_regions_are_hints_only_when_the_rest_of_the_frame_stayed_still(s
     assert station._look_frame(frame, still).motion_regions == region
     changed = FrameResult("f", "done", motion=MotionResult(0.4, True, False, "burst", region))
     assert station._look_frame(frame, changed).motion_regions == []
+
+
+def test_a_burst_with_a_sure_box_gets_no_closer_look_on_its_weaker_frames(
+    station: Analyser, images: Path
+) -> None:
+    """The trigger's animal is known from its sure frame: the weak view of the burst's other frame
+    costs one pass; the same weak frame in a burst of its own gets the closer look."""
+    assert station.look.closer is not None
+    closer = _Counted(station.look.closer, "detect")
+    sure = decode_jpeg((images / "jaguar" / "AABP_9_20051024_0559.jpg").read_bytes(), 416).pixels
+    weak = decode_jpeg((images / "jaguar" / "AREAS_28_20051017_1554.jpg").read_bytes(), 416).pixels
+
+    def frame(pixels: np.ndarray, burst: str) -> LookFrame:
+        return LookFrame(pixels, False, [], lambda side: None, burst)
+
+    found = station.look.detect([frame(sure, "cam-a/1"), frame(weak, "cam-a/1")])
+    assert found[0][0].confidence >= 0.5 and closer.items == 0
+    assert station.look.detect([frame(weak, "cam-a/1")]) == [[]]  # a later batch: still known
+    assert closer.items == 0
+    assert [d.category for d in station.look.detect([frame(weak, "cam-b/7")])[0]] == ["animal"]
+    assert closer.items == 1
