@@ -13,9 +13,11 @@ milliseconds per image:
   and, in the same run, computing the same graph in fp32 with fake-quant (``int8 = false``, the
   "fp32 QDQ" column), which shows what the int8 kernels give.
 
-Ratios are onnxruntime / OpenCL (> 1: OpenCL is faster). Where a float model and its int8 copy
-both ran, a last table gives int8 / float speed per runtime (> 1: int8 is faster). Both onnxruntime sessions load a copy of
-each model re-batched to N (its Reshape targets fixed the same way the OpenCL planner fixes them),
+Ratios are onnxruntime / OpenCL (> 1: OpenCL is faster). The runners take turns within each
+round, and a second table gives each one's CPU time per image (every thread), the work a run
+costs however busy a shared machine is. Where a float model and its int8 copy both ran, a last
+table gives int8 / float speed per runtime (> 1: int8 is faster). Both onnxruntime sessions load a
+copy of each model re-batched to N (its Reshape targets fixed the same way the OpenCL planner fixes them),
 so all sides process a real batch. Then, per model and batch, a roofline table of one profiled
 OpenCL run (OpenCL profiling events), per kernel: FLOPs, bytes moved, achieved GFLOP/s and GB/s
 here, and the time the same work needs at the RX 580's published peaks (6.2 TFLOP/s fp32,
@@ -33,6 +35,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -113,19 +116,31 @@ def rx580_ms(flops: float, nbytes: float) -> float:
     return max(flops / RX580_FLOPS, nbytes / RX580_BYTES) * 1000
 
 
-def timed(fns, repeats: int) -> list[tuple[float, float]]:
-    """(best, median) wall milliseconds of each function over ``repeats`` rounds after a warm-up.
-    The functions take turns within each round, so load from other jobs on a shared machine falls
-    on all of them alike; the best is what we compare, the least disturbed estimate of each."""
+def process_cpu_s() -> float:
+    """CPU seconds this process has used (user + system, every thread: onnxruntime's and PoCL's)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def timed(fns, repeats: int) -> tuple[list[tuple[float, float]], list[float]]:
+    """(best, median) wall milliseconds of each function over ``repeats`` rounds after a warm-up,
+    and the median CPU milliseconds of its runs. The functions take turns within each round, so
+    load from other jobs on a shared machine falls on all of them alike; the best is what we
+    compare, the least disturbed estimate of each. CPU time is the work a run costs however busy
+    the machine is (wall time on a quiet machine is at least CPU time / cores)."""
     for fn in fns:
         fn()  # warm-up: first-run allocations, PoCL kernel specialisation
     times: list[list[float]] = [[] for _ in fns]
+    cpu: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, spent in zip(fns, times, strict=True):
-            t = time.perf_counter()
+        for fn, spent, used in zip(fns, times, cpu, strict=True):
+            c, t = process_cpu_s(), time.perf_counter()
             fn()
             spent.append(time.perf_counter() - t)
-    return [(min(t) * 1000, statistics.median(t) * 1000) for t in times]
+            used.append(process_cpu_s() - c)
+    return [(min(t) * 1000, statistics.median(t) * 1000) for t in times], [
+        statistics.median(c) * 1000 for c in cpu
+    ]
 
 
 def main() -> int:
@@ -165,7 +180,7 @@ def main() -> int:
     options = {"device": args.device, "fp16": args.fp16, "autotune": args.autotune}
     names = [n for n in args.models.split(",") if where[n] is not None]
     missing = sorted(set(args.models.split(",")) - set(names))
-    rows, tables, unsupported = [], [], []
+    rows, tables, unsupported, cpu_rows = [], [], [], []
     started, load_before = time.strftime("%H:%M:%S UTC", time.gmtime()), os.getloadavg()[0]
     qdq_rows: dict[tuple[str, int], float] = {}  # OpenCL with int8 = false, ms per image
     workdir = tempfile.TemporaryDirectory()  # the re-batched copies onnxruntime loads
@@ -196,9 +211,10 @@ def main() -> int:
         ):
             fp32_qdq = OpenCLBackend(path, {**options, "int8": False})  # the same graph, fake-quant in fp32
             runners.append(partial(fp32_qdq.run, feeds))
-        times = timed(runners, repeats)
+        times, cpu_ms = timed(runners, repeats)
         row = (name, batch, *(t / batch for pair in times[:3] for t in pair), diff)
         rows.append(row)
+        cpu_rows.append((name, batch, *(c / batch for c in cpu_ms[:3])))
         if len(times) > 3:
             qdq_rows[(name, batch)] = times[3][0] / batch
         tqdm.write(
@@ -243,6 +259,15 @@ def main() -> int:
             f"{name:16s} {batch:5d} {d_ms:8.2f} ({d_med:7.2f}) {s_ms:8.2f} ({s_med:7.2f})"
             f" {c_ms:8.2f} ({c_med:7.2f}) {d_ms / c_ms:11.2f} {s_ms / c_ms:10.2f} {diff:10.3g}{extra}"
         )
+    print(
+        "\nCPU ms per image (median; user + system time of every thread: the work a run costs however "
+        "busy the machine is; onnxruntime's defaults count their spinning)"
+    )
+    print(
+        f"{'model':16s} {'batch':>5s} {'ort defaults':>12s} {'ort station':>12s} {'opencl':>8s} {'vs station':>10s}"
+    )
+    for name, batch, d_cpu, s_cpu, c_cpu in cpu_rows:
+        print(f"{name:16s} {batch:5d} {d_cpu:12.2f} {s_cpu:12.2f} {c_cpu:8.2f} {s_cpu / c_cpu:10.2f}")
     if qdq_rows:
         print(
             "\nfp32 QDQ: our OpenCL on the same int8 graph with int8 = false (fp32, fake-quant), ms per image;"
