@@ -104,8 +104,11 @@ def test_agent_killed_mid_flight_still_exactly_once_in_the_station(
                 return list(session.scalars(select(Media.seq).where(Media.device_id == "cam-01")))
 
         for _ in range(3):
+            before = len(watcher.seen)
             proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.DEVNULL)
-            time.sleep(rng.uniform(1.5, 2.5))  # start-up, then bursts every 0.1 s
+            # killed while it captures (bursts every 0.1 s), however long its start-up took on a busy machine
+            assert wait_until(lambda: len(watcher.seen) > before, 30), "the agent never captured"  # noqa: B023
+            time.sleep(rng.uniform(0.0, 0.8))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         proc = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.DEVNULL)
