@@ -113,7 +113,10 @@ case "$cmd" in
     typecheck
     # pytest exits 5 when it collected nothing; that must fail CI, and so it does here.
     # The slowest tests are listed at the end, so a suite that creeps towards its time budget shows where.
-    exec "$VENV/bin/pytest" -q --durations=25 "$@"
+    # Two workers: most tests wait on processes, brokers and sockets more than they compute, so two run
+    # well side by side even on a 2-core machine; tests/conftest.py keeps the process-heavy ones in one
+    # line. YAGUAR_TEST_WORKERS=0 runs everything in one process.
+    exec "$VENV/bin/pytest" -q --durations=25 -n "${YAGUAR_TEST_WORKERS:-2}" --dist loadgroup "$@"
     ;;
   *)
     sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
