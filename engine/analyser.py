@@ -105,6 +105,8 @@ class Analyser:
         self.implausible = frozenset(look.implausible)
         self.min_side = config.decode_min_side or self.look.min_side
         self.timings: dict[str, float] = defaultdict(float)  # seconds spent per stage, for metrics/bench
+        # CPU seconds of the thread that analyses (the station's inference thread, its critical path)
+        self.analyse_cpu = 0.0
         self._timings_lock = threading.Lock()  # decode threads add to it concurrently
         log.info(
             "analyser ready: detector %s, classifiers %s, backend %s",
@@ -151,6 +153,7 @@ class Analyser:
         """Motion, detection and classification on decoded frames, in order (motion state is per camera)."""
         results: list[FrameResult] = []
         to_detect: list[tuple[FrameResult, FrameInput]] = []
+        cpu_start = time.thread_time()
         start = time.perf_counter()
         for frame in frames:
             if frame.error is not None or frame.decoded is None:
@@ -205,6 +208,7 @@ class Analyser:
                 result.detections = kept
                 frame.data, frame.finer = None, {}
             self.timings["classify"] += time.perf_counter() - start
+        self.analyse_cpu += time.thread_time() - cpu_start
         return results
 
     def _finer(self, frame: FrameInput, min_side: int) -> np.ndarray | None:
