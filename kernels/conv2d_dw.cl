@@ -71,11 +71,12 @@ __kernel void conv2d_dw(__global const store_t* x, int x_off, int x_bs,
 #ifndef SY
 #define SY 1
 #endif
-#define DW_CHUNK(LOAD, UNROLL_ROWS)                                                           \
+#define DW_CHUNK(PREP, LOAD, UNROLL_ROWS)                                                     \
     _Pragma(UNROLL_ROWS) for (int r = 0; r < (ROWS - 1) * SY + KH; r++) {                     \
         const int iy = oy0 * SY - py + r;                                                     \
         if (iy < 0 || iy >= h) continue;                                                      \
         const __global store_t* row = xc + iy * wd;                                           \
+        PREP                                                                                  \
         _Pragma("unroll") for (int kx = 0; kx < KW; kx++) {                                   \
             const float8 xv = LOAD;                                                           \
             _Pragma("unroll") for (int j = 0; j < ROWS; j++) {                                \
@@ -106,12 +107,21 @@ __kernel void conv2d_dw_full(__global const store_t* x, int x_off, int x_bs,
         const int ix0 = ox0 * SX - px;
         if (ix0 >= 0 && ix0 + 8 * SX + KW - 1 <= wd) {
 #if SX == 1
-            DW_CHUNK(LD8(row, ix0 + kx), "unroll")
+            DW_CHUNK(, LD8(row, ix0 + kx), "unroll")
 #else
-            DW_CHUNK(((float8)(LD8(row, ix0 + kx).even, LD8(row, ix0 + kx + 8).even)), "unroll")
+            DW_CHUNK(, ((float8)(LD8(row, ix0 + kx).even, LD8(row, ix0 + kx + 8).even)), "unroll")
 #endif
         } else {
-            DW_CHUNK(load_row8(row, ix0 + kx, SX, wd), "unroll 1")  // rare: compact code
+#if SX == 1 && KW <= 9
+            // The first chunk of a row and the last (two of seven on a 52-wide map, both on a
+            // 13-wide one): the row's 16 pixels from ix0 as two vectors, each bounds-checked once
+            // (a plain load where it lies inside the row), and each tap a constant shuffle of them,
+            // instead of a clamped gather per tap.
+            DW_CHUNK(const float8 lo = load_row8(row, ix0, 1, wd); const float8 hi = load_row8(row, ix0 + 8, 1, wd);,
+                     shuffle2(lo, hi, (uint8)(0, 1, 2, 3, 4, 5, 6, 7) + (uint)kx), "unroll")
+#else
+            DW_CHUNK(, load_row8(row, ix0 + kx, SX, wd), "unroll 1")  // rare: compact code
+#endif
         }
         const int cnt = min(8, wo - ox0);
 #pragma unroll

@@ -71,6 +71,8 @@ DW_CASES = [
     (1, 3, 1, 1, 3, 1, [1, 1, 1, 1], False),  # a single pixel: every tap but the centre is padding
     (1, 13, 13, 97, 5, 2, [2, 1, 2, 3], False),  # 5x5, asymmetric padding, odd width
     (2, 31, 26, 26, 3, 1, [0, 0, 0, 0], False),  # no padding: ho = h - 2, rows not a multiple of 4
+    (1, 5, 13, 13, 3, 1, [1, 1, 1, 1], True),  # a 13-wide row: both chunks are edge chunks
+    (1, 3, 9, 19, 5, 1, [2, 2, 2, 2], False),  # 5x5 stride 1: edge chunks on both sides
 ]
 
 
