@@ -7,12 +7,15 @@
 #   docker/dev-cache.sh prepare        the base image, the wheelhouse and the image (each skipped if current)
 #   docker/dev-cache.sh start | stop   our own Docker daemon (no bridge, no iptables), as every test runs it
 #   docker/dev-cache.sh check          are the base image and the wheelhouse current (the daemon started)
-#   docker/dev-cache.sh base-tag       the base image's tag for the current Dockerfile
+#   docker/dev-cache.sh build          this checkout's image from them, with no network (the test)
+#   docker/dev-cache.sh image-tag      that image's tag (one per checkout, so checkouts never share one)
 #
 # The daemon is ours alone: its own socket, pid file, exec root and data root under $YAGUAR_DOCKER_CACHE
 # (default ~/.cache/yaguar/docker, where images persist between runs), never a system daemon's. It runs
 # with no bridge network and no iptables rules, and containers run with --network host only, so no
-# traffic leaves loopback (issue 18).
+# traffic leaves loopback (issue 18). Several checkouts on one machine share it: each user holds a shared
+# lock on $cache/users.lock while it uses the daemon (prepare here, the test in tests/support/docker.py),
+# and `stop` stops it only when no one else holds that lock (the last one out stops it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=${YAGUAR_DOCKER_CACHE:-$HOME/.cache/yaguar/docker}
@@ -28,25 +31,35 @@ say() { printf '== %s\n' "$*"; }
 running() { "$docker" info >/dev/null 2>&1; }
 
 start() {  # prints "running" when our daemon was up already, "started" when this call started it
-  if running; then echo running; return 0; fi
-  command -v dockerd >/dev/null || { echo "dockerd is missing: apt-get install docker.io (./dev.sh setup)"; exit 1; }
+  local state
   mkdir -p "$cache"
+  exec 8>>"$cache/start.lock"
+  flock -x 8  # one start at a time: two daemons on one data root would clash
+  state=$(running && echo running || launch)
+  flock -u 8
+  echo "$state"
+}
+
+launch() {
+  command -v dockerd >/dev/null || { echo "dockerd is missing: apt-get install docker.io (./dev.sh setup)" >&2; exit 1; }
   dockerd --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
     --data-root "$cache/data" --exec-root "$cache/exec" --pidfile "$cache/dockerd.pid" \
-    --host "unix://$cache/docker.sock" >>"$cache/dockerd.log" 2>&1 &
+    --host "unix://$cache/docker.sock" >>"$cache/dockerd.log" 2>&1 8>&- 9>&- &  # not our locks
   for _ in $(seq 120); do
     if running; then echo started; return 0; fi
     kill -0 $! 2>/dev/null || break
     sleep 0.5
   done
-  echo "the Docker daemon did not start; the end of $cache/dockerd.log:"
-  tail -20 "$cache/dockerd.log"
+  echo "the Docker daemon did not start; the end of $cache/dockerd.log:" >&2
+  tail -20 "$cache/dockerd.log" >&2
   exit 1
 }
 
-stop() {
+stop() {  # only when no other run holds users.lock (see above); a run must release its own first
   local pid
   [ -f "$cache/dockerd.pid" ] || return 0
+  exec 9>>"$cache/users.lock"
+  flock -n -x 9 || { echo "the Docker daemon is in use by another run: left running"; return 0; }
   pid=$(cat "$cache/dockerd.pid")
   kill "$pid" 2>/dev/null || return 0
   for _ in $(seq 60); do
@@ -103,14 +116,19 @@ build_wheelhouse() {
   fi
   say "wheelhouse: the station's Python packages as wheels in $wheelhouse"
   find "$wheelhouse" -name '*.whl' -delete
-  .venv/bin/python -m pip wheel -q --wheel-dir "$wheelhouse" '.[station,opencl,postgres,train]' 'setuptools>=69' wheel
+  mkdir -p "$cache"
+  .venv/bin/python -m pip wheel -q --wheel-dir "$wheelhouse" '.[station,opencl,postgres,train]' 'setuptools>=69' wheel \
+    >"$cache/wheelhouse.log" 2>&1 || { tail -20 "$cache/wheelhouse.log"; exit 1; }
   rm -f "$wheelhouse"/yaguar-*.whl  # the image installs the code from the checkout
   echo "$key" >"$wheelhouse/.key"
 }
 
+image_tag() { echo "yaguar-station:dev-$(pwd -P | sha256sum | cut -c1-8)"; }
+
 build_image() {  # --network none: everything it needs is in the base and the wheelhouse
-  say "image yaguar-station:dev (only what changed is rebuilt)"
-  "$docker" build -q --network none --build-arg BASE_IMAGE="$(base_tag)" -t yaguar-station:dev . >/dev/null
+  say "image $(image_tag) (only what changed is rebuilt)"
+  "$docker" build -q --network none --build-arg BASE_IMAGE="$(base_tag)" -t "$(image_tag)" . >/dev/null
+  "$docker" image prune -f >/dev/null  # the image this build replaced, so the data root does not grow
 }
 
 check() {  # what the test needs from `prepare`, with the reason when it is not there
@@ -127,6 +145,8 @@ case ${1:-} in
   start) start ;;
   stop) stop ;;
   check) check ;;
+  build) build_image ;;
+  image-tag) image_tag ;;
   base-tag) base_tag ;;
   prepare)
     if [ "$(id -u)" -ne 0 ]; then
@@ -134,10 +154,14 @@ case ${1:-} in
       exit 0
     fi
     build_wheelhouse
-    daemon=$(start)
+    mkdir -p "$cache"
+    exec 9>>"$cache/users.lock"
+    flock -s 9  # we use the daemon: no other run stops it meanwhile
+    start >/dev/null
     build_base
     build_image
-    [ "$daemon" = running ] || stop  # a daemon that was up before (a test's) is left running
+    flock -u 9
+    stop
     ;;
   *)
     sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'

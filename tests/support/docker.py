@@ -1,9 +1,12 @@
 """The tests' Docker: our own daemon (docker/dev-cache.sh: no bridge network, no iptables, its own socket
 and a data root under ~/.cache/yaguar/docker where images persist between runs), the docker CLI against
-it, and containers that run on the host network only, so nothing leaves loopback."""
+it, and containers that run on the host network only, so nothing leaves loopback. Other checkouts on
+the machine may use the same daemon: a shared lock on users.lock keeps it up while this test runs, and
+the last user out stops it (dev-cache.sh stop)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -22,15 +25,17 @@ def cache_dir() -> Path:
 
 
 class Docker:
-    """The daemon (started here unless it runs already) and ``docker`` commands against it."""
+    """The daemon (started here unless it runs already), this checkout's image, and ``docker`` commands."""
 
     def __init__(self) -> None:
         # Debian's client (docker.io), the one CI has; dev-cache.sh picks the same
         self.cli = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else "docker"
         self.env = {**os.environ, "DOCKER_HOST": f"unix://{cache_dir()}/docker.sock", "DOCKER_BUILDKIT": "1"}
-        self.started = False
+        self.users_lock: Any = None
+        self.image = ""
 
     def script(self, command: str, timeout: float = 120) -> str:
+        """docker/dev-cache.sh COMMAND (start, stop, check, build); its output, or why it failed."""
         done = subprocess.run(
             [str(CACHE_SCRIPT), command], capture_output=True, text=True, timeout=timeout, check=False
         )
@@ -39,12 +44,20 @@ class Docker:
         return done.stdout.strip()
 
     def start(self) -> Docker:
-        self.started = self.script("start").splitlines()[-1] == "started"
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        self.users_lock = (cache_dir() / "users.lock").open("a")
+        fcntl.flock(self.users_lock, fcntl.LOCK_SH)  # in use: no other run stops the daemon meanwhile
+        self.script("start")
+        self.image = self.script("image-tag")
         return self
 
     def stop(self) -> None:
-        if self.started:  # a daemon that was up before this test is left as it was
-            self.script("stop")
+        """Stops the daemon unless another run still uses it (then that run stops it at its end)."""
+        if self.users_lock is not None:
+            fcntl.flock(self.users_lock, fcntl.LOCK_UN)
+            self.users_lock.close()
+            self.users_lock = None
+        self.script("stop")
 
     def __call__(self, *args: str, timeout: float = 120, check: bool = True) -> str:
         done = subprocess.run(
