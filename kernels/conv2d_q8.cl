@@ -11,15 +11,16 @@
 // (activation, fake-quant, residual, activation, fake-quant, as for float convs) and, with OUT_Q8,
 // the requantisation of the final stage to 8 bits (round half to even, saturate), stored as uchar
 // for the next int8 op. Without OUT_Q8 the output is stored as float (store_t).
-// Q8_REQUANT: the common epilogue (Relu/Clip, then requantise; optionally + an 8-bit residual and
+// mode 1 (the kernels' last argument; 0 is the generic epilogue): the common epilogue (Relu/Clip, then requantise; optionally + an 8-bit residual and
 // requantise again) computed as onnxruntime's QLinearConv and QLinearAdd do: the int32 sum times
 // one multiplier sx*sw/sy, rounded, plus the zero point, clamped (Relu and Clip become the clamp's
 // bounds); the residual add as q1*s1/s2 + qr*sr/s2 + a fixed part, rounded. Its arguments reuse
 // the generic ones: mult = sx*sw/s1, q = {s1, z1, lo1, hi1, s1/s2, sr/s2, fixed, -}, oq = {-, -, lo2, hi2}.
-// Q8_REQUANT1: other epilogues that start with Relu/Clip (or nothing) and a fake-quant (Conv -> Q/DQ ->
+// mode 2: other epilogues that start with Relu/Clip (or nothing) and a fake-quant (Conv -> Q/DQ ->
 // SiLU -> Q/DQ: YOLOX) take that first step the same integer way, then go on in fp32.
 // Weights are stored [group][co block of TM][ci][ky][kx][TM] (char).
-// Defines: TM, NV, KH, KW, SX, DY, DX, OUT_Q8 (0/1), RES (0 none, 1 float, 2 8-bit), Q8_REQUANT, Q8_REQUANT1.
+// Defines: TM, NV, KH, KW, SX, DY, DX, OUT_Q8 (0/1), RES (0 none, 1 float, 2 8-bit).
+// (The epilogue's mode is an argument, not a define: one build fewer per conv shape on a cold start.)
 #define TN (8 * NV)
 #if OUT_Q8
 typedef uchar out_t;
@@ -46,13 +47,13 @@ INLINE int8 load_row8_q(const __global uchar* row, int ix0, int sx, int w, int z
 
 // The fused epilogue on real values; the residual is read as float or as 8 bits (rq: scale, zero).
 INLINE float8 epi8_q(float8 v, int4 acts, float4 ap, float8 q, const __global res_t* res, int res_off, int res_bs,
-                     float2 rq, int n, int ridx, int cnt) {
-#if Q8_REQUANT1  // fake-quant 1 as QLinearConv's requantisation: v = acc * sx*sw/s1, act 1 in the bounds
-    v = (fmin(fmax(rint(v) + q.s1, q.s2), q.s3) - q.s1) * q.s0;
-#else
-    v = act8(v, acts.x, ap.x, ap.y);
-    if (acts.z) v = fq8(v, q.s0, q.s1, q.s2, q.s3);
-#endif
+                     float2 rq, int n, int ridx, int cnt, int mode) {
+    if (mode == 2) {  // fake-quant 1 as QLinearConv's requantisation: v = acc * sx*sw/s1, act 1 in the bounds
+        v = (fmin(fmax(rint(v) + q.s1, q.s2), q.s3) - q.s1) * q.s0;
+    } else {
+        v = act8(v, acts.x, ap.x, ap.y);
+        if (acts.z) v = fq8(v, q.s0, q.s1, q.s2, q.s3);
+    }
 #if RES
     const __global res_t* r = res + res_off + n * res_bs + ridx;
     float t[8];
@@ -71,14 +72,8 @@ INLINE float8 epi8_q(float8 v, int4 acts, float4 ap, float8 q, const __global re
     return v;
 }
 
-#ifndef Q8_REQUANT
-#define Q8_REQUANT 0
-#endif
-#ifndef Q8_REQUANT1
-#define Q8_REQUANT1 0
-#endif
 
-// The integer epilogue (Q8_REQUANT): stored 8-bit values, as floats holding integers.
+// The integer epilogue (mode 1): stored 8-bit values, as floats holding integers.
 INLINE float8 epi8_int(int8 acc, float mult, float8 q, float4 oq, const __global res_t* res, int res_off,
                        int res_bs, int n, int ridx, int cnt) {
     float8 v = fmin(fmax(rint(convert_float8(acc) * mult) + q.s1, q.s2), q.s3);
@@ -98,13 +93,10 @@ INLINE float8 epi8_int(int8 acc, float mult, float8 q, float4 oq, const __global
 }
 
 // oq: the output grid {scale, stored zero point, lowest, highest stored value} (OUT_Q8).
-INLINE void store8_q(float8 v, __global out_t* y, int idx, int cnt, float4 oq) {
+INLINE void store8_q(float8 v, __global out_t* y, int idx, int cnt, float4 oq, int mode) {
 #if OUT_Q8
-#if Q8_REQUANT
-    const uchar8 u = convert_uchar8_sat(v);  // already the stored values
-#else
-    const uchar8 u = convert_uchar8_sat(fmin(fmax(rint(v / oq.x) + oq.y, oq.z), oq.w));
-#endif
+    // mode 1 computed the stored values already
+    const uchar8 u = convert_uchar8_sat(mode == 1 ? v : fmin(fmax(rint(v / oq.x) + oq.y, oq.z), oq.w));
     if (cnt == 8) {
         vstore8(u, 0, y + idx);
     } else {
@@ -122,7 +114,7 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
                         int co_pad, __global out_t* y, int y_off, int y_bs, float4 oq,
                         int cin_g, int cout_g, int groups, int h, int wd, int ho, int wo, int sy, int py, int px,
                         int4 acts, float4 ap, float8 q, __global const res_t* res, int res_off, int res_bs,
-                        float2 rq) {
+                        float2 rq, int mode) {
     const int ox0 = get_global_id(0) * TN;
     const int ncob = (cout_g + TM - 1) / TM;
     const int oy = get_global_id(1) / ncob;
@@ -173,13 +165,11 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
                 if (ox < wo) {
                     const int cnt = min(8, wo - ox);
                     const int idx = (co * ho + oy) * wo + ox;
-#if Q8_REQUANT
-                    const float8 r = epi8_int(acc[m][v] + b, s, q, oq, res, res_off, res_bs, n, idx, cnt);
-#else
-                    const float8 real = convert_float8(acc[m][v] + b) * s;
-                    const float8 r = epi8_q(real, acts, ap, q, res, res_off, res_bs, rq, n, idx, cnt);
-#endif
-                    store8_q(r, y + y_off + n * y_bs, idx, cnt, oq);
+                    const float8 r =
+                        mode == 1 ? epi8_int(acc[m][v] + b, s, q, oq, res, res_off, res_bs, n, idx, cnt)
+                                  : epi8_q(convert_float8(acc[m][v] + b) * s, acts, ap, q, res, res_off, res_bs,
+                                           rq, n, idx, cnt, mode);
+                    store8_q(r, y + y_off + n * y_bs, idx, cnt, oq, mode);
                 }
             }
         }
@@ -221,7 +211,7 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
                            int co_pad, __global out_t* y, int y_off, int y_bs, float4 oq,
                            int cin_g, int cout_g, int groups, int h, int wd, int ho, int wo, int sy, int py,
                            int px, int4 acts, float4 ap, float8 q, __global const res_t* res, int res_off,
-                           int res_bs, float2 rq) {
+                           int res_bs, float2 rq, int mode) {
     const int oy0 = get_global_id(0) * ROWS;
     const int ch = get_global_id(1);
     const int n = get_global_id(2);
@@ -249,12 +239,10 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
             const int oy = oy0 + j;
             if (oy < ho) {
                 const int idx = (ch * ho + oy) * wo + ox0;
-#if Q8_REQUANT
-                const float8 r = epi8_int(acc[j], s, q, oq, res, res_off, res_bs, n, idx, cnt);
-#else
-                const float8 r = epi8_q(convert_float8(acc[j]) * s, acts, ap, q, res, res_off, res_bs, rq, n, idx, cnt);
-#endif
-                store8_q(r, yn, idx, cnt, oq);
+                const float8 r = mode == 1 ? epi8_int(acc[j], s, q, oq, res, res_off, res_bs, n, idx, cnt)
+                                           : epi8_q(convert_float8(acc[j]) * s, acts, ap, q, res, res_off, res_bs,
+                                                    rq, n, idx, cnt, mode);
+                store8_q(r, yn, idx, cnt, oq, mode);
             }
         }
     }

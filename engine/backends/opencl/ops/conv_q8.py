@@ -106,13 +106,13 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
         oq = oq_int or oq
     res = node.fused.get("residual")
     defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx,
-               "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1),
-               "Q8_REQUANT": int(integer is not None and integer[0] == "Q8_REQUANT"),
-               "Q8_REQUANT1": int(integer is not None and integer[0] == "Q8_REQUANT1")}  # fmt: skip
+               "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1)}  # fmt: skip
+    mode = 0 if integer is None else (1 if integer[0] == "requant" else 2)
     dims = (cin_g, cout_g, groups, h, w, ho, wo, sy, pads[0], pads[1])
     args = [*addr8(lw, x), np.int32(xq.zero), lw.const_buffer(blocked), np.int32(zw), lw.const_buffer(bias),
             lw.const_buffer(mult.astype(np.float32)), np.int32(co_pad),
-            *(addr8(lw, y) if out_q8 else lw.addr(y)), vec("float4", *oq), *map(np.int32, dims), *epilogue]  # fmt: skip
+            *(addr8(lw, y) if out_q8 else lw.addr(y)), vec("float4", *oq), *map(np.int32, dims), *epilogue,
+            np.int32(mode)]  # fmt: skip
     depthwise = groups == cin == cout and dy == dx == 1
     if depthwise:  # whole rows per work-item, weights in registers
         rows = 4 if ho >= 16 else 2
@@ -148,9 +148,9 @@ def first_requant(
 def integer_epilogue(
     node: Node, xq: Stored, w_scale: np.ndarray
 ) -> tuple[str, np.ndarray, list[float], tuple[float, ...]] | None:
-    """(define, multiplier per channel, q, oq) when the conv's epilogue starts with Relu or Clip
-    (or none) and a requantisation: Q8_REQUANT when that is all (optionally + an 8-bit residual,
-    requantised again: onnxruntime's QLinearConv + QLinearAdd), Q8_REQUANT1 when fp32 work follows
+    """(mode, multiplier per channel, q, oq) when the conv's epilogue starts with Relu or Clip
+    (or none) and a requantisation: mode 1 (requant) when that is all (optionally + an 8-bit residual,
+    requantised again: onnxruntime's QLinearConv + QLinearAdd), mode 2 (requant_first) when fp32 work follows
     (SiLU, ...). None otherwise (the generic fp32 epilogue)."""
     f = node.fused
     out: Stored | None = f.get("out_q8")
@@ -159,7 +159,7 @@ def integer_epilogue(
     tail = f.get("act2", (0,))[0] or f.get("residual") or "fq2" in f
     if out is not None and not tail and "fq1" not in f:  # requantise, done
         mult, lo, hi = first_requant(node, xq, w_scale, out)
-        return "Q8_REQUANT", mult, [out.scale, out.zero, lo, hi, 0.0, 0.0, 0.0, 0.0], (1.0, 0.0, lo, hi)
+        return "requant", mult, [out.scale, out.zero, lo, hi, 0.0, 0.0, 0.0, 0.0], (1.0, 0.0, lo, hi)
     if "fq1" not in f:
         return None
     first = Stored.of(f["fq1"])
@@ -170,12 +170,12 @@ def integer_epilogue(
         r_a, r_b = f32(first.scale) / f32(out.scale), f32(res.scale) / f32(out.scale)
         fixed = f32(out.zero) - (r_a * f32(first.zero) + r_b * f32(res.zero))
         q = [first.scale, first.zero, lo, hi, float(r_a), float(r_b), float(fixed), 0.0]
-        return "Q8_REQUANT", mult, q, (1.0, 0.0, out.lo, out.hi)
+        return "requant", mult, q, (1.0, 0.0, out.lo, out.hi)
     # fp32 work follows: the first requantisation in the graph's own zero point (it is dequantised)
     s, z, lo_g, hi_g = f["fq1"]
     mult, lo, hi = first_requant(node, xq, w_scale, Stored(s, z, lo_g, hi_g))
     q2 = f.get("fq2", (1.0, 0.0, 0.0, 0.0))
-    return "Q8_REQUANT1", mult, [s, z, lo, hi, *q2], ()
+    return "requant_first", mult, [s, z, lo, hi, *q2], ()
 
 
 def _elementwise_q8(lw: Lowerer, node: Node, entry: str) -> None:
