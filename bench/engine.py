@@ -60,6 +60,7 @@ MODELS = {
 }
 RX580_FLOPS = 6.2e12  # fp32 FLOP/s, AMD's published peak for the RX 580 (the station's card)
 RX580_BYTES = 256e9  # bytes/s of its GDDR5
+SETTLE_S = 0.1  # pause between runners (outside the timed window)
 
 
 def images(data: Path, count: int, prep: str, size: int) -> np.ndarray:
@@ -138,6 +139,9 @@ def timed(fns, repeats: int) -> tuple[list[tuple[float, float]], list[float]]:
             fn()
             spent.append(time.perf_counter() - t)
             used.append(process_cpu_s() - c)
+            # onnxruntime's default threads spin on after a run: let them stop before the next
+            # runner, whose wall and CPU time would otherwise carry them
+            time.sleep(SETTLE_S)
     return [(min(t) * 1000, statistics.median(t) * 1000) for t in times], [
         statistics.median(c) * 1000 for c in cpu
     ]
