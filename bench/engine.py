@@ -27,7 +27,11 @@ their integer multiply-adds are counted at the fp32 peak (the RX 580 has no fast
 an earlier --autotune run (cached on disk, keyed by device, driver and the conv kernels' source)
 are used when present.
 
-    .venv/bin/python bench/engine.py [--quick] [--device SUBSTRING] [--fp16] [--autotune]
+With ``--overlap``, OpenCL also runs with ``overlap = true`` and ``overlap = false`` in the same
+rounds, and a table gives the gain of running a batch's parts with their transfers on a second
+queue (streams.py; by default only on GPUs).
+
+    .venv/bin/python bench/engine.py [--quick] [--device SUBSTRING] [--fp16] [--autotune] [--overlap]
 """
 
 from __future__ import annotations
@@ -164,6 +168,11 @@ def main() -> int:
         help="also look for model files here (e.g. where `yaguar models quantize` wrote the int8 ones)",
     )
     ap.add_argument("--batches", default="1,8")
+    ap.add_argument(
+        "--overlap",
+        action="store_true",
+        help="also run OpenCL with overlap = true and false in the same rounds (the streams' gain)",
+    )
     ap.add_argument("--top", type=int, default=8, help="kernels listed per model and batch")
     args = ap.parse_args()
 
@@ -172,6 +181,7 @@ def main() -> int:
     from yaguar.engine.backends.base import BackendError
     from yaguar.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
     from yaguar.engine.backends.opencl import OpenCLBackend
+    from yaguar.engine.backends.opencl.split import SplitPlan
 
     data = shared_data_dir()
     if data is None:
@@ -187,6 +197,7 @@ def main() -> int:
     rows, tables, unsupported, cpu_rows = [], [], [], []
     started, load_before = time.strftime("%H:%M:%S UTC", time.gmtime()), os.getloadavg()[0]
     qdq_rows: dict[tuple[str, int], float] = {}  # OpenCL with int8 = false, ms per image
+    plain_rows: dict[tuple[str, int], tuple[float, float, bool]] = {}  # overlap true, false: ms, ms, parts?
     workdir = tempfile.TemporaryDirectory()  # the re-batched copies onnxruntime loads
     jobs = [(name, b) for name in names for b in batches]
     for name, batch in tqdm(jobs, desc="benchmark", unit="case"):
@@ -215,12 +226,19 @@ def main() -> int:
         ):
             fp32_qdq = OpenCLBackend(path, {**options, "int8": False})  # the same graph, fake-quant in fp32
             runners.append(partial(fp32_qdq.run, feeds))
+        qdq_at = len(runners) - 1 if len(runners) > 3 else None
+        if args.overlap:  # the parts' transfers on a second queue, and all on the compute queue
+            for overlap in (True, False):
+                runners.append(partial(OpenCLBackend(path, {**options, "overlap": overlap}).run, feeds))
         times, cpu_ms = timed(runners, repeats)
         row = (name, batch, *(t / batch for pair in times[:3] for t in pair), diff)
         rows.append(row)
         cpu_rows.append((name, batch, *(c / batch for c in cpu_ms[:3])))
-        if len(times) > 3:
-            qdq_rows[(name, batch)] = times[3][0] / batch
+        if qdq_at is not None:
+            qdq_rows[(name, batch)] = times[qdq_at][0] / batch
+        if args.overlap:
+            parts = isinstance(ocl.plan_for(feeds), SplitPlan)
+            plain_rows[(name, batch)] = (times[-2][0] / batch, times[-1][0] / batch, parts)
         tqdm.write(
             f"{name} batch {batch}: onnxruntime defaults {row[2]:.2f}, station {row[4]:.2f}, "
             f"opencl {row[6]:.2f} ms per image (best of {repeats})"
@@ -278,6 +296,7 @@ def main() -> int:
             " int8 gain = fp32 QDQ / opencl (the int8 kernels' speed-up)"
         )
     int8_vs_float(rows)
+    overlap_table(plain_rows)
     for name, batch, count, kernels in tables:
         total = [sum(v[i] for _, v in kernels) for i in range(3)]
         print(
@@ -310,6 +329,22 @@ def int8_vs_float(rows: list[tuple]) -> None:
     for f, b in pairs:
         fl, q = by_case[(f, b)], by_case[(f + "_int8", b)]
         print(f"{f:16s} {b:5d} {fl[2] / q[2]:12.2f} {fl[4] / q[4]:11.2f} {fl[6] / q[6]:7.2f}")
+
+
+def overlap_table(plain_rows: dict[tuple[str, int], tuple[float, float, bool]]) -> None:
+    """OpenCL with its parts' transfers overlapped vs overlap = false, same rounds."""
+    if not plain_rows:
+        return
+    print(
+        "\ntransfers overlapped (overlap = true: a second queue, streams.py) vs overlap = false, same rounds,"
+        " ms per image"
+        " (best); gain = plain / overlapped; only a batch run in parts uses the second queue"
+    )
+    print(f"{'model':16s} {'batch':>5s} {'parts':>5s} {'overlapped':>10s} {'plain':>8s} {'gain':>6s}")
+    for (name, batch), (over, plain, parts) in plain_rows.items():
+        print(
+            f"{name:16s} {batch:5d} {'yes' if parts else 'no':>5s} {over:10.2f} {plain:8.2f} {plain / over:6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -57,6 +57,11 @@ class OpenCLOptions(Section):
         le=1024,
         description="images per part when a batch runs in parts (CPU devices); 0: what fits the cache",
     )
+    overlap: bool | None = Field(
+        default=None,
+        description="run a batch's parts with uploads and downloads on a second queue, beside the "
+        "compute; None: on GPUs only (on a CPU device the copies share the cores: measured slower)",
+    )
 
 
 class AutoOptions(Section):

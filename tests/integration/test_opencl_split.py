@@ -91,3 +91,52 @@ def test_outputs_mixing_images_run_whole(cache_dir: Path) -> None:
     got, ref = be.run({"x": x})[0], ort_run(m, {"x": x})[0]
     assert got.shape == ref.shape == (1, 3, 5, 7)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_overlapped_parts_match_the_plain_path(cache_dir: Path) -> None:
+    """An odd batch (5 parts of 1, so both slots are reused): the same numbers with the transfers on
+    a second queue as without; uploads and downloads ran on the transfer queue, each step after the
+    one it waits for (profiling timestamps), and the two slots alternate."""
+    import pyopencl as cl
+
+    from yaguar.engine.backends.base import BackendError
+    from yaguar.engine.backends.opencl import OpenCLBackend
+    from yaguar.engine.backends.opencl.split import SplitPlan
+
+    m = _conv_silu()
+    x = rand(5, 5, 9, 11, seed=6)
+    overlapped = OpenCLBackend(m, {"cache_dir": cache_dir, "batch_part": 1, "overlap": True})
+    plain = OpenCLBackend(m, {"cache_dir": cache_dir, "batch_part": 1, "overlap": False})
+    default = OpenCLBackend(m, {"cache_dir": cache_dir, "batch_part": 1})
+    plan, plain_plan, default_plan = (be.plan_for({"x": x}) for be in (overlapped, plain, default))
+    assert isinstance(plan, SplitPlan) and plan.streamer is not None
+    assert isinstance(plain_plan, SplitPlan) and plain_plan.streamer is None
+    # by default only on a GPU: on a CPU device the copies are memcpys on the cores that compute
+    is_gpu = bool(default.runtime.device.type & cl.device_type.GPU)
+    assert isinstance(default_plan, SplitPlan) and (default_plan.streamer is not None) == is_gpu
+    for _ in range(2):  # a second run reuses the slots and their events
+        got, want = overlapped.run({"x": x})[0], plain.run({"x": x})[0]
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, ort_run(m, {"x": x})[0], rtol=1e-5, atol=1e-4)
+    with pytest.raises(BackendError, match="missing input 'x'"):
+        plan.run({"y": x})
+    np.testing.assert_array_equal(overlapped.run({"x": x})[0], want)  # and the next run is whole
+
+    streamer = plan.streamer
+    trace = sorted(streamer.trace, key=lambda t: t.part)
+    assert [t.slot for t in trace] == [0, 1, 0, 1, 0]
+    assert streamer.transfer is not streamer.compute
+    queue = cl.event_info.COMMAND_QUEUE
+    for t in trace:
+        assert t.upload.get_info(queue) == streamer.transfer
+        assert t.download.get_info(queue) == streamer.transfer
+        assert t.compute_in.get_info(queue) == streamer.compute
+        assert t.waits["compute"] == [t.upload]
+        assert t.waits["download"] == [t.compute_out]
+        assert t.compute_in.profile.start >= t.upload.profile.end
+        assert t.download.profile.start >= t.compute_out.profile.end
+    for before, after in zip(trace, trace[2:], strict=False):  # a slot is reused two parts later
+        assert after.waits["upload"] == [before.compute_in]
+        assert after.waits["outputs"] == [before.download]
+        assert after.upload.profile.start >= before.compute_in.profile.end
+        assert after.compute_out.profile.start >= before.download.profile.end

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import pyopencl as cl
 
 from ..base import Backend, BackendError, ModelSource, TensorInfo
 from ..options import OpenCLOptions, OptionsInput, options_as
@@ -124,7 +125,10 @@ class OpenCLBackend(Backend):
                 "batch %d of %s runs whole: its outputs do not split by image", batch, self.model_path.name
             )
             return None
-        plan = SplitPlan(part_plan, batch)
+        overlap = self.options.overlap
+        if overlap is None:  # DMA beside the kernels on a GPU; on a CPU a memcpy on the same cores
+            overlap = bool(self.runtime.device.type & cl.device_type.GPU)
+        plan = SplitPlan(part_plan, batch, overlap=overlap)
         self._plans[batch] = plan
         return plan
 

@@ -14,6 +14,7 @@ import pyopencl as cl
 
 from ..base import BackendError
 from . import frontend, fusion
+from .graph import Value
 from .int8 import plan_int8
 from .lower import Launch, Lowerer
 from .memory import MemoryPlan
@@ -30,6 +31,15 @@ class KernelTime:
     ms: float
     flops: float
     nbytes: float
+
+
+def host_output(value: Value, host: np.ndarray) -> np.ndarray:
+    """An output read back in the storage type, as a new array of the model's type (integer
+    outputs rounded and clipped)."""
+    if value.dtype.kind in "iu":
+        info = np.iinfo(value.dtype)
+        host = np.clip(np.rint(host), info.min, info.max)
+    return host.astype(value.dtype)
 
 
 class Plan:
@@ -69,18 +79,22 @@ class Plan:
             g.batch,
         )
 
+    def feed(self, feeds: dict[str, np.ndarray], name: str) -> np.ndarray:
+        """Input ``name`` from ``feeds``, checked against the plan's shape."""
+        if name not in feeds:
+            raise BackendError(f"missing input {name!r}")
+        arr = np.asarray(feeds[name])
+        if tuple(arr.shape) != self.graph.values[name].shape:
+            raise BackendError(
+                f"input {name!r} has shape {arr.shape}, the plan expects {self.graph.values[name].shape}"
+            )
+        return arr
+
     def _upload(self, feeds: dict[str, np.ndarray]) -> None:
         g = self.graph
         self._staged: list[np.ndarray] = []  # copies are asynchronous: keep the host arrays until finish()
         for name in g.inputs:
-            if name not in feeds:
-                raise BackendError(f"missing input {name!r}")
-            arr = np.asarray(feeds[name])
-            if tuple(arr.shape) != g.values[name].shape:
-                raise BackendError(
-                    f"input {name!r} has shape {arr.shape}, the plan expects {g.values[name].shape}"
-                )
-            host = np.ascontiguousarray(arr, dtype=self.store_dtype)
+            host = np.ascontiguousarray(self.feed(feeds, name), dtype=self.store_dtype)
             off, _ = self.mem.address(name)
             cl.enqueue_copy(
                 self.rt.queue,
@@ -104,10 +118,7 @@ class Plan:
             cl.enqueue_copy(
                 self.rt.queue, host, self.lowerer.pool, src_offset=off * self.store_dtype.itemsize
             )
-            if value.dtype.kind in "iu":
-                info = np.iinfo(value.dtype)
-                host = np.clip(np.rint(host), info.min, info.max)
-            outs.append(host.astype(value.dtype))
+            outs.append(host_output(value, host))
         return outs
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -21,6 +21,7 @@ import pyopencl as cl
 from ..base import BackendError
 from .executor import KernelTime, Plan
 from .graph import Graph
+from .streams import Streamer
 
 log = logging.getLogger(__name__)
 CACHE_SHARE = 4  # a part's activations may fill a quarter of the device's cache (others share it)
@@ -56,12 +57,20 @@ def splittable(gw: Graph, part: Plan) -> bool:
 class SplitPlan:
     """Runs a batch of ``batch`` images as parts through ``part`` (a plan for a divisor of it)."""
 
-    def __init__(self, part: Plan, batch: int) -> None:
+    def __init__(self, part: Plan, batch: int, overlap: bool = True) -> None:
         if batch % part.batch:
             raise BackendError(f"a batch of {batch} cannot be run in parts of {part.batch}")
         self.part, self.batch = part, batch
         self.rt, self.launches, self.lowerer = part.rt, part.launches, part.lowerer
-        log.info("batch %d runs as %d parts of %d", batch, batch // part.batch, part.batch)
+        # uploads and downloads on a second queue beside the compute (streams.py)
+        self.streamer = Streamer(part) if overlap else None
+        log.info(
+            "batch %d runs as %d parts of %d%s",
+            batch,
+            batch // part.batch,
+            part.batch,
+            ", transfers overlapped" if overlap else "",
+        )
 
     def _parts(self, feeds: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
         step = self.part.batch
@@ -76,7 +85,10 @@ class SplitPlan:
         ]
 
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        results = [self.part.run(part) for part in self._parts(feeds)]
+        if self.streamer is not None:
+            results = self.streamer.run(self._parts(feeds))
+        else:
+            results = [self.part.run(part) for part in self._parts(feeds)]
         return [np.concatenate(outs) for outs in zip(*results, strict=True)]
 
     def profile(self, feeds: dict[str, np.ndarray]) -> list[KernelTime]:
