@@ -1,7 +1,7 @@
 """Hostile input: property-based tests of the message parser and the station config, and a bounded fuzz
 run over the station's frame handler (``recorder.check`` + ``record`` on a temp SQLite) with malformed
 properties and images. Whatever comes in, the answer is a value or a ``ProtocolError``/``ConfigError``
-with a reason, each refusal costs under a second and bounded memory, and the handler keeps working."""
+with a reason, each refusal costs a bounded time (ANSWER_S) and bounded memory, and the handler keeps working."""
 
 from __future__ import annotations
 
@@ -47,6 +47,10 @@ from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.models import DeadLetter, Media
 
 TOPIC = "yaguar/v1/cam-01/frame"
+# The most one hostile frame may cost to check and record. It catches what hangs or blows up (a
+# decompression bomb, a quadratic parse), not speed: typically milliseconds, seen at 1.4 s on a loaded
+# 2-core machine, so a one-second bound failed there while nothing was wrong.
+ANSWER_S = 5.0
 KEYS = [
     "v", "device", "seq", "capture_id", "event_id", "burst_index", "burst_size", "captured_at",
     "trigger", "sha256", "size", "width", "height", "extra", "",
@@ -255,7 +259,7 @@ def test_named_hostile_images_are_refused_fast_with_bounded_memory(jpeg: bytes, 
             name,
             checked.error,
         )
-        assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
+        assert elapsed < ANSWER_S, f"{name}: {elapsed:.2f} s"
         assert peak < 2 * len(payload) + 4 * 1024 * 1024, f"{name}: {peak} bytes traced"
     with sessions() as session:
         assert session.query(DeadLetter).count() == len(named_hostile(jpeg))
@@ -304,7 +308,7 @@ def mutated_frames(draw: st.DrawFn, jpeg: bytes) -> tuple[bytes, Properties]:
 
 def test_fuzz_frame_handler(jpeg: bytes, tmp_path: Path) -> None:
     """~20 s of mutated frames through check + record: each answered (stored, duplicate or a reason)
-    in under a second, and the handler stores a good frame afterwards."""
+    in a bounded time, and the handler stores a good frame afterwards."""
     sessions = make_session_factory(upgraded(tmp_path))
     stats = {"examples": 0, "worst_s": 0.0, "rejected": 0}
     budget_end = time.monotonic() + 20
@@ -328,7 +332,7 @@ def test_fuzz_frame_handler(jpeg: bytes, tmp_path: Path) -> None:
         if checked.outcome == "rejected":
             stats["rejected"] += 1
             assert checked.error is not None and checked.error.reason
-        assert elapsed < 1.0
+        assert elapsed < ANSWER_S, f"{elapsed:.2f} s"
 
     run()
     print(
