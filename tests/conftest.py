@@ -11,19 +11,20 @@ import pytest
 from tests.support.broker import MOSQUITTO, Broker
 from tests.support.prerequisites import require_data
 
-# Tests that start several processes and wait on timing (kill -9, cut links, several workers, browsers):
-# under `pytest -n 2` (dev.sh test) they run one after another on one worker, beside the quicker tests,
-# never two of them at once on this kind of 2-core machine.
-SERIAL_FOLDERS = {"faults", "e2e"}
+# Tests that start several processes and wait on timing (kill -9, cut links, several workers, browsers,
+# containers): the faults folder, and end-to-end modules marked `processes`. Under `pytest -n 2` (dev.sh
+# test) they run one after another on one worker, beside the quicker tests, never two at once on this
+# kind of 2-core machine.
+SERIAL_FOLDERS = {"faults"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the tests for pytest-xdist's `--dist loadgroup`: a module's tests stay together (they share
-    module fixtures), and the process-heavy folders form one group."""
+    module fixtures), and the process-heavy ones form one group."""
     for item in items:
         folder = item.path.parent.name
-        group = "serial" if folder in SERIAL_FOLDERS else f"{folder}/{item.path.name}"
-        item.add_marker(pytest.mark.xdist_group(group))
+        serial = folder in SERIAL_FOLDERS or item.get_closest_marker("processes") is not None
+        item.add_marker(pytest.mark.xdist_group("serial" if serial else f"{folder}/{item.path.name}"))
 
 
 @pytest.fixture(scope="session")

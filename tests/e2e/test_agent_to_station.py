@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.integration.agent_support import agent_config, wait_until
@@ -20,6 +21,8 @@ from tests.support.broker import Broker
 from tests.support.station import running_station
 from yaguar.agent.service import Agent
 from yaguar.storage.models import Device, Media
+
+pytestmark = pytest.mark.processes  # one after another under xdist: tests/conftest.py
 
 
 def test_pir_to_station_database_exactly_once(broker: Broker, tmp_path: Path, images: Path) -> None:

@@ -23,6 +23,8 @@ from yaguar.server.dashboard.models import Review
 from yaguar.server.simulator import SimAgent
 from yaguar.storage.models import Event
 
+pytestmark = pytest.mark.processes  # one after another under xdist: tests/conftest.py
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = [

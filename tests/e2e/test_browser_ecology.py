@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_browser import browser, screenshots  # noqa: F401 - fixtures
 from tests.support.dashboard_web import PASSWORD, add_user, seed
 from tests.support.station import running_station
+
+pytestmark = pytest.mark.processes  # one after another under xdist: tests/conftest.py
 
 PERIOD = "from=2026-11-01&to=2026-11-30"
 

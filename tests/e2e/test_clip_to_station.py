@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.integration.agent_support import agent_config, wait_until
@@ -17,6 +18,8 @@ from tests.support.station import running_station
 from yaguar.agent.service import Agent
 from yaguar.alerts.models import Alert
 from yaguar.storage.models import Event, Media
+
+pytestmark = pytest.mark.processes  # one after another under xdist: tests/conftest.py
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"

@@ -11,7 +11,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.support.broker import free_port, wait_for_port
+
+pytestmark = pytest.mark.processes  # one after another under xdist: tests/conftest.py
 
 
 def test_demo_shows_frames_arriving_in_the_api(tmp_path: Path, images: Path) -> None:

@@ -36,7 +36,7 @@ from tests.support.file_server import serving
 from tests.support.small_jpegs import small_real_jpegs
 from yaguar.engine.manifest import find_manifest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.processes]
 TOKEN = "docker-test-token"
 UID = 10001  # the image's yaguar user (Dockerfile)
 VOLUMES = ("data", "media", "models")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 
 from tests.support.station import running_station
 from yaguar.server.simulator import main as sim_main
 from yaguar.storage.models import Media
+
+pytestmark = pytest.mark.processes  # one after another under xdist: tests/conftest.py
 
 
 def test_sim_cameras_reach_the_station_through_the_agent_code(
