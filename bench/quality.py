@@ -12,6 +12,7 @@ the reference of the ratio.
     .venv/bin/python bench/quality.py --setting plain --setting station
     .venv/bin/python bench/quality.py --config '{"detector": "fastestdet"}' --frames 8
     .venv/bin/python bench/quality.py --verbose            # each missed frame and each false box
+    .venv/bin/python bench/quality.py --setting station --int8   # + the station with int8 YOLOX-nano
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from pipeline import PLAIN_LOOK, make_frames
 from yaguar.engine.analyser import Analyser, FrameInput
 from yaguar.engine.config import PipelineConfig
 from yaguar.engine.look import thorough
+from yaguar.engine.manifest import find_manifest
 from yaguar.engine.quality import ALERT_CONFIDENCE, QualityReport, score_analyser
+from yaguar.engine.quantize import quantize_detector
 from yaguar.paths import shared_data_dir
 
 # Named settings: overrides of the station's [pipeline] defaults ("station" is the defaults as they are).
@@ -88,12 +91,34 @@ def details(report: QualityReport) -> None:
     print(f"    confusion (MegaDetector -> ours): {dict(sorted(report.confusion.items()))}")
 
 
+def int8_models(shared: Path, folder: Path) -> Path:
+    """The shared models (symlinks) and YOLOX-nano quantised now by ``yaguar models quantize``'s own
+    code, calibrated as its manifest says (the shared camera-trap and jaguar frames), in ``folder``.
+    Its tolerance is off: the yardstick, not the quantiser's own check, judges it here."""
+    for path in (shared / "models").iterdir():
+        (folder / path.name).symlink_to(path)
+    calibration = [shared / "images" / "camera-trap", shared / "images" / "jaguar"]
+    reference = shared / "reference" / "megadetector_v5_boxes.json"
+    made = quantize_detector(
+        find_manifest("yolox_nano"), shared / "models", calibration, folder, reference, shared / "images", 1.0
+    )
+    print(
+        f"int8 YOLOX-nano made: {len(made.float_convs)} convs kept float; its own check "
+        f"{made.int8_score.found}/{made.int8_score.frames} frames, float {made.float_score.found}/"
+        f"{made.float_score.frames}"
+    )
+    return folder
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--setting", action="append", choices=sorted(SETTINGS), help="named setting(s)")
     parser.add_argument("--config", action="append", default=[], help="a setting as JSON overrides")
     parser.add_argument("--frames", type=int, default=6, help="12 MP frames for the CPU cost")
     parser.add_argument("--verbose", action="store_true", help="list misses and false boxes")
+    parser.add_argument(
+        "--int8", action="store_true", help="add the station with YOLOX-nano int8, quantised for this run"
+    )
     args = parser.parse_args()
     shared = shared_data_dir()
     if shared is None:
@@ -104,6 +129,10 @@ def main() -> int:
     chosen = {"plain": SETTINGS["plain"], **chosen}  # the reference of the CPU ratio, always first
     with tempfile.TemporaryDirectory(prefix="yaguar-quality-") as tmp:
         frames = [p.read_bytes() for p in make_frames(shared / "images", Path(tmp), args.frames)]
+    int8_dir = tempfile.TemporaryDirectory(prefix="yaguar-int8-")
+    if args.int8:
+        folder = str(int8_models(shared, Path(int8_dir.name)))
+        chosen["station, int8"] = {"detector": "yolox_nano_int8", "model_dir": folder, "manifest_dir": folder}
     print(
         f"reference: MegaDetector v5 boxes, IoU >= 0.3; blanks: reference frames with the boxes cut "
         f"away + the empty frame + scream.jpg; CPU: {len(frames)} frames of 12 MP, same run"
@@ -122,6 +151,7 @@ def main() -> int:
         print(row(name, report, cpu, plain_ms), flush=True)
         if args.verbose:
             details(report)
+    int8_dir.cleanup()
     print(
         "day/night/all: MegaDetector animal frames found; blanks: blank frames with any box written "
         f"(of all blanks); >=0.5: of them, at the alert threshold {ALERT_CONFIDENCE}; wrong: matched boxes "
