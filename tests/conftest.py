@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.broker import MOSQUITTO, Broker
+from tests.support.postgres import postgres_cluster
 from tests.support.prerequisites import require_data
 
 # Tests that start several processes and wait on timing (kill -9, cut links, several workers, browsers,
@@ -53,3 +54,11 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'station.db'}"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster of the test's own."""
+    pytest.importorskip("psycopg")
+    with postgres_cluster() as url:
+        yield url

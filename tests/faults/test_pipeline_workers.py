@@ -19,7 +19,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.support.postgres import postgres_cluster
 from tests.support.workers import (
     FAKETIME_LIB,
     Workload,
@@ -31,13 +30,6 @@ from tests.support.workers import (
 )
 from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.models import Detection, Media
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    pytest.importorskip("psycopg")
-    with postgres_cluster() as url:
-        yield url
 
 
 def wait_for(url: str, what: str, condition: Callable[[dict[str, int]], bool], timeout: float) -> None:

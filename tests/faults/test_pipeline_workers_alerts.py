@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select, text
 
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
-from tests.support.postgres import postgres_cluster
 from tests.support.workers import (
     Workload,
     progress,
@@ -69,13 +67,6 @@ LEASE_LOG = [
 def running(logs: list[Path]) -> str | None:
     started = [log for log in logs if log.exists() and "Pipeline worker running" in log.read_text()]
     return None if len(started) == len(logs) else f"{len(started)} of {len(logs)} running"
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    pytest.importorskip("psycopg")
-    with postgres_cluster() as url:
-        yield url
 
 
 def wait_until(what: str, condition: Callable[[], str | None], timeout: float) -> None:
