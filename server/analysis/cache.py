@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from yaguar.server.dashboard.models import Review
@@ -26,6 +26,14 @@ from yaguar.storage.models import Device, Event
 T = TypeVar("T")
 KEPT_S = 120.0
 KEPT = 64
+
+
+def database_of(db: Session) -> str:
+    """Which database a session reads. Results are kept per database: one process may serve more than
+    one station (the tests run several), and their counts can look alike."""
+    bind = db.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return engine.url.render_as_string(hide_password=True)
 
 
 def data_stamp(db: Session) -> tuple[Any, ...]:
@@ -49,6 +57,7 @@ class ResultCache:
 
     def get_or_compute(self, db: Session, key: Hashable, compute: Callable[[], T]) -> T:
         stamp = data_stamp(db)
+        key = (database_of(db), key)
         with self._lock:
             kept = self._results.get(key)
         if kept is not None and kept[1] == stamp and time.monotonic() - kept[0] < self.kept_s:

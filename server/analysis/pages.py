@@ -20,7 +20,7 @@ from yaguar.server.dashboard.refusal import N_
 from yaguar.server.dashboard.species import common_name
 
 from . import charts, numbers, tables
-from .cache import ResultCache
+from .cache import ResultCache, database_of
 from .filters import AnalysisFilter, AnalysisFilterError
 from .tables import Table
 
@@ -72,19 +72,19 @@ def _gettext(lang: str) -> Callable[[str], str]:
 
 
 TOP_KEPT_S = 60.0
-_tops: dict[AnalysisFilter, tuple[float, str | None]] = {}
+_tops: dict[tuple[str, AnalysisFilter], tuple[float, str | None]] = {}
 
 
 def _top_species(db: Session, flt: AnalysisFilter) -> str | None:
     """The species the activity and history pages show when none is chosen: the most detected one,
     looked for once a minute (it hardly ever changes, and finding it reads every detection)."""
-    kept = _tops.get(flt)
+    kept = _tops.get((database_of(db), flt))
     if kept is not None and time.monotonic() - kept[0] < TOP_KEPT_S:
         return kept[1]
     top = numbers.top_species(db, flt)
     if len(_tops) >= 32:
         _tops.clear()
-    _tops[flt] = (time.monotonic(), top)
+    _tops[(database_of(db), flt)] = (time.monotonic(), top)
     return top
 
 

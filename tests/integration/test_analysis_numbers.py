@@ -272,3 +272,28 @@ def test_the_hours_heard_are_summed_up_from_rows_stored_before_the_migration(tmp
         ("cam-a", date(2026, 3, 1), (1 << 0) | (1 << 7)),
         ("cam-a", date(2026, 3, 2), 1 << 0),
     ]
+
+
+def test_results_are_kept_per_database(tmp_path: Path) -> None:
+    """One process may serve two stations whose data look alike to the change probes (the same newest
+    ids and counts). Each must get its own numbers, not the other's kept ones."""
+    from yaguar.server.analysis import pages
+
+    def station(name: str, start: datetime) -> sessionmaker[Session]:
+        engine = make_db_engine(f"sqlite:///{tmp_path / name}.db")
+        upgrade(engine)
+        factory = make_session_factory(engine)
+        with factory() as db, db.begin():
+            db.add(Device(id="cam-a", name="Camera A"))
+            db.flush()
+            records.add(
+                db, "cam-a", records.parse({"latitude": -25.3, "longitude": -57.6, "start": start}), "t"
+            )
+        return factory
+
+    in_march, in_april = station("march", at(1, 0)), station("april", at(1, 0, month=4))
+    days = []
+    for factory in (in_march, in_april):
+        with factory() as db:
+            days.append(pages.compute(db, "abundance", MARCH, "en", False).summary["camera_days"])
+    assert days[0] > 9 and days[1] == 0, days
