@@ -42,9 +42,10 @@ class OpenCLOptions(Section):
     autotune: bool = Field(
         default=False, description="time candidate conv tiles once per layer shape and cache them"
     )
-    int8: bool = Field(
-        default=True,
-        description="QDQ convs on int8 kernels with 8-bit tensors; False: fp32 with fake-quant",
+    int8: bool | None = Field(
+        default=None,
+        description="QDQ convs on int8 kernels with 8-bit tensors; False: fp32 with fake-quant; "
+        "None: int8 kernels on GPUs, fp32 on CPU devices (measured faster there: engine/README.md)",
     )
     integer_dot_product: bool | None = Field(
         default=None,

@@ -70,7 +70,7 @@ def opencl_int8_matches_onnxruntime(model: Path, images: Path) -> None:
         np.float32
     )
     onnx_model = onnx.load(str(model))
-    be = OpenCLBackend(model)
+    be = OpenCLBackend(model, {"int8": True})  # (on a CPU device the default is fp32)
     name = be.inputs[0].name
     got = be.run({name: x})[0]
     ref = np.concatenate([ort_run(onnx_model, {name: x[i : i + 1]})[0] for i in range(len(x))])

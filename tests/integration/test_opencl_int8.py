@@ -125,7 +125,7 @@ CASES = {
 def run_both(m: onnx.ModelProto, x: np.ndarray, cache_dir: Path, **options: object) -> tuple:
     from yaguar.engine.backends.opencl import OpenCLBackend
 
-    be = OpenCLBackend(m, {"cache_dir": cache_dir, **options})
+    be = OpenCLBackend(m, {"cache_dir": cache_dir, "int8": True, **options})
     got, ref = be.run({"x": x})[0], ort_run(m, {"x": x})[0]
     return be, got, ref, [la.kernel_name for la in be.plan_for({"x": x}).launches]
 
@@ -206,6 +206,32 @@ def test_a_device_without_fp16_or_integer_dot_product_runs_the_char4_kernels(cac
             OpenCLBackend(m, {"cache_dir": cache_dir, "integer_dot_product": True})
 
 
+def test_the_int8_default_follows_the_device_type_and_a_setting_wins(
+    cache_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset, ``int8`` is the int8 kernels on a GPU and fp32 with fake-quant on a CPU device (where
+    bench/engine.py measured them slower); the choice is logged once per device; true or false wins."""
+    import pyopencl as cl
+
+    from yaguar.engine.backends.opencl import OpenCLBackend, backend
+
+    assert backend.int8_default(cl.device_type.GPU) and not backend.int8_default(cl.device_type.CPU)
+    monkeypatch.setattr(backend, "_int8_choice_logged", set())
+    m, step = two_convs((1, 6, 5, 7), 5, 1, 1, 1, [0] * 4, False)
+    x = rand(1, 6, 5, 7, seed=9)
+    ref = ort_run(m, {"x": x})[0]
+    with caplog.at_level(logging.INFO, logger="yaguar.engine.backends.opencl.backend"):
+        plain = [OpenCLBackend(m, {"cache_dir": cache_dir}) for _ in range(2)]
+    gpu = bool(plain[0].runtime.device.type & cl.device_type.GPU)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("int8 models on")]
+    assert len(lines) == 1 and ("int8 kernels" if gpu else "fp32 with fake-quant") in lines[0], lines
+    for be, int8 in [(plain[0], gpu), *((OpenCLBackend(m, {"cache_dir": cache_dir, "int8": v}), v) for v in (True, False))]:  # fmt: skip
+        assert be.int8 is int8
+        kernels = [la.kernel_name for la in be.plan_for({"x": x}).launches]
+        assert any("_q8[" in k for k in kernels) is int8, kernels
+        assert np.abs(be.run({"x": x})[0] - ref).max() <= step * 1.001
+
+
 def test_mobilenet_v2_int8_end_to_end(models_dir: Path, images: Path, cache_dir: Path) -> None:
     """Coral's MobileNetV2 (uint8 weights with zero points, relu6, residual adds) on a real
     image: every conv but the float logits conv on the int8 kernels, whose integer epilogue
@@ -221,7 +247,7 @@ def test_mobilenet_v2_int8_end_to_end(models_dir: Path, images: Path, cache_dir:
         helper.make_tensor_value_info("MobilenetV2/Logits/Squeeze1_dequant", TensorProto.FLOAT, None)
     )
     x = cv2.resize(cv2.imread(str(images / "classic" / "dog.jpg"))[:, :, ::-1], (224, 224))[None]
-    be = OpenCLBackend(model, {"cache_dir": cache_dir})
+    be = OpenCLBackend(model, {"cache_dir": cache_dir, "int8": True})
     got, ref = be.run({"input": x})[0], ort_run(model, {"input": x})[0]
     step = 0.09889254
     kernels = [la.kernel_name for la in be.plan_for({"input": x}).launches]

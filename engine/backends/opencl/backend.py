@@ -19,6 +19,14 @@ from .runtime import open_runtime
 from .split import SplitPlan, part_size, splittable
 
 log = logging.getLogger(__name__)
+_int8_choice_logged: set[str] = set()  # device labels whose default int8 path was logged
+
+
+def int8_default(device_type: int) -> bool:
+    """Where ``int8`` is left unset: the int8 kernels on a GPU (8-bit tensors, a quarter of the
+    bytes), fp32 with fake-quant on a CPU device, where bench/engine.py measured the int8 kernels
+    slower than fp32 (PoCL: 0.70x on MobileNetV2, engine/README.md "Int8 on OpenCL")."""
+    return not device_type & cl.device_type.CPU
 
 
 class OpenCLBackend(Backend):
@@ -33,6 +41,7 @@ class OpenCLBackend(Backend):
         cache_dir = self.options.cache_dir or default_cache_dir()
         self.runtime = open_runtime(self.options.device, cache_dir)
         self.integer_dot = self._integer_dot_product()
+        self.int8 = self._int8_kernels()
         self._fallbacks_logged: set[str] = set()
         self._tune_cache = TuneCache(cache_dir, self.runtime)
         self._plans: dict[int, Plan | SplitPlan] = {}
@@ -63,8 +72,9 @@ class OpenCLBackend(Backend):
                 batch,
                 self.options.fp16,
                 self._tune_cache.choices,
-                int8=self.options.int8,
+                int8=self.int8,
             )
+            self._log_int8_choice(plan)
             self._log_int8_fallbacks(plan)
             if self.options.autotune:
                 tuned = tune_plan(plan, self._tune_cache)
@@ -79,6 +89,22 @@ class OpenCLBackend(Backend):
             if batch is None:
                 self._plans[plan.batch] = plan
         return plan
+
+    def _int8_kernels(self) -> bool:
+        """Whether QDQ convs run on the int8 kernels: as set, else as the device type wants."""
+        return int8_default(self.runtime.device.type) if self.options.int8 is None else self.options.int8
+
+    def _log_int8_choice(self, plan: Plan) -> None:
+        """The default's choice, once per device, when a model has 8-bit weights."""
+        if self.options.int8 is not None or self.runtime.label in _int8_choice_logged:
+            return
+        if any(v.quant is not None for v in plan.graph.values.values()):
+            _int8_choice_logged.add(self.runtime.label)
+            log.info(
+                "int8 models on %s: %s (the OpenCL option int8 = true or false chooses)",
+                self.runtime.label,
+                "int8 kernels (a GPU)" if self.int8 else "fp32 with fake-quant (a CPU device: faster there)",
+            )
 
     def _integer_dot_product(self) -> bool:
         """Whether the int8 kernels may use the device's integer dot product. Neither PoCL 3.1 nor
