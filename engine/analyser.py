@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class FrameInput:
     error: DecodeError | None = None
     motion: PreparedFrame | None = None
     finer: dict[int, np.ndarray] = field(default_factory=dict)  # finer decodes made on demand, by scale
+    # how ``data`` decodes (bytes, min_side, max_pixels): JPEG at the station, any still type offline
+    decoder: Callable[[bytes, int | None, int], DecodedImage] = decode_jpeg
 
 
 @dataclass
@@ -139,7 +142,7 @@ class Analyser:
         if frame.data is not None and frame.decoded is None and frame.error is None:
             start = time.perf_counter()
             try:
-                frame.decoded = decode_jpeg(frame.data, self.min_side, self.config.max_pixels)
+                frame.decoded = frame.decoder(frame.data, self.min_side, self.config.max_pixels)
                 frame.motion = self.motion.prepare(frame.decoded.pixels)
             except DecodeError as exc:
                 frame.error = exc
@@ -222,7 +225,7 @@ class Analyser:
             return None
         if scale not in frame.finer:
             try:
-                frame.finer[scale] = decode_jpeg(frame.data, min_side, self.config.max_pixels).pixels
+                frame.finer[scale] = frame.decoder(frame.data, min_side, self.config.max_pixels).pixels
             except DecodeError:
                 return None
         return frame.finer[scale]

@@ -26,6 +26,11 @@ from .sdcard import parse_zone
 
 log = logging.getLogger(__name__)
 
+# Offline, pictures come from any camera: trail cameras sold as "64 MP" write 9216x6912 interpolated
+# JPEGs. The station's 50 MP door stays; here only the header check is wider. Memory stays bounded:
+# JPEGs are decoded reduced (1/8 first, never finer than 1/2 at this size), other types are rare.
+DETECT_MAX_PIXELS = 100_000_000
+
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -111,6 +116,7 @@ def run_detect(args: argparse.Namespace) -> int:
         skip_without_motion=args.motion,
         batch_size=max(1, args.batch_size),
         look=thorough(args.closer),
+        max_pixels=DETECT_MAX_PIXELS,
     )
     try:
         zone, camera_zones = _zones(args)

@@ -31,7 +31,7 @@ from .batch_output import BatchOutput
 from .decode import DecodedImage, DecodeError
 from .labelmap import shown_label
 from .sdcard import Picture, capture_time, group_sequences
-from .stills import JPEG_SUFFIXES, decode_still, still_suffixes
+from .stills import JPEG_END, decode_still, still_suffixes
 from .video import VideoError, VideoReader, frame_name, frame_time, is_video
 from .video_summary import VideoFrameResult, summarise_video
 
@@ -147,13 +147,29 @@ def plan(settings: RunSettings) -> list[Unit]:
 
 
 def _read_picture(picture: Picture, analyser: Analyser) -> FrameInput:
-    frame = FrameInput(picture.name, camera=picture.camera, burst_id=picture.seq_id)
+    suffix = picture.path.suffix
+    frame = FrameInput(
+        picture.name,
+        camera=picture.camera,
+        burst_id=picture.seq_id,
+        decoder=lambda data, min_side, max_pixels: decode_still(data, suffix, min_side, max_pixels),
+    )
     try:
         data = picture.path.read_bytes()
-        frame.decoded = decode_still(data, picture.path.suffix, analyser.min_side, analyser.config.max_pixels)
+        try:
+            frame.decoded = frame.decoder(data, analyser.min_side, analyser.config.max_pixels)
+        except DecodeError as exc:
+            if exc.reason != "truncated_jpeg":
+                raise
+            # A card pulled while the camera wrote: MegaDetector (Pillow with LOAD_TRUNCATED_IMAGES)
+            # analyses what the file holds, so do the same. The end marker put back lets libjpeg decode
+            # the rows that are there (the rest is grey); a file cut before its image data still fails.
+            data += JPEG_END
+            frame.decoded = frame.decoder(data, analyser.min_side, analyser.config.max_pixels)
+            log.warning("%s: %s; analysed as far as it goes", picture.name, exc)
         frame.motion = analyser.motion.prepare(frame.decoded.pixels)
-        if frame.decoded.scale > 1 and picture.path.suffix.lower() in JPEG_SUFFIXES:
-            frame.data = data  # a closer look may decode it finer (engine/look.py)
+        if frame.decoded.scale > 1:
+            frame.data = data  # a closer look may decode it finer (engine/look.py), PNG and HEIC too
     except OSError as exc:
         frame.error = DecodeError("unreadable", f"cannot read ({exc.strerror})")
     except DecodeError as exc:

@@ -14,13 +14,14 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .decode import DecodedImage, DecodeError, decode_jpeg
+from .decode import DecodedImage, DecodeError, choose_scale, decode_jpeg
 from .sdcard import HEIF_AVAILABLE
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 PNG_SUFFIXES = frozenset({".png"})
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_END = b"\xff\xd9"  # EOI: the marker a JPEG cut short lacks
 
 
 def still_suffixes() -> frozenset[str]:
@@ -52,10 +53,9 @@ def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int
         raise DecodeError("corrupt_image", f"the {suffix[1:].upper()} could not be decoded ({exc})") from None
     if pixels is None:
         raise DecodeError("corrupt_image", f"the {suffix[1:].upper()} could not be decoded")
-    scale = 1
-    longer = max(width, height)
-    if min_side and longer > 2 * min_side:
-        scale = longer // min_side
+    # the reductions a JPEG gets (engine/decode.py), so a PNG gives the detector the pixels a JPEG would
+    scale = 1 if min_side is None else choose_scale(width, height, min_side)
+    if scale > 1:
         pixels = cv2.resize(pixels, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
     return DecodedImage(pixels=pixels, width=width, height=height, scale=scale)
 

@@ -8,10 +8,16 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
 
 from tests.support.engine import encode, read_bgr
-from tests.support.jpegs import with_dimensions
+from tests.support.jpegs import truncated, with_dimensions
 from yaguar.engine.batch_output import validate_batch_output
+from yaguar.engine.postprocess import iou_xywh
 
 
 def _yaguar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -23,6 +29,21 @@ def _yaguar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         timeout=240,
         check=False,
     )
+
+
+def _detect_card(
+    card: Path, models_dir: Path, summary: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run ``yaguar detect`` over a card as a user would; (the run, the valid MegaDetector output)."""
+    out = card.parent / "results.json"
+    run = _yaguar(
+        "detect", str(card), "-o", str(out), "--model-dir", str(models_dir), "--no-progress", cwd=card.parent
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert summary in run.stdout
+    data = json.loads(out.read_text())
+    assert validate_batch_output(data) == []
+    return run, data
 
 
 def test_detect_over_an_sd_card_dump(tmp_path: Path, images: Path, models_dir: Path) -> None:
@@ -41,14 +62,7 @@ def test_detect_over_an_sd_card_dump(tmp_path: Path, images: Path, models_dir: P
     (card / "101RECNX" / "notes.txt").write_text("not an image")
 
     out = tmp_path / "results.json"
-    run = _yaguar(
-        "detect", str(card), "-o", str(out), "--model-dir", str(models_dir), "--no-progress", cwd=tmp_path
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "6 images, 3 could not be read" in run.stdout
-
-    data = json.loads(out.read_text())
-    assert validate_batch_output(data) == []
+    _, data = _detect_card(card, models_dir, "6 images, 3 could not be read")
     assert data["info"]["format_version"] == "1.6" and data["info"]["detector"] == "yolox_nano@0.1.1"
     by_file = {image["file"]: image for image in data["images"]}
     assert set(by_file) == {
@@ -92,3 +106,49 @@ def test_detect_with_a_bad_manifest_says_why_in_one_line(tmp_path: Path) -> None
     assert run.returncode == 2
     line = run.stdout.strip()
     assert line.startswith("yaguar detect: manifest mine.toml is invalid") and "\n" not in line
+
+
+def _boxes(image: dict[str, Any]) -> list[tuple[str, list[float]]]:
+    return [(d["category"], d["bbox"]) for d in image.get("detections") or []]
+
+
+def _same_animal(found: list[tuple[str, list[float]]], reference: list[float]) -> bool:
+    return any(category == "1" and iou_xywh(bbox, reference) >= 0.8 for category, bbox in found)
+
+
+def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, models_dir: Path) -> None:
+    """One run over the same cougar as other cameras and tools save it: each finds the same animal in
+    the picture as displayed (MegaDetector's coordinates). A JPEG cut short is analysed as far as it
+    goes, as MegaDetector does (Pillow with LOAD_TRUNCATED_IMAGES); one cut before its image data is a
+    failure with its reason, and the run goes on."""
+    card = tmp_path / "card"
+    nested = card / "Cámara 2" / "100 RECNX"
+    nested.mkdir(parents=True)
+    with Image.open(images / "camera-trap" / "IMAG1065_cougar.JPG") as source:
+        cougar = source.convert("RGB").reduce(2)
+    cougar.save(card / "orig.jpg", quality=90)
+    rotated = Image.Exif()
+    rotated[0x0112] = 6  # shown turned 90 degrees clockwise: stored turned the other way
+    cougar.transpose(Image.Transpose.ROTATE_90).save(card / "rot6.jpg", quality=90, exif=rotated.tobytes())
+    cougar.save(nested / "puma de día.JPEG", quality=90, progressive=True)
+    cougar.convert("L").save(card / "grey.png")  # weaker than in colour: it needs the closer look's pixels
+    # upside down, the cougar (at the bottom of the frame) comes first in the file, before the cut
+    cougar.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(card / "flipped.jpg", quality=90)
+    flipped = (card / "flipped.jpg").read_bytes()
+    (card / "cut.jpg").write_bytes(truncated(flipped, 0.7))
+    (card / "header_only.jpg").write_bytes(flipped[:600])
+    (card / "flipped.jpg").unlink()
+    # 64 MP, as "interpolated" trail cameras write them (one grey channel keeps the test cheap)
+    grey = cv2.cvtColor(np.asarray(cougar), cv2.COLOR_RGB2GRAY)
+    (card / "big.jpg").write_bytes(encode(cv2.resize(grey, (9216, 6912), interpolation=cv2.INTER_NEAREST)))
+
+    run, data = _detect_card(card, models_dir, "7 images, 1 could not be read")
+    by_file = {image["file"]: image for image in data["images"]}
+    assert "before its image data" in by_file["header_only.jpg"]["failure"]
+    animals = [bbox for category, bbox in _boxes(by_file["orig.jpg"]) if category == "1"]
+    assert len(animals) == 1
+    for name in ("rot6.jpg", "Cámara 2/100 RECNX/puma de día.JPEG", "grey.png", "big.jpg"):
+        assert _same_animal(_boxes(by_file[name]), animals[0]), (name, by_file[name])
+    x, y, w, h = animals[0]
+    assert _same_animal(_boxes(by_file["cut.jpg"]), [x, 1 - y - h, w, h]), by_file["cut.jpg"]
+    assert "cut.jpg: the JPEG is truncated" in run.stderr
