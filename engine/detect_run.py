@@ -252,7 +252,8 @@ class Runner:
         writer = csv.DictWriter(buffer, CSV_FIELDS)
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write(s.csv_path, buffer.getvalue().encode("utf-8"))
+        # A name that is not UTF-8 on disk (Latin-1 from an old card) is written as the JSON writes it
+        atomic_write(s.csv_path, buffer.getvalue().encode("utf-8", errors="backslashreplace"))
         if self.totals.videos:
             atomic_write(videos_path(s.output), json.dumps({"videos": self.totals.videos}, indent=1).encode())
 

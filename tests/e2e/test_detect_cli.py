@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -138,11 +139,14 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     (card / "cut.jpg").write_bytes(truncated(flipped, 0.7))
     (card / "header_only.jpg").write_bytes(flipped[:600])
     (card / "flipped.jpg").unlink()
+    # a name that is not UTF-8 (Latin-1 "café" from an old card)
+    latin1 = os.fsdecode(b"caf\xe9.jpg")
+    (card / latin1).write_bytes((card / "orig.jpg").read_bytes())
     # 64 MP, as "interpolated" trail cameras write them (one grey channel keeps the test cheap)
     grey = cv2.cvtColor(np.asarray(cougar), cv2.COLOR_RGB2GRAY)
     (card / "big.jpg").write_bytes(encode(cv2.resize(grey, (9216, 6912), interpolation=cv2.INTER_NEAREST)))
 
-    run, data = _detect_card(card, models_dir, "7 images, 1 could not be read")
+    run, data = _detect_card(card, models_dir, "8 images, 1 could not be read")
     by_file = {image["file"]: image for image in data["images"]}
     assert "before its image data" in by_file["header_only.jpg"]["failure"]
     animals = [bbox for category, bbox in _boxes(by_file["orig.jpg"]) if category == "1"]
@@ -152,3 +156,8 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     x, y, w, h = animals[0]
     assert _same_animal(_boxes(by_file["cut.jpg"]), [x, 1 - y - h, w, h]), by_file["cut.jpg"]
     assert "cut.jpg: the JPEG is truncated" in run.stderr
+    assert _same_animal(_boxes(by_file[latin1]), animals[0])
+    rows = list(csv.DictReader((tmp_path / "results.csv").open(encoding="utf-8")))
+    assert {r["file"] for r in rows} == {
+        name.encode("utf-8", "backslashreplace").decode() for name in by_file
+    }
