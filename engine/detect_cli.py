@@ -1,8 +1,9 @@
 """``yaguar detect PATH...``: the station's analysis over a folder or an SD card dump, offline.
 
-Writes MegaDetector batch output (format 1.6, paths relative to the first folder given) and a CSV with
-one row per box (or per image without boxes). Decoding runs in threads ahead of inference; a bad image
-becomes a ``failure`` entry with its one-line reason, and the run goes on.
+Writes MegaDetector batch output (format 1.6, paths relative to the folder given, or with several to
+their common parent) and a CSV with one row per box (or per image without boxes). Decoding runs in
+threads ahead of inference; a bad image becomes a ``failure`` entry with its one-line reason, and the
+run goes on.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -112,6 +113,16 @@ def relative_name(path: Path, roots: list[Path]) -> str:
     return path.as_posix()
 
 
+def naming_roots(paths: list[Path]) -> list[Path]:
+    """The folders that names are relative to: the folder given, or, with several, their common parent,
+    so two cameras' ``IMG_0001.JPG`` stay two names in two camera folders (MegaDetector names files
+    relative to the one folder it is given)."""
+    folders = [p.resolve() for p in paths if p.is_dir()]
+    if len(folders) > 1:
+        return [Path(os.path.commonpath(folders))]
+    return paths
+
+
 def camera_of(name: str) -> str:
     """The camera folder of a file's relative name (``.`` for files at the card's top)."""
     parent = Path(name).parent.as_posix()
@@ -120,9 +131,10 @@ def camera_of(name: str) -> str:
 
 def plan(settings: RunSettings) -> list[Unit]:
     pictures, videos = find_media(settings.paths)
+    roots = naming_roots(settings.paths)
 
     def picture(path: Path) -> Picture:
-        name = relative_name(path, settings.paths)
+        name = relative_name(path, roots)
         camera = camera_of(name)
         zone = settings.camera_zones.get(camera, settings.zone or UTC)
         return Picture(path, name, camera, capture_time(path, zone))
@@ -141,7 +153,7 @@ def plan(settings: RunSettings) -> list[Unit]:
         Unit(seq[0].seq_id, seq[0].camera, pictures=seq) for seq in group_sequences(found, settings.gap_s)
     ]
     for path in videos:
-        name = relative_name(path, settings.paths)
+        name = relative_name(path, roots)
         units.append(Unit(name, name, video=path))
     return units
 

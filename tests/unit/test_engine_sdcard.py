@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.exif import copy_with_exif, with_broken_exif
 from yaguar.engine.decode import DecodeError
+from yaguar.engine.detect_run import RunSettings, plan
 from yaguar.engine.sdcard import (
     FROM_CAMERA_TIMEZONE,
     FROM_EXIF_OFFSET,
@@ -118,3 +119,17 @@ def test_png_and_heic_decode_with_their_exif(tmp_path: Path, jaguar: Path) -> No
 def test_a_jpeg_named_png_is_refused(tmp_path: Path, jaguar: Path) -> None:
     with pytest.raises(DecodeError, match=r"named \.png but is not a PNG"):
         decode_still(jaguar.read_bytes(), ".png", 416, 50_000_000)
+
+
+def test_two_camera_folders_keep_two_names_for_one_file_name(tmp_path: Path, jaguar: Path) -> None:
+    """``yaguar detect card/100RECNX card/101RECNX``: both cameras write IMG_0001.JPG."""
+    folders = [tmp_path / "card" / "100RECNX", tmp_path / "card" / "101RECNX"]
+    for folder in folders:
+        folder.mkdir(parents=True)
+        copy_with_exif(jaguar, folder / "IMG_0001.JPG", "2005:10:07 12:05:30", reduce=8)
+    settings = RunSettings(folders, tmp_path / "o.json", tmp_path / "o.csv", False, 1, 1, progress=False)
+    units = plan(settings)
+    assert sorted((u.camera, [p.name for p in u.pictures or []]) for u in units) == [
+        ("100RECNX", ["100RECNX/IMG_0001.JPG"]),
+        ("101RECNX", ["101RECNX/IMG_0001.JPG"]),
+    ]
