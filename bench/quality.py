@@ -135,7 +135,8 @@ def main() -> int:
         chosen["station, int8"] = {"detector": "yolox_nano_int8", "model_dir": folder, "manifest_dir": folder}
     print(
         f"reference: MegaDetector v5 boxes, IoU >= 0.3; blanks: reference frames with the boxes cut "
-        f"away + the empty frame + scream.jpg; CPU: {len(frames)} frames of 12 MP, same run"
+        f"away, the same whole with the boxes painted over, the empty frame, scream.jpg; CPU: "
+        f"{len(frames)} frames of 12 MP, same run"
     )
     print(
         f"{'setting':24} {'day':>7} {'night':>7} {'all':>7} {'recall':>5}  {'blanks':>7} "

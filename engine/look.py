@@ -106,7 +106,8 @@ class LookConfig(BaseModel):
         ge=0,
         le=0.3,
         description="a box below `sure` lying wholly in the top or bottom band this high (where cameras "
-        "stamp the date, time and temperature) is the stamp, not an animal",
+        "stamp the date, time and temperature), or no taller than half of it with its middle in it (a "
+        "line of text), is the stamp, not an animal",
     )
     finer_decode: bool = Field(
         default=False,
@@ -301,12 +302,17 @@ class Look:
         return kept, seen
 
     def _without_stamps(self, found: list[Detection]) -> list[Detection]:
-        """Weak boxes wholly inside the top or bottom band are the camera's stamp (digits, logos)."""
+        """Weak boxes of the camera's stamp (digits, logos): wholly inside the top or bottom band, or a
+        line of text no taller than half the band whose middle is in it (a date burnt into a film scan
+        sits just above the band's edge: its box pokes out by a few pixels)."""
         band, sure = self.config.overlay_band, self.config.sure
 
         def stamp(d: Detection) -> bool:
             top, bottom = d.bbox[1], d.bbox[1] + d.bbox[3]
-            return d.confidence < sure and (bottom <= band or top >= 1 - band)
+            middle = (top + bottom) / 2
+            inside = bottom <= band or top >= 1 - band
+            text_line = d.bbox[3] <= band / 2 and (middle <= band or middle >= 1 - band)
+            return d.confidence < sure and (inside or text_line)
 
         return [d for d in found if not stamp(d)]
 

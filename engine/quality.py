@@ -9,9 +9,10 @@ MegaDetector v5's own boxes (``reference/megadetector_v5_boxes.json`` in the sha
   apart, in the confusion table), separately for day and night (night: captured 19:00-06:00 by the
   EXIF time or the file name's ``_YYYYMMDD_HHMM``, or an infrared grey frame);
 - false detections on blank frames: the largest part of each reference frame with the animal (or
-  person) cut away, a real day, snow or night-infrared background, plus the shared empty frame and
-  ``scream.jpg``; every box we write on a blank is a false detection, and those at or above the
-  alert threshold are counted apart;
+  person) cut away, a real day, snow or night-infrared background; each whole reference frame with its
+  boxes painted over from their surroundings (the camera's stamps, bars and the whole scene kept, as in
+  a frame where nothing passed); the shared empty frame and ``scream.jpg``. Every box we write on a
+  blank is a false detection, and those at or above the alert threshold are counted apart;
 - category confusion: MegaDetector's category against ours, for the boxes that match.
 
 Blanks are made in memory and JPEG-encoded at quality 95 so they take the same decode path.
@@ -25,6 +26,7 @@ Usage from Python (e.g. to score a quantized model)::
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -45,6 +47,7 @@ MATCH_IOU = 0.3
 ALERT_CONFIDENCE = 0.5  # the alert rules' default min_confidence (alerts/config.py)
 BLANK_MARGIN = 0.03  # cut this much more than the reference box, a tail or an ear sticks out
 BLANK_MIN_SIDE = 0.2  # a blank is at least this fraction of the frame on its shorter side
+PAINT_SCALE = 8  # boxes are painted over at 1/8 size: a smooth fill from the surroundings
 REFERENCE = Path("reference") / "megadetector_v5_boxes.json"
 EXTRA_BLANKS = (Path("images/camera-trap/B013_IMG_0005_empty.jpeg"), Path("images/classic/scream.jpg"))
 _EXIF_TIME = re.compile(rb"\d{4}:\d{2}:\d{2} (\d{2}):\d{2}:\d{2}")
@@ -170,25 +173,54 @@ def blank_part(image: np.ndarray, boxes: list[list[float]]) -> np.ndarray | None
     return image[by1:by2, bx1:bx2]
 
 
+def painted_blank(image: np.ndarray, boxes: list[list[float]]) -> np.ndarray:
+    """The whole frame with every box (and a margin) painted over from its surroundings (OpenCV's
+    inpainting at 1/``PAINT_SCALE`` size, so the fill is smooth): what a frame where nothing passed
+    looks like, with the camera's date stamp, logo and bar where the camera put them."""
+    height, width = image.shape[:2]
+    mask = np.zeros((height, width), np.uint8)
+    for x, y, w, h in boxes:
+        x1, y1 = max(0, int((x - BLANK_MARGIN) * width)), max(0, int((y - BLANK_MARGIN) * height))
+        mask[y1 : int((y + h + BLANK_MARGIN) * height), x1 : int((x + w + BLANK_MARGIN) * width)] = 255
+    small = (max(1, width // PAINT_SCALE), max(1, height // PAINT_SCALE))
+    filled = cv2.inpaint(
+        cv2.resize(image, small, interpolation=cv2.INTER_AREA),
+        cv2.resize(mask, small, interpolation=cv2.INTER_NEAREST),
+        5,
+        cv2.INPAINT_TELEA,
+    )
+    patch = cv2.resize(filled, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.where(mask[..., None] > 0, patch, image)
+
+
 def blank_frames(data_dir: Path | None = None) -> list[tuple[str, bytes]]:
-    """(name, JPEG bytes) of every blank: the reference frames with their boxes cut away, the empty
-    frame and scream.jpg."""
+    """(name, JPEG bytes) of every blank: the reference frames with their boxes cut away, the same
+    frames whole with their boxes painted over, the empty frame and scream.jpg."""
     data_dir = data_dir or shared_data_dir()
     assert data_dir is not None
+    return list(_blank_frames(data_dir))
+
+
+@functools.cache
+def _blank_frames(data_dir: Path) -> tuple[tuple[str, bytes], ...]:
+    """Made once per process (a few seconds): every setting scored in a run sees the same bytes."""
     blanks = []
     for frame in reference_frames(data_dir):
         image = cv2.imread(str(frame.path), cv2.IMREAD_COLOR)
-        part = None if image is None else blank_part(image, [b for _, b in frame.boxes])
-        if part is None:
+        if image is None:
             continue
-        ok, data = cv2.imencode(".jpg", part, [cv2.IMWRITE_JPEG_QUALITY, 95])
-        if ok:
-            blanks.append((f"blank:{frame.name}", data.tobytes()))
+        boxes = [b for _, b in frame.boxes]
+        for name, blank in (("blank", blank_part(image, boxes)), ("painted", painted_blank(image, boxes))):
+            if blank is None:
+                continue
+            ok, data = cv2.imencode(".jpg", blank, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            if ok:
+                blanks.append((f"{name}:{frame.name}", data.tobytes()))
     for extra in EXTRA_BLANKS:
         path = data_dir / extra
         if path.is_file():
             blanks.append((path.name, path.read_bytes()))
-    return blanks
+    return tuple(blanks)
 
 
 def _analyse(analyser: Analyser, name: str, data: bytes) -> list:
