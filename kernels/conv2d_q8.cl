@@ -21,7 +21,25 @@
 // Weights are stored [group][co block of TM][ci][ky][kx][TM] (char).
 // Defines: TM, NV, KH, KW, SX, DY, DX, OUT_Q8 (0/1), RES (0 none, 1 float, 2 8-bit).
 // (The epilogue's mode is an argument, not a define: one build fewer per conv shape on a cold start.)
+// FACC (CPU devices; 0 elsewhere): the sums in fp32 instead of int32, exact: every product of an
+// 8-bit input (|x - zx| <= 255) and a corrected weight (|w - zw| <= 255) is an integer below 2^24,
+// and the host picks FACC only for convs whose every partial sum is bounded below 2^24
+// (255 * the largest sum of |w - zw| of an output channel), where fp32 holds every integer
+// exactly, so the float sum is the int32 sum. On PoCL an fp32 FMA costs less than an int32
+// multiply-add (vpmulld); the general kernel then reads its weights as float (w - zw, zw = 0).
 #define TN (8 * NV)
+#ifndef FACC
+#define FACC 0
+#endif
+#if FACC
+typedef float8 acc8_t;
+typedef float w_t;
+#define ACC8(v) convert_float8(v)
+#else
+typedef int8 acc8_t;
+typedef char w_t;
+#define ACC8(v) (v)
+#endif
 #if OUT_Q8
 typedef uchar out_t;
 #else
@@ -109,8 +127,18 @@ INLINE void store8_q(float8 v, __global out_t* y, int idx, int cnt, float4 oq, i
 #endif
 }
 
+// One vector of 8 results: the int32 sum (+ bias) through the epilogue of ``mode``, stored. (With
+// FACC the float sums convert to int exactly: integers below 2^24.)
+#define Q8_EPI_PASS acts, ap, q, oq, res, res_off, res_bs, rq, mode
+INLINE void finish8_q(int8 a, float s, __global out_t* yn, int n, int idx, int cnt, int4 acts, float4 ap, float8 q,
+                      float4 oq, const __global res_t* res, int res_off, int res_bs, float2 rq, int mode) {
+    const float8 r = mode == 1 ? epi8_int(a, s, q, oq, res, res_off, res_bs, n, idx, cnt)
+                               : epi8_q(convert_float8(a) * s, acts, ap, q, res, res_off, res_bs, rq, n, idx, cnt, mode);
+    store8_q(r, yn, idx, cnt, oq, mode);
+}
+
 __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
-                        __global const char* w, int zw, __global const int* bias, __global const float* mult,
+                        __global const w_t* w, int zw, __global const int* bias, __global const float* mult,
                         int co_pad, __global out_t* y, int y_off, int y_bs, float4 oq,
                         int cin_g, int cout_g, int groups, int h, int wd, int ho, int wo, int sy, int py, int px,
                         int4 acts, float4 ap, float8 q, __global const res_t* res, int res_off, int res_bs,
@@ -125,12 +153,12 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
     if (ox0 >= wo) return;
     const int co0 = cob * TM;
     const __global uchar* xg = x + x_off + n * x_bs + g * cin_g * h * wd;
-    const __global char* wg = w + (g * ncob + cob) * cin_g * KH * KW * TM;
-    int8 acc[TM][NV];
+    const __global w_t* wg = w + (g * ncob + cob) * cin_g * KH * KW * TM;
+    acc8_t acc[TM][NV];
 #pragma unroll
     for (int m = 0; m < TM; m++)
 #pragma unroll
-        for (int v = 0; v < NV; v++) acc[m][v] = (int8)(0);
+        for (int v = 0; v < NV; v++) acc[m][v] = (acc8_t)(0);
     for (int ci = 0; ci < cin_g; ci++) {
         const __global uchar* xc = xg + ci * h * wd;
         for (int ky = 0; ky < KH; ky++) {
@@ -139,15 +167,22 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
             const __global uchar* row = xc + iy * wd;
 #pragma unroll
             for (int kx = 0; kx < KW; kx++) {
-                int8 xv[NV];
+                acc8_t xv[NV];
 #pragma unroll
-                for (int v = 0; v < NV; v++) xv[v] = load_row8_q(row, (ox0 + v * 8) * SX - px + kx * DX, SX, wd, zx);
-                const __global char* wk = wg + ((ci * KH + ky) * KW + kx) * TM;
+                for (int v = 0; v < NV; v++)
+                    xv[v] = ACC8(load_row8_q(row, (ox0 + v * 8) * SX - px + kx * DX, SX, wd, zx));
+                const __global w_t* wk = wg + ((ci * KH + ky) * KW + kx) * TM;
 #pragma unroll
                 for (int m = 0; m < TM; m++) {
+#if FACC
+                    const float wm = wk[m];
+#pragma unroll
+                    for (int v = 0; v < NV; v++) acc[m][v] = MAD((float8)(wm), xv[v], acc[m][v]);
+#else
                     const int wm = (int)wk[m] - zw;
 #pragma unroll
                     for (int v = 0; v < NV; v++) acc[m][v] += xv[v] * wm;
+#endif
                 }
             }
         }
@@ -165,11 +200,73 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
                 if (ox < wo) {
                     const int cnt = min(8, wo - ox);
                     const int idx = (co * ho + oy) * wo + ox;
-                    const float8 r =
-                        mode == 1 ? epi8_int(acc[m][v] + b, s, q, oq, res, res_off, res_bs, n, idx, cnt)
-                                  : epi8_q(convert_float8(acc[m][v] + b) * s, acts, ap, q, res, res_off, res_bs,
-                                           rq, n, idx, cnt, mode);
-                    store8_q(r, y + y_off + n * y_bs, idx, cnt, oq, mode);
+                    finish8_q(convert_int8(acc[m][v]) + b, s, y + y_off + n * y_bs, n, idx, cnt, Q8_EPI_PASS);
+                }
+            }
+        }
+    }
+}
+
+// 1x1 stride 1 on CPU devices (FACC): the float 1x1 GEMM of conv2d_1x1.cl on 8-bit inputs. One
+// work-item computes TM channels x (8*NV) pixels (of the row of H*W), or with CO_INNER every
+// channel block of its pixels (its column of X stays in L1). The input's zero point is folded
+// into the bias on the host (sum (x - zx) w' = sum x w' - zx sum w', no padding in a 1x1 conv), so
+// the inner loop is a uchar8 load, its conversion and fp32 FMAs with weights w' = w - zw stored as
+// float [co block][ci][TM] (exact integers; the bound in FACC's note above holds with x in 0..255).
+#ifndef CO_INNER
+#define CO_INNER 0
+#endif
+#define Q8_1X1_STEPS(LOAD)                                                                       \
+    for (int k = 0; k < cin_g; k++) {                                                            \
+        float8 xv[NV];                                                                           \
+        _Pragma("unroll") for (int v = 0; v < NV; v++) xv[v] = LOAD;                             \
+        _Pragma("unroll") for (int m = 0; m < TM; m++) {                                         \
+            const float wm = wp[k * TM + m];                                                     \
+            _Pragma("unroll") for (int v = 0; v < NV; v++) acc[m][v] = MAD((float8)(wm), xv[v], acc[m][v]); \
+        }                                                                                        \
+    }
+__kernel void conv2d_1x1_q8(__global const uchar* x, int x_off, int x_bs, int zx, __global const float* w, int zw,
+                            __global const int* bias, __global const float* mult, int co_pad, __global out_t* y,
+                            int y_off, int y_bs, float4 oq, int cin_g, int cout_g, int groups, int h, int hw,
+                            int ho, int wo, int sy, int py, int px, int4 acts, float4 ap, float8 q,
+                            __global const res_t* res, int res_off, int res_bs, float2 rq, int mode) {
+    const int p0 = get_global_id(0) * TN;
+    const int n = get_global_id(2);
+    const __global uchar* xp = x + x_off + n * x_bs + p0;
+    __global out_t* yn = y + y_off + n * y_bs;
+#if CO_INNER
+    if (p0 >= hw) return;
+    for (int co0 = 0; co0 < cout_g; co0 += TM) {
+#else
+    const int co0 = get_global_id(1) * TM;
+    if (p0 >= hw || co0 >= cout_g) return;
+    {
+#endif
+        const __global float* wp = w + co0 * cin_g;
+        float8 acc[TM][NV];
+#pragma unroll
+        for (int m = 0; m < TM; m++)
+#pragma unroll
+            for (int v = 0; v < NV; v++) acc[m][v] = (float8)(0.0f);
+        if (p0 + TN <= hw) {
+            Q8_1X1_STEPS(convert_float8(vload8(0, xp + k * hw + v * 8)))
+        } else {  // the row's last pixels: bounds-checked loads, zeros beyond it
+            Q8_1X1_STEPS(convert_float8(load_row8_q(xp + k * hw, v * 8, 1, hw - p0, 0)))
+        }
+#pragma unroll
+        for (int m = 0; m < TM; m++) {
+            const int co = co0 + m;
+            if (co < cout_g) {
+                const int b = bias[co];
+                const float s = mult[co];
+#pragma unroll
+                for (int v = 0; v < NV; v++) {
+                    const int p = p0 + v * 8;
+                    if (p < hw) {
+                        const int cnt = min(8, hw - p);
+                        const int idx = co * hw + p;
+                        finish8_q(convert_int8(acc[m][v]) + b, s, yn, n, idx, cnt, Q8_EPI_PASS);
+                    }
                 }
             }
         }
@@ -198,7 +295,7 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
         if (iy < 0 || iy >= h) continue;                                                    \
         const __global uchar* row = xc + iy * wd;                                           \
         _Pragma("unroll") for (int kx = 0; kx < KW; kx++) {                                 \
-            const int8 xv = LOAD;                                                           \
+            const acc8_t xv = ACC8(LOAD);                                                   \
             _Pragma("unroll") for (int j = 0; j < ROWS; j++) {                              \
                 const int ky = r - j * SY;                                                  \
                 if (ky >= 0 && ky < KH) acc[j] += xv * wk[ky * KW + kx];                    \
@@ -217,16 +314,20 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
     const int n = get_global_id(2);
     if (oy0 >= ho) return;
     const __global uchar* xc = x + x_off + n * x_bs + ch * h * wd;
+#if FACC
+    float wk[KH * KW];  // (the depthwise kernel reads char weights and widens them here)
+#else
     int wk[KH * KW];
+#endif
 #pragma unroll
     for (int i = 0; i < KH * KW; i++) wk[i] = (int)w[ch * KH * KW + i] - zw;
     const int b = bias[ch];
     const float s = mult[ch];
     __global out_t* yn = y + y_off + n * y_bs;
     for (int ox0 = 0; ox0 < wo; ox0 += 8) {
-        int8 acc[ROWS];
+        acc8_t acc[ROWS];
 #pragma unroll
-        for (int j = 0; j < ROWS; j++) acc[j] = (int8)(b);
+        for (int j = 0; j < ROWS; j++) acc[j] = (acc8_t)(0);
         const int ix0 = ox0 * SX - px;
         if (ix0 >= 0 && ix0 + 8 * SX + KW - 1 <= wd) {
             DW_Q8_CHUNK(LOAD_IN(row, ix0 + kx) - zx)  // inside the row: plain vector loads
@@ -239,10 +340,7 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
             const int oy = oy0 + j;
             if (oy < ho) {
                 const int idx = (ch * ho + oy) * wo + ox0;
-                const float8 r = mode == 1 ? epi8_int(acc[j], s, q, oq, res, res_off, res_bs, n, idx, cnt)
-                                           : epi8_q(convert_float8(acc[j]) * s, acts, ap, q, res, res_off, res_bs,
-                                                    rq, n, idx, cnt, mode);
-                store8_q(r, yn, idx, cnt, oq, mode);
+                finish8_q(convert_int8(acc[j]) + b, s, yn, n, idx, cnt, Q8_EPI_PASS);
             }
         }
     }

@@ -47,6 +47,11 @@ class OpenCLOptions(Section):
         description="QDQ convs on int8 kernels with 8-bit tensors; False: fp32 with fake-quant; "
         "None: int8 kernels on GPUs, fp32 on CPU devices (measured faster there: engine/README.md)",
     )
+    int8_float_sums: bool | None = Field(
+        default=None,
+        description="the int8 kernels' sums in fp32 where exact (8-bit products, sums under 2^24); "
+        "False: int32 sums; None: fp32 on CPU devices (faster on PoCL), int32 on GPUs",
+    )
     integer_dot_product: bool | None = Field(
         default=None,
         description="cl_khr_integer_dot_product: None as the device reports it, False never, "

@@ -145,8 +145,10 @@ def test_int8_conv_within_one_step_of_onnxruntime(case: str, cache_dir: Path) ->
     assert not any(k.startswith(("fake_quant", "dequant8", "quantize8")) for k in kernels[1:]), kernels
 
 
-def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path) -> None:
-    """MobileNetV2's block: expand 1x1 -> depthwise -> project 1x1, + the block's input, Q/DQ."""
+@pytest.mark.parametrize("float_sums", [False, True], ids=["int32-sums", "fp32-sums"])
+def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, float_sums: bool) -> None:
+    """MobileNetV2's block: expand 1x1 -> depthwise -> project 1x1, + the block's input, Q/DQ;
+    with int32 sums (the GPU default) and exact fp32 sums (CPU devices: the 1x1 GEMM kernel)."""
     b = QDQ(seed=3)
     s_in = 0.07
     x = b.qdq("x", s_in, 129)
@@ -156,10 +158,14 @@ def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path) -> None:
     out = b.qdq(b.op("Add", [y, x]), 0.25, 130)
     m = b.model((1, 9, 13, 11), out)
     x_in = rand(1, 9, 13, 11, seed=2)
-    be, got, ref, kernels = run_both(m, x_in, cache_dir)
+    be, got, ref, kernels = run_both(m, x_in, cache_dir, int8_float_sums=float_sums)
     assert np.abs(got - ref).max() <= 0.25 * 1.001
-    assert kernels[:4] == ["quantize8", "conv2d_q8[k1s1,char4]", "conv2d_dw_q8[k3s1,char4]",
-                           "conv2d_q8[k1s1,char4]"], kernels  # fmt: skip
+    v = "f32acc" if float_sums else "char4"
+    assert kernels[:4] == ["quantize8", f"conv2d_q8[k1s1,{v}]", f"conv2d_dw_q8[k3s1,{v}]",
+                           f"conv2d_q8[k1s1,{v}]"], kernels  # fmt: skip
+    entries = [la.kernel.function_name for la in be.plan_for({"x": x_in}).launches[1:4]]
+    assert entries == (["conv2d_1x1_q8", "conv2d_dw_q8", "conv2d_1x1_q8"] if float_sums else
+                       ["conv2d_q8", "conv2d_dw_q8", "conv2d_q8"])  # fmt: skip
     project = [n for n in be.plan_for({"x": x_in}).graph.nodes if n.op == "ConvQ8"][-1]
     assert project.fused["residual"].endswith("#q8") and project.fused["res_q8"].scale == np.float32(s_in)
 
@@ -197,13 +203,30 @@ def test_a_device_without_fp16_or_integer_dot_product_runs_the_char4_kernels(cac
 
     m, step = two_convs((1, 13, 9, 7), 11, 3, 2, 1, [1, 1, 1, 1], True)
     x = rand(1, 13, 9, 7, seed=8)
-    be, got, ref, kernels = run_both(m, x, cache_dir, integer_dot_product=False, fp16=False)
+    be, got, ref, kernels = run_both(
+        m, x, cache_dir, integer_dot_product=False, fp16=False, int8_float_sums=False
+    )
     assert not be.integer_dot
     assert [k for k in kernels if "_q8[" in k] == ["conv2d_q8[k3s2,char4]", "conv2d_q8[k1s1,char4]"]
     assert np.abs(got - ref).max() <= step * 1.001
     if not be.runtime.has_extension("cl_khr_integer_dot_product"):  # PoCL, NVIDIA: asked for, refused
         with pytest.raises(BackendError, match="does not report cl_khr_integer_dot_product"):
             OpenCLBackend(m, {"cache_dir": cache_dir, "integer_dot_product": True})
+
+
+def test_fp32_sums_only_where_every_partial_sum_is_exact(cache_dir: Path) -> None:
+    """255 * 127 * 518 < 2^24 <= 255 * 127 * 519: the bound of ops/conv_q8.py. A 1x1 conv over 4000
+    channels (255 * sum |w| about 25 million) keeps int32 sums on a CPU device too, and matches."""
+    from yaguar.engine.backends.opencl.ops.conv_q8 import float_sums_exact
+
+    assert float_sums_exact(np.full((3, 518, 1, 1), 127, np.int8), 0)
+    assert not float_sums_exact(np.full((3, 519, 1, 1), 127, np.int8), 0)
+    assert not float_sums_exact(np.full((3, 519, 1, 1), -1, np.int8), -128)  # |w - zw| = 127
+    m, step = two_convs((1, 4000, 3, 5), 5, 1, 1, 1, [0] * 4, False)
+    x = rand(1, 4000, 3, 5, seed=10)
+    _, got, ref, kernels = run_both(m, x, cache_dir, int8_float_sums=True)
+    assert kernels[1:3] == ["conv2d_q8[k1s1,char4]", "conv2d_q8[k1s1,f32acc]"], kernels
+    assert np.abs(got - ref).max() <= step * 1.001
 
 
 def test_the_int8_default_follows_the_device_type_and_a_setting_wins(

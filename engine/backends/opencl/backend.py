@@ -73,6 +73,7 @@ class OpenCLBackend(Backend):
                 self.options.fp16,
                 self._tune_cache.choices,
                 int8=self.int8,
+                int8_float_sums=self.options.int8_float_sums,
             )
             self._log_int8_choice(plan)
             self._log_int8_fallbacks(plan)

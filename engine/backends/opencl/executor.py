@@ -52,6 +52,7 @@ class Plan:
         choices: dict[str, dict[str, int]] | None = None,
         keep_all: bool = False,
         int8: bool = True,
+        int8_float_sums: bool | None = None,
     ) -> None:
         self.rt = rt
         self.graph = g = frontend.load(model, batch)
@@ -67,6 +68,8 @@ class Plan:
             else set(g.outputs),
         )
         self.lowerer = Lowerer(g, self.mem, rt, fp16)
+        if int8_float_sums is not None:
+            self.lowerer.int8_float_sums = int8_float_sums
         self.lowerer.choices = dict(choices or {})
         self.launches: list[Launch] = lower_graph(self.lowerer)
         self.store_dtype = np.dtype(np.float16 if fp16 else np.float32)

@@ -68,6 +68,7 @@ class Lowerer:
         self.buffers: list[cl.Buffer] = []  # constants and meta data, kept alive with the plan
         self.is_gpu = bool(rt.device.type & cl.device_type.GPU)
         self.choices: dict[str, dict[str, int]] = {}  # autotuned tiles by layer signature
+        self.int8_float_sums = not self.is_gpu  # the int8 convs' exact fp32 sums (ops/conv_q8.py)
 
     # --- programs and launches -------------------------------------------------------------
     def defines(self, **extra: int) -> dict[str, int]:

@@ -16,12 +16,16 @@ import pyopencl as cl
 
 from yaguar.kernels.opcodes import ACTIVATIONS
 
+from ...base import BackendError
 from ..graph import Node
 from ..int8 import Stored
 from ..intmath import cdiv, round_up
 from ..lower import Lowerer, lowering, vec
+from .conv import default_tiles
 
 CHAR4 = "char4"  # the kernel variant: packed 8-bit loads, int32 multiply-adds (any OpenCL device)
+F32ACC = "f32acc"  # 8-bit loads widened to float, exact fp32 sums (CPU devices: conv2d_q8.cl, FACC)
+EXACT_F32 = 1 << 24  # every integer below it is a float32
 
 
 def addr8(lw: Lowerer, t: str) -> tuple[cl.Buffer, np.int32, np.int32]:
@@ -43,13 +47,31 @@ def q8_weights(lw: Lowerer, node: Node) -> tuple[np.ndarray, int, np.ndarray]:
     return q.astype(np.int8), zero, scale
 
 
+def float_sums_exact(weights: np.ndarray, zero: int) -> bool:
+    """Whether fp32 sums of this conv are exact: every partial sum of products of an 8-bit input
+    (at most 255 from its zero point, or 0..255 with the zero point folded out) and a corrected
+    weight stays below 2^24 when 255 * (the largest sum of |w - zw| of one output channel) does."""
+    corrected = np.abs(weights.astype(np.int64) - zero).reshape(weights.shape[0], -1)
+    return 255 * int(corrected.sum(1).max()) < EXACT_F32
+
+
+def float_weights(
+    weights: np.ndarray, zero: int, bias: np.ndarray, zx: int
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """The fp32-sum kernels' weights: w - zw as float (exact integers), zero point 0; with ``zx``
+    (the 1x1 kernel, no padding) the input's zero point folded into the bias:
+    sum (x - zx) w' = sum x w' - zx sum w'."""
+    corrected = weights.astype(np.int64) - zero
+    return corrected.astype(np.float32), 0, bias - zx * corrected.reshape(len(bias), -1).sum(1)
+
+
 def blocked_weights(weights: np.ndarray, groups: int, tm: int) -> tuple[np.ndarray, int]:
-    """Weights [co, ci, kh, kw] as [group][co block of tm][ci][ky][kx][tm] (char), and the padded
-    channel count per group."""
+    """Weights [co, ci, kh, kw] as [group][co block of tm][ci][ky][kx][tm] (char, or float for the
+    fp32-sum kernels), and the padded channel count per group."""
     cout, cin_g, kh, kw = weights.shape
     cout_g = cout // groups
     co_pad = round_up(cout_g, tm)
-    padded = np.zeros((groups, co_pad, cin_g, kh, kw), np.int8)
+    padded = np.zeros((groups, co_pad, cin_g, kh, kw), weights.dtype)
     padded[:, :cout_g] = weights.reshape(groups, cout_g, cin_g, kh, kw)
     blocked = padded.reshape(groups, co_pad // tm, tm, cin_g, kh, kw).transpose(0, 1, 3, 4, 5, 2)
     return np.ascontiguousarray(blocked), co_pad
@@ -73,6 +95,24 @@ def epilogue_args(lw: Lowerer, node: Node) -> list[Any]:
     return [*args, None, np.int32(0), np.int32(0), vec("float2", 1.0, 0.0)]
 
 
+def epilogue_of(
+    lw: Lowerer, node: Node, xq: Stored, w_scale: np.ndarray, mult: np.ndarray
+) -> tuple[tuple[float, ...], list[Any], np.ndarray, int]:
+    """(oq, epilogue arguments, multiplier per channel, mode) of the kernels' epilogue: onnxruntime's
+    integer requantisation where it applies (see conv2d_q8.cl), else the generic fp32 one."""
+    out_q8: Stored | None = node.fused.get("out_q8")
+    oq: tuple[float, ...] = (
+        (out_q8.scale, out_q8.zero, out_q8.lo, out_q8.hi) if out_q8 else (1.0, 0.0, 0.0, 0.0)
+    )
+    epilogue = epilogue_args(lw, node)
+    integer = integer_epilogue(node, xq, w_scale)
+    if integer is None:
+        return oq, epilogue, mult, 0
+    kind, mult, q_int, oq_int = integer
+    epilogue[2] = vec("float8", *q_int)
+    return oq_int or oq, epilogue, mult, 1 if kind == "requant" else 2
+
+
 @lowering("ConvQ8")
 def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     x, y = node.inputs[0], node.outputs[0]
@@ -82,49 +122,53 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     kh, kw = node.attrs["kernel_shape"]
     (sy, sx), pads, (dy, dx) = node.attrs["strides"], node.attrs["pads"], node.attrs["dilations"]
     cin_g, cout_g = cin // groups, cout // groups
-    if kh == kw == 1 and sy == sx == 1 and not any(pads):  # 1x1: one row of H*W pixels
+    flat = kh == kw == 1 and sy == sx == 1 and not any(pads)
+    if flat:  # 1x1: one row of H*W pixels
         h, w, ho, wo = 1, h * w, 1, ho * wo
     xq: Stored = node.attrs["xq"]
     weights, zw, w_scale = q8_weights(lw, node)
     mult = (xq.scale * w_scale).astype(np.float64)
     has_bias = len(node.inputs) > 2 and node.inputs[2]
     bias_f = lw.g.const(node.inputs[2]).astype(np.float64) if has_bias else np.zeros(cout)
-    bias = np.rint(bias_f / mult).astype(np.int32)  # the int32 bias of the QDQ graph, recovered
-    tm = 1 if cout_g == 1 else (8 if cout_g > 4 else 4)
-    nv = 2 if wo > 16 else 1
+    bias = np.rint(bias_f / mult).astype(np.int64)  # the int32 bias of the QDQ graph, recovered
+    depthwise = groups == cin == cout and dy == dx == 1
+    facc = lw.int8_float_sums and float_sums_exact(weights, zw)
+    pointwise = facc and flat and groups == 1
+    tiles = {"TM": 1 if cout_g == 1 else (8 if cout_g > 4 else 4), "NV": 2 if wo > 16 else 1}
+    if pointwise:  # the float 1x1 GEMM's tiles (measured on PoCL), on 8-bit inputs
+        tiles = default_tiles("1x1", cout, wo, n)
+    if facc and not depthwise:
+        weights, zw, bias = float_weights(weights, zw, bias, int(xq.zero) if pointwise else 0)
+    if np.abs(bias).max(initial=0) >= 1 << 31:
+        raise BackendError(f"int8 conv {node.name!r}: its bias does not fit an int32")
+    tm, nv = tiles["TM"], tiles["NV"]
     blocked, co_pad = blocked_weights(weights, groups, tm)
 
     out_q8: Stored | None = node.fused.get("out_q8")
-    oq: tuple[float, ...] = (
-        (out_q8.scale, out_q8.zero, out_q8.lo, out_q8.hi) if out_q8 else (1.0, 0.0, 0.0, 0.0)
-    )
-    epilogue = epilogue_args(lw, node)
-    integer = integer_epilogue(node, xq, w_scale)
-    if integer is not None:  # onnxruntime's integer requantisation (see conv2d_q8.cl)
-        _, mult, q_int, oq_int = integer
-        epilogue[2] = vec("float8", *q_int)
-        oq = oq_int or oq
+    oq, epilogue, mult, mode = epilogue_of(lw, node, xq, w_scale, mult)
     res = node.fused.get("residual")
-    defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx,
+    defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx, "FACC": int(facc),
                "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1)}  # fmt: skip
-    mode = 0 if integer is None else (1 if integer[0] == "requant" else 2)
     dims = (cin_g, cout_g, groups, h, w, ho, wo, sy, pads[0], pads[1])
-    args = [*addr8(lw, x), np.int32(xq.zero), lw.const_buffer(blocked), np.int32(zw), lw.const_buffer(bias),
+    args = [*addr8(lw, x), np.int32(xq.zero), lw.const_buffer(blocked), np.int32(zw), lw.const_buffer(bias.astype(np.int32)),
             lw.const_buffer(mult.astype(np.float32)), np.int32(co_pad),
             *(addr8(lw, y) if out_q8 else lw.addr(y)), vec("float4", *oq), *map(np.int32, dims), *epilogue,
             np.int32(mode)]  # fmt: skip
-    depthwise = groups == cin == cout and dy == dx == 1
     if depthwise:  # whole rows per work-item, weights in registers
         rows = 4 if ho >= 16 else 2
         kernel = lw.kernel("conv2d_q8", "conv2d_dw_q8", {**defines, "SY": sy, "ROWS": rows})
         gsize: tuple[int, ...] = (cdiv(ho, rows), cout, n)
+    elif pointwise:
+        inner = tiles.get("CO_INNER", 0)
+        kernel = lw.kernel("conv2d_q8", "conv2d_1x1_q8", {**defines, "CO_INNER": inner})
+        gsize = (cdiv(wo, 8 * nv), 1 if inner else cdiv(cout, tm), n)
     else:
         kernel = lw.kernel("conv2d_q8", "conv2d_q8", defines)
         gsize = (cdiv(wo, 8 * nv), ho * cdiv(cout_g, tm), n * groups)
     flops = 2.0 * n * cout * ho * wo * cin_g * kh * kw
-    nbytes = n * (cin * h * w + (1 if out_q8 else lw.itemsize) * cout * ho * wo) + weights.size
-    name = f"conv2d{'_dw' if depthwise else ''}_q8[k{kh}s{sx},{CHAR4}]"
-    lw.add(node, name, kernel, args, gsize, flops, float(nbytes), tune=None)
+    nbytes = n * (cin * h * w + (1 if out_q8 else lw.itemsize) * cout * ho * wo) + weights.nbytes
+    name = f"conv2d{'_dw' if depthwise else ''}_q8[k{kh}s{sx},{F32ACC if facc else CHAR4}]"
+    lw.add(node, name, kernel, args, gsize, flops, float(nbytes), lsize=lw.local_size(gsize), tune=None)
 
 
 def first_requant(
