@@ -133,6 +133,11 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     cougar.transpose(Image.Transpose.ROTATE_90).save(card / "rot6.jpg", quality=90, exif=rotated.tobytes())
     cougar.save(nested / "puma de día.JPEG", quality=90, progressive=True)
     cougar.convert("L").save(card / "grey.png")  # weaker than in colour: it needs the closer look's pixels
+    cougar.convert("CMYK").save(card / "cmyk.jpg", quality=90)
+    # 16:9 with a black info bar on top: the frame's lower 720 rows
+    wide = cougar.crop((0, 240, 1280, 960))
+    wide.paste((0, 0, 0), (0, 0, 1280, 60))
+    wide.save(card / "wide.jpg", quality=90)
     # upside down, the cougar (at the bottom of the frame) comes first in the file, before the cut
     cougar.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(card / "flipped.jpg", quality=90)
     flipped = (card / "flipped.jpg").read_bytes()
@@ -146,14 +151,15 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     grey = cv2.cvtColor(np.asarray(cougar), cv2.COLOR_RGB2GRAY)
     (card / "big.jpg").write_bytes(encode(cv2.resize(grey, (9216, 6912), interpolation=cv2.INTER_NEAREST)))
 
-    run, data = _detect_card(card, models_dir, "8 images, 1 could not be read")
+    run, data = _detect_card(card, models_dir, "10 images, 1 could not be read")
     by_file = {image["file"]: image for image in data["images"]}
     assert "before its image data" in by_file["header_only.jpg"]["failure"]
     animals = [bbox for category, bbox in _boxes(by_file["orig.jpg"]) if category == "1"]
     assert len(animals) == 1
-    for name in ("rot6.jpg", "Cámara 2/100 RECNX/puma de día.JPEG", "grey.png", "big.jpg"):
+    for name in ("rot6.jpg", "Cámara 2/100 RECNX/puma de día.JPEG", "grey.png", "cmyk.jpg", "big.jpg"):
         assert _same_animal(_boxes(by_file[name]), animals[0]), (name, by_file[name])
     x, y, w, h = animals[0]
+    assert _same_animal(_boxes(by_file["wide.jpg"]), [x, (y * 960 - 240) / 720, w, h * 960 / 720])
     assert _same_animal(_boxes(by_file["cut.jpg"]), [x, 1 - y - h, w, h]), by_file["cut.jpg"]
     assert "cut.jpg: the JPEG is truncated" in run.stderr
     assert _same_animal(_boxes(by_file[latin1]), animals[0])
