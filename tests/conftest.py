@@ -19,6 +19,7 @@ from tests.support.prerequisites import require_data
 SERIAL_FOLDERS = {"faults"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Group the tests for pytest-xdist's `--dist loadgroup`: a module's tests stay together (they share
     module fixtures), and the process-heavy ones form one group."""

@@ -127,7 +127,7 @@ async def test_both_down_then_both_back_sends_each_once_highest_severity_first(
         h.add_event(device="cam-04")
         h.add_event(species=None, category="person", device="cam-05")
         h.add_event(device="cam-06")
-        await h.settle(timeout=1.0, until=lambda: len(twilio.creates()) >= 2)
+        await h.settle(timeout=10, until=lambda: len(twilio.creates()) >= 2)
         assert not any(d.state == "sent" for d in h.deliveries())
         twilio.up()
         FaultyMachine.network_state = None
@@ -156,7 +156,7 @@ async def test_stale_low_severity_backlog_is_merged_into_one_summary(
         for index in range(5):
             h.add_event(species="Pecari tajacu", device=f"cam-{index:02d}")
         h.add_event(device="cam-09")  # a jaguar: high, never merged
-        await h.settle(timeout=1.0, until=lambda: len(twilio.creates()) >= 2)
+        await h.settle(timeout=10, until=lambda: len(twilio.creates()) >= 2)
         clock.advance(700)
         twilio.up()
         FaultyMachine.network_state = None
@@ -202,7 +202,7 @@ async def test_a_long_outage_does_not_use_up_the_attempts(
     h = both(db_url, twilio.base_url, network, sender={"max_attempts": 2, "backoff_max_s": 0.05})
     try:
         h.add_event()
-        await h.settle(timeout=1.5, until=lambda: sum(d.attempts for d in h.deliveries()) >= 6)
+        await h.settle(timeout=10, until=lambda: sum(d.attempts for d in h.deliveries()) >= 6)
         assert not any(d.state in ("sent", "failed") for d in h.deliveries()), "waits, not failed"
         FaultyMachine.network_state = None  # the modem finds a network again
         await h.settle(until=lambda: h.alerts()[0].state == "sent")
