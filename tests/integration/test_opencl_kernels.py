@@ -52,6 +52,7 @@ CONV_CASES = [
     (1, 3, 97, 97, 13, 7, 2, 3, 1, 1),  # ResNet stem shape
     (1, 13, 7, 7, 31, 3, 1, 0, 1, 1),  # no padding
     (1, 31, 13, 13, 13, 1, 2, 0, 1, 1),  # 1x1 stride 2 (general path)
+    (2, 12, 9, 37, 21, 3, 1, 1, 1, 1),  # the CPU's 16-channel tile (YOLOX stem) and a partial block
 ]
 
 
