@@ -32,10 +32,12 @@
 #define FACC 0
 #endif
 #if FACC
+typedef float16 EDGE16;
 typedef float8 acc8_t;
 typedef float w_t;
 #define ACC8(v) convert_float8(v)
 #else
+typedef int16 EDGE16;
 typedef int8 acc8_t;
 typedef char w_t;
 #define ACC8(v) (v)
@@ -289,13 +291,14 @@ __kernel void conv2d_1x1_q8(__global const uchar* x, int x_off, int x_bs, int zx
 #else
 #define LOAD_IN(row, ix) convert_int8(vload16(0, (row) + (ix)).even)
 #endif
-#define DW_Q8_CHUNK(LOAD)                                                                   \
+#define DW_Q8_CHUNK(PREP, LOAD)                                                             \
     for (int r = 0; r < (ROWS - 1) * SY + KH; r++) {                                        \
         const int iy = oy0 * SY - py + r;                                                   \
         if (iy < 0 || iy >= h) continue;                                                    \
         const __global uchar* row = xc + iy * wd;                                           \
+        PREP                                                                                \
         _Pragma("unroll") for (int kx = 0; kx < KW; kx++) {                                 \
-            const acc8_t xv = ACC8(LOAD);                                                   \
+            const acc8_t xv = LOAD;                                                         \
             _Pragma("unroll") for (int j = 0; j < ROWS; j++) {                              \
                 const int ky = r - j * SY;                                                  \
                 if (ky >= 0 && ky < KH) acc[j] += xv * wk[ky * KW + kx];                    \
@@ -324,15 +327,50 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
     const int b = bias[ch];
     const float s = mult[ch];
     __global out_t* yn = y + y_off + n * y_bs;
+#if FACC
+    // Chunks inside the row read raw 8-bit values: sum (x - zx) w = sum x w - zx * (the sum of the
+    // weights of the taps whose input row lies in the map), the same for every chunk of an output
+    // row, so it starts the sum instead of a subtraction per loaded vector. (Exact: |partial sums|
+    // stay under 2 * 255 * 255 * KH * KW, below 2^24 for kernels up to 9x9.)
+    float start[ROWS];
+#pragma unroll
+    for (int j = 0; j < ROWS; j++) {
+        float taps = 0.0f;
+        for (int ky = 0; ky < KH; ky++) {
+            const int iy = (oy0 + j) * SY - py + ky;
+            if (iy >= 0 && iy < h)
+                for (int kx = 0; kx < KW; kx++) taps += wk[ky * KW + kx];
+        }
+        start[j] = -taps * zx;
+    }
+#endif
     for (int ox0 = 0; ox0 < wo; ox0 += 8) {
         acc8_t acc[ROWS];
-#pragma unroll
-        for (int j = 0; j < ROWS; j++) acc[j] = (acc8_t)(0);
         const int ix0 = ox0 * SX - px;
-        if (ix0 >= 0 && ix0 + 8 * SX + KW - 1 <= wd) {
-            DW_Q8_CHUNK(LOAD_IN(row, ix0 + kx) - zx)  // inside the row: plain vector loads
+        if (ix0 >= 0 && ix0 + 8 * SX + KW - 1 <= wd) {  // inside the row: plain vector loads
+#if FACC
+#pragma unroll
+            for (int j = 0; j < ROWS; j++) acc[j] = (acc8_t)(start[j]);
+            DW_Q8_CHUNK(, ACC8(LOAD_IN(row, ix0 + kx)))
+#else
+#pragma unroll
+            for (int j = 0; j < ROWS; j++) acc[j] = (acc8_t)(0);
+            DW_Q8_CHUNK(, ACC8(LOAD_IN(row, ix0 + kx) - zx))
+#endif
         } else {
-            DW_Q8_CHUNK(load_row8_q(row, ix0 + kx, SX, wd, zx))
+#pragma unroll
+            for (int j = 0; j < ROWS; j++) acc[j] = (acc8_t)(0);
+#if KW <= 9
+            // The first chunk of a row and the last (every chunk of a 7- or 14-wide map): the
+            // row's 8 * SX + KW - 1 pixels from ix0 as three bounds-checked vectors loaded once,
+            // each tap a constant shuffle of them, instead of a clamped gather per tap.
+            DW_Q8_CHUNK(const acc8_t e0 = ACC8(load_row8_q(row, ix0, 1, wd, zx));
+                        const acc8_t e1 = ACC8(load_row8_q(row, ix0 + 8, 1, wd, zx));
+                        const acc8_t e2 = SX == 1 ? (acc8_t)(0) : ACC8(load_row8_q(row, ix0 + 16, 1, wd, zx));,
+                        shuffle2((EDGE16)(e0, e1), (EDGE16)(e2, e2), (uint8)(0, 1, 2, 3, 4, 5, 6, 7) * SX + (uint)kx))
+#else
+            DW_Q8_CHUNK(, ACC8(load_row8_q(row, ix0 + kx, SX, wd, zx)))
+#endif
         }
         const int cnt = min(8, wo - ox0);
 #pragma unroll
