@@ -59,11 +59,14 @@ class Classifier:
         """Top-k guesses for each BGR uint8 crop."""
         results: list[list[Guess]] = []
         for start in range(0, len(crops), self.max_batch):
-            chunk = crops[start : start + self.max_batch]
-            tensor = to_tensor([fit(c, self.manifest.input)[0] for c in chunk], self.manifest.input)
+            tensor = self.tensor(crops[start : start + self.max_batch])
             for row in self.backend.run({self.input_name: tensor})[0]:
                 results.append(self._top(self._probabilities(np.asarray(row).reshape(-1)), top_k))
         return results
+
+    def tensor(self, crops: list[np.ndarray]) -> np.ndarray:
+        """The model's input for BGR uint8 crops: resized, ordered and scaled as its manifest says."""
+        return to_tensor([fit(c, self.manifest.input)[0] for c in crops], self.manifest.input)
 
     def _probabilities(self, row: np.ndarray) -> np.ndarray:
         fmt = self.manifest.output.format

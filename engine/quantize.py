@@ -19,8 +19,10 @@ import re
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -90,14 +92,20 @@ class Result:
 
 
 def calibration_frames(folders: list[Path], max_frames: int, min_side: int) -> list[np.ndarray]:
-    """Decoded BGR frames of ``folders`` (sorted by name, at most ``max_frames``); a file that is not
-    a JPEG or does not decode is skipped. No usable image at all is an error that says why."""
+    """Decoded BGR frames of ``folders`` (see ``calibration_images``)."""
+    return [frame for _, frame in calibration_images(folders, max_frames, min_side)]
+
+
+def calibration_images(folders: list[Path], max_frames: int, min_side: int) -> list[tuple[Path, np.ndarray]]:
+    """Decoded BGR frames of ``folders`` with their files (sorted by name, at most ``max_frames``);
+    a file that is not a JPEG or does not decode is skipped. No usable image at all is an error that
+    says why."""
     files: list[Path] = []
     for folder in map(Path, folders):
         if not folder.is_dir():
             raise QuantizeError(f"calibration folder {folder} does not exist")
         files += sorted(p for p in folder.rglob("*") if p.is_file())
-    frames: list[np.ndarray] = []
+    frames: list[tuple[Path, np.ndarray]] = []
     skipped: dict[str, int] = {}
     for path in files:
         if len(frames) >= max_frames:
@@ -106,7 +114,7 @@ def calibration_frames(folders: list[Path], max_frames: int, min_side: int) -> l
             skipped["not a JPEG"] = skipped.get("not a JPEG", 0) + 1
             continue
         try:
-            frames.append(read_image(path, min_side=min_side).pixels)
+            frames.append((path, read_image(path, min_side=min_side).pixels))
         except DecodeError as exc:
             skipped[exc.reason] = skipped.get(exc.reason, 0) + 1
     if not frames:
@@ -128,12 +136,27 @@ class _Frames(CalibrationDataReader):
         return None if tensor is None else {self._input: tensor}
 
 
+def already_int8(model: onnx.ModelProto) -> list[str]:
+    """Nodes whose weights are already int8 (read through a DequantizeLinear): a pre-quantised
+    backbone, such as the one a trained classifier's head sits on, stays as it is."""
+    stored = {i.name for i in model.graph.initializer}
+    dequantized = {
+        o
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear" and n.input[0] in stored
+        for o in n.output
+    }
+    return [n.name for n in model.graph.node if len(n.input) > 1 and n.input[1] in dequantized]
+
+
 def quantize_file(
-    src: Path, dst: Path, frames: list[np.ndarray], manifest: Manifest, input_name: str
+    src: Path, dst: Path, tensors: list[np.ndarray], input_name: str, op_types: list[str] = INT8_OPS
 ) -> list[str]:
     """Static QDQ quantisation of ``src`` into ``dst``: opset raised to 13 where needed, onnxruntime's
-    pre-processing (shape inference, graph optimisation), MinMax calibration on ``frames``. The convs
-    that int8 would break (``float_convs``) stay float; returns their names."""
+    pre-processing (shape inference, graph optimisation), MinMax calibration on ``tensors`` (model
+    inputs, preprocessed as the model's runner does). ``op_types`` run in int8, except the convs
+    that int8 would break (``float_convs``: they stay float, their names returned) and the nodes
+    that are int8 already."""
     with tempfile.TemporaryDirectory() as tmp:
         model = onnx.load(str(src))
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
@@ -144,8 +167,8 @@ def quantize_file(
         # with onnxruntime's graph optimisation (BatchNorm folded into the convs before their weights
         # are quantised; without it FastestDet's int8 copy ran far slower than the float one)
         quant_pre_process(str(raised), str(pre), skip_symbolic_shape=True)
-        tensors = [to_tensor([fit(f, manifest.input)[0]], manifest.input) for f in frames]
-        keep = float_convs(onnx.load(str(pre)), input_name, tensors[:STAT_FRAMES])
+        prepared = onnx.load(str(pre))
+        keep = float_convs(prepared, input_name, tensors[:STAT_FRAMES])
         quantize_static(
             str(pre),
             str(dst),
@@ -155,8 +178,8 @@ def quantize_file(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=INT8_OPS,
-            nodes_to_exclude=keep,
+            op_types_to_quantize=op_types,
+            nodes_to_exclude=keep + already_int8(prepared),
         )
     return keep
 
@@ -253,16 +276,21 @@ def score(detector: Detector, frames: list[np.ndarray], reference: list[list[dic
 
 
 def speed(detectors: list[Detector], frame: np.ndarray, rounds: int = 15) -> list[float]:
-    """Median milliseconds of one inference of each detector on the same input, the detectors
-    timed in turn round after round, so that a busy machine slows them alike."""
+    """Median milliseconds of one inference of each detector on the same input (``timed_in_turn``)."""
     feeds = [
         {d.input_name: to_tensor([fit(frame, d.manifest.input)[0]], d.manifest.input)} for d in detectors
     ]
-    times: list[list[float]] = [[] for _ in detectors]
+    return timed_in_turn([partial(d.backend.run, f) for d, f in zip(detectors, feeds, strict=True)], rounds)
+
+
+def timed_in_turn(runs: list[Callable[[], object]], rounds: int = 15) -> list[float]:
+    """Median milliseconds of each call, the calls timed in turn round after round, so that a busy
+    machine slows them alike."""
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(rounds + 1):  # the first round warms up
-        for i, (detector, feed) in enumerate(zip(detectors, feeds, strict=True)):
+        for i, run in enumerate(runs):
             start = time.perf_counter()
-            detector.backend.run(feed)
+            run()
             times[i].append(time.perf_counter() - start)
     return [statistics.median(t[1:]) * 1000 for t in times]
 
@@ -288,9 +316,8 @@ def quantize_detector(
     name = f"{manifest.name}_int8"
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / f"{name}.onnx"
-        kept = quantize_file(
-            manifest.model_path(model_dir), candidate, frames, manifest, float_det.input_name
-        )
+        tensors = [to_tensor([fit(f, manifest.input)[0]], manifest.input) for f in frames]
+        kept = quantize_file(manifest.model_path(model_dir), candidate, tensors, float_det.input_name)
         labels = manifest.labels.model_copy(
             update={"file": None, "url": None, "sha256": None, "sha256_from": None, "names": float_det.labels}
         )
@@ -381,10 +408,21 @@ def _toml_key(key: str) -> str:
 
 def _table(prefix: str, data: dict) -> list[str]:
     """``data``'s plain values as ``key = value`` lines, then its dicts as sub-tables of ``prefix``."""
-    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+
+    def is_tables(v: object) -> bool:
+        return isinstance(v, list) and bool(v) and all(isinstance(i, dict) for i in v)
+
+    lines = [
+        f"{_toml_key(k)} = {_toml_value(v)}"
+        for k, v in data.items()
+        if not isinstance(v, dict) and not is_tables(v)
+    ]
     for key, value in data.items():
         if isinstance(value, dict) and value:
             lines += ["", f"[{prefix}{key}]", *_table(f"{prefix}{key}.", value)]
+        elif is_tables(value):  # e.g. a trained classifier's [[training.taxa]]
+            for item in value:
+                lines += ["", f"[[{prefix}{key}]]", *_table(f"{prefix}{key}.", item)]
     return lines
 
 

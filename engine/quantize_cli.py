@@ -1,6 +1,7 @@
 """``yaguar models quantize NAME --calibration FOLDER``: a detector in int8 (see ``quantize``), scored
-against MegaDetector's boxes from the shared data where they are at hand, written beside the other
-models with its manifest and model card, or refused with the numbers."""
+against MegaDetector's boxes from the shared data where they are at hand, or a classifier in int8
+(see ``quantize_classifier``), scored against the float model on held-out photos; written beside the
+original with its manifest and model card, or refused with the numbers."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from yaguar.paths import shared_data_dir
 
 from .backends.base import BackendError
 from .manifest import ManifestError, find_manifest
-from .quantize import QuantizeError, quantize_detector
+from .quantize import QuantizeError, Result, quantize_detector
+from .quantize_classifier import ClassifierResult, numbers, quantize_classifier
 
 log = logging.getLogger(__name__)
 
@@ -20,23 +22,31 @@ log = logging.getLogger(__name__)
 def add_command(sub: argparse._SubParsersAction) -> None:
     quantize = sub.add_parser(
         "quantize",
-        help="make an int8 copy of a detector, calibrated on your own camera-trap photos",
-        description="Quantise a detector to int8 (onnxruntime static quantisation, QDQ). The copy is "
-        "kept only if it finds as many animals as the original, within --tolerance.",
+        help="make an int8 copy of a detector or classifier, calibrated on your own camera-trap photos",
+        description="Quantise a detector or a species classifier to int8 (onnxruntime static "
+        "quantisation, QDQ). The copy is kept only if it finds as many animals (a detector) or names "
+        "the same species (a classifier) as the original, within --tolerance.",
     )
-    quantize.add_argument("name", help="the detector's manifest name (e.g. yolox_nano) or a .toml path")
+    quantize.add_argument(
+        "name", help="the model's manifest name (e.g. yolox_nano) or a .toml path (e.g. a trained classifier)"
+    )
     quantize.add_argument(
         "--calibration",
         type=Path,
         nargs="+",
         required=True,
-        help="folders of real camera-trap photos (JPEG, searched with their sub-folders)",
+        help="folders of real camera-trap photos (JPEG, searched with their sub-folders; for a "
+        "classifier, photos in species folders also score its accuracy)",
     )
     quantize.add_argument(
-        "--out", type=Path, default=None, help="where to write it (default: the model folder)"
+        "--out", type=Path, default=None, help="where to write it (default: beside the original)"
     )
     quantize.add_argument(
-        "--tolerance", type=float, default=0.02, help="largest recall drop accepted (default 0.02)"
+        "--tolerance",
+        type=float,
+        default=0.02,
+        help="largest drop accepted: a detector's recall; a classifier's top-1 agreement with the "
+        "original and its accuracy on photos in species folders (default 0.02)",
     )
     quantize.add_argument("--max-frames", type=int, default=64, help="calibration photos used at most")
     quantize.add_argument(
@@ -61,20 +71,27 @@ def run(args: argparse.Namespace, model_dir: Path, extra: list[Path] | None) -> 
         manifest = find_manifest(args.name, extra)
         where = ", ".join(map(str, args.calibration))
         print(f"Quantising {manifest.ident} on the photos in {where} (about a minute)...")
-        result = quantize_detector(
-            manifest,
-            model_dir,
-            args.calibration,
-            args.out or model_dir,
-            reference,
-            images,
-            args.tolerance,
-            args.max_frames,
-        )
+        out = args.out or manifest.model_path(model_dir).parent
+        result: Result | ClassifierResult
+        if manifest.kind == "classifier":
+            result = quantize_classifier(
+                manifest, model_dir, args.calibration, out, args.tolerance, args.max_frames
+            )
+        else:
+            result = quantize_detector(
+                manifest, model_dir, args.calibration, out, reference, images, args.tolerance, args.max_frames
+            )
     except (QuantizeError, ManifestError, BackendError, OSError) as exc:
         log.error("models quantize: %s", exc)
         print(f"yaguar models quantize: {exc}")
         return 1
+    if isinstance(result, ClassifierResult):
+        print(
+            f"{result.manifest.ident}: {numbers(result.agreement)} on {result.agreement.images} held-out "
+            f"photos; {result.float_ms / result.int8_ms:.2f}x its speed on onnxruntime\n"
+            f"  model {result.model}\n  card  {result.card}"
+        )
+        return 0
     f, q = result.float_score, result.int8_score
     print(
         f"{result.manifest.ident}: {q.found} of {q.frames} frames found (the original: {f.found}); "

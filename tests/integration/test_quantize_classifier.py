@@ -1,0 +1,149 @@
+"""`yaguar models quantize` on a species classifier: one trained here on the shared photos (a short
+training run) gets an int8 head, scored against the float model on held-out photos and shipped with
+its manifest and card; a folder with nothing usable, a model that is no classifier and a model that
+is int8 already are refused with their reasons, and nothing is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from tests.support.jpegs import truncated
+from tests.support.training import shared_species_folder, train_on_shared
+from yaguar.engine.classifier import Classifier
+from yaguar.engine.cli import main
+from yaguar.engine.manifest import file_sha256, load_manifest
+from yaguar.engine.quantize import QuantizeError
+from yaguar.engine.quantize_classifier import Agreement, accept
+from yaguar.engine.training.trainer import TrainResult
+
+
+@pytest.fixture(scope="module")
+def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    return train_on_shared(shared_data, tmp_path_factory.mktemp("train"))
+
+
+@pytest.fixture(scope="module")
+def species(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """jaguar and grey heron folders (the classifier's species) and other camera-trap species."""
+    return shared_species_folder(shared_data, tmp_path_factory.mktemp("photos") / "species")
+
+
+def quantize(models_dir: Path, name: str, calibration: Path, out: Path, *extra: str) -> int:
+    return main(
+        ["models", "--model-dir", str(models_dir), "quantize", name, "--calibration", str(calibration),
+         "--out", str(out), *extra]
+    )  # fmt: skip
+
+
+def test_trained_classifier_in_int8_names_the_same_species_and_ships_manifest_and_card(
+    trained: TrainResult,
+    species: Path,
+    models_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    toml = trained.manifest.model_path(Path("/nonexistent")).with_suffix(".toml")
+    code = quantize(models_dir, str(toml), species, tmp_path)
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "especies_prueba_int8@1-int8: top-1 agreement" in printed
+    manifest = load_manifest(tmp_path / "especies_prueba_int8.toml")
+    assert manifest.sha256 == file_sha256(tmp_path / "especies_prueba_int8.onnx")
+    assert manifest.training is not None and manifest.training.card == "especies_prueba_int8.card.md"
+    assert [t.es for t in manifest.training.taxa] == ["garza real", "jaguar"]
+    # the head is int8 now: its weights are stored as int8 and dequantised in the graph
+    model = onnx.load(str(tmp_path / "especies_prueba_int8.onnx"))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    head = next(n for n in model.graph.node if n.op_type == "Gemm")
+    weights = producer[head.input[1]]
+    stored = {i.name: i for i in model.graph.initializer}
+    assert (
+        weights.op_type == "DequantizeLinear" and stored[weights.input[0]].data_type == onnx.TensorProto.INT8
+    )
+    assert producer[head.input[0]].op_type == "DequantizeLinear"  # and so is its input
+    # the card's numbers: held-out photos, the jaguar and heron ones scored for accuracy too
+    card = (tmp_path / "especies_prueba_int8.card.md").read_text()
+    row = next(line for line in card.splitlines() if line.startswith("| int8"))
+    cells = [c.strip() for c in row.split("|")[2:6]]
+    agreed, images = map(int, cells[0].split()[0].split("/"))
+    correct, labelled = map(int, cells[2].split()[0].split("/"))
+    assert images >= 12 and agreed >= images - 1 and labelled >= 8 and correct >= labelled - 1, row
+    # the int8 model is an ordinary classifier from its own folder, naming what the float one names
+    photos = [cv2.imread(str(p)) for p in sorted((species / "jaguar").iterdir())]
+    int8_top = [g[0].species for g in Classifier(manifest, tmp_path).classify(photos, top_k=1)]
+    float_top = [g[0].species for g in Classifier(trained.manifest, models_dir).classify(photos, top_k=1)]
+    assert int8_top == float_top and int8_top.count("Panthera onca") >= len(photos) - 1
+
+
+def test_a_calibration_folder_with_no_usable_image_is_refused(
+    trained: TrainResult,
+    shared_data: Path,
+    models_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    folder = tmp_path / "calibration" / "jaguar"
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("not a photo")
+    jpeg = (shared_data / "images" / "classic" / "dog.jpg").read_bytes()
+    (folder / "broken.jpg").write_bytes(truncated(jpeg, 0.02))
+    (folder / "empty.jpg").write_bytes(b"")
+    toml = trained.manifest.model_path(Path("/nonexistent")).with_suffix(".toml")
+    code = quantize(models_dir, str(toml), folder.parent, tmp_path / "out")
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "has no usable image" in printed and "1 not a JPEG" in printed, printed
+    assert not (tmp_path / "out").exists()
+    # one photo cannot both calibrate and score the copy
+    cv2.imwrite(str(folder / "one.jpg"), np.full((240, 320, 3), 90, np.uint8))
+    assert quantize(models_dir, str(toml), folder.parent, tmp_path / "out") == 1
+    assert "has only 1 usable image" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_that_is_no_classifier_or_detector_is_refused(
+    shared_data: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A manifest of another kind, and a 'classifier' whose model is YOLOX-nano (boxes, not scores)."""
+    source = Path(__file__).resolve().parents[2] / "engine" / "manifests"
+    text = (source / "yolox_nano.toml").read_text()
+    (tmp_path / "segmenter.toml").write_text(text.replace('kind = "detector"', 'kind = "segmenter"'))
+    boxes = text.replace('name = "yolox_nano"', 'name = "boxes"').replace(
+        'kind = "detector"', 'kind = "classifier"'
+    )
+    (tmp_path / "boxes.toml").write_text(boxes.replace('format = "yolox"', 'format = "probabilities"'))
+    photos = shared_data / "images" / "jaguar"
+    assert quantize(models_dir, str(tmp_path / "segmenter.toml"), photos, tmp_path / "out") == 1
+    assert "kind: Input should be 'detector' or 'classifier'" in capsys.readouterr().out
+    assert quantize(models_dir, str(tmp_path / "boxes.toml"), photos, tmp_path / "out") == 1
+    printed = capsys.readouterr().out
+    assert "yolox_nano.onnx is not a classifier: its output is 1x3549x85" in printed, printed
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_classifier_that_is_int8_already_is_refused(
+    shared_data: Path, models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    photos = shared_data / "images" / "jaguar"
+    assert quantize(models_dir, "mobilenet_v2_imagenet_quant", photos, tmp_path / "out") == 1
+    printed = capsys.readouterr().out
+    assert "is already int8: its 53 Conv/Gemm/MatMul layers read int8 weights" in printed, printed
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_copy_that_names_other_species_is_refused_with_the_numbers(trained: TrainResult) -> None:
+    """No real classifier here quantised badly (the int8 head agreed on every photo, even calibrated
+    on grey frames), so the refusal is checked on its rule: agreement, then accuracy, each against
+    the tolerance."""
+    kept = Agreement(images=20, k=2, top1=20, topk=20, labelled=10, float_correct=9, int8_correct=9)
+    accept(trained.manifest, kept, 0.02)
+    for top1, int8_correct, worst in ((18, 9, "disagreement 0.100"), (20, 8, "accuracy drop 0.100")):
+        scored = Agreement(20, 2, top1, 20, 10, 9, int8_correct)
+        with pytest.raises(QuantizeError, match="int8 refused, top-1 agreement") as err:
+            accept(trained.manifest, scored, 0.05)
+        assert f"{worst} > 0.05" in str(err.value) and "accuracy" in str(err.value)
