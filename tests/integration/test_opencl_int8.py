@@ -229,6 +229,32 @@ def test_fp32_sums_only_where_every_partial_sum_is_exact(cache_dir: Path) -> Non
     assert np.abs(got - ref).max() <= step * 1.001
 
 
+def test_the_tile_search_tunes_the_int8_pointwise_kernel(cache_dir: Path, tmp_path: Path) -> None:
+    """The int8 1x1 kernel (fp32 sums) goes through the cached tile search as the float convs do
+    (two candidates here, to stay quick): a choice per layer is stored, and a new plan reads it."""
+    from yaguar.engine.backends.opencl.autotune import TuneCache, tune_plan
+    from yaguar.engine.backends.opencl.executor import Plan
+    from yaguar.engine.backends.opencl.runtime import open_runtime
+
+    m, step = two_convs((2, 13, 7, 9), 11, 1, 1, 1, [0] * 4, False)  # two 1x1 int8 convs
+    x = rand(2, 13, 7, 9, seed=11)
+    ref = ort_run(m, {"x": x})[0]
+    rt = open_runtime(None, cache_dir)
+    plan = Plan(m, rt, None, False, int8_float_sums=True)
+    q8 = [la.tune for la in plan.launches if la.tune and la.tune.signature.startswith("q8_1x1:")]
+    assert len(q8) == 2
+    tiles = [{"TM": 6, "NV": 1}, {"TM": 4, "NV": 2, "CO_INNER": 1}]
+    q8[0].candidates, q8[1].candidates = tiles, [q8[1].current]  # (the second: no new build)
+    cache = TuneCache(tmp_path, rt)
+    assert tune_plan(plan, cache) == 2
+    chosen = [cache.choices[tune.signature] for tune in q8]
+    assert {k: v for k, v in chosen[0].items() if k != "WG"} in tiles, chosen
+    assert np.abs(plan.run({"x": x})[0] - ref).max() <= step * 1.001
+    again = Plan(m, rt, None, False, cache.choices, int8_float_sums=True)
+    assert [la.tune.current for la in again.launches if la.tune] == chosen
+    assert np.abs(again.run({"x": x})[0] - ref).max() <= step * 1.001
+
+
 def test_the_int8_default_follows_the_device_type_and_a_setting_wins(
     cache_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 REPEATS = 3
 
 
-TUNED_KERNELS = ("conv2d", "conv2d_1x1", "conv2d_1x1_lmem", "conv2d_dw")
+TUNED_KERNELS = ("conv2d", "conv2d_1x1", "conv2d_1x1_lmem", "conv2d_dw", "conv2d_q8")
 
 
 def kernel_digest() -> str:

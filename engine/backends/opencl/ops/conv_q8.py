@@ -20,8 +20,8 @@ from ...base import BackendError
 from ..graph import Node
 from ..int8 import Stored
 from ..intmath import cdiv, round_up
-from ..lower import Lowerer, lowering, vec
-from .conv import default_tiles
+from ..lower import Built, Lowerer, Tile, Tunable, lowering, vec
+from .conv import candidates, default_tiles, tile_lsize
 
 CHAR4 = "char4"  # the kernel variant: packed 8-bit loads, int32 multiply-adds (any OpenCL device)
 F32ACC = "f32acc"  # 8-bit loads widened to float, exact fp32 sums (CPU devices: conv2d_q8.cl, FACC)
@@ -142,7 +142,10 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     if np.abs(bias).max(initial=0) >= 1 << 31:
         raise BackendError(f"int8 conv {node.name!r}: its bias does not fit an int32")
     tm, nv = tiles["TM"], tiles["NV"]
-    blocked, co_pad = blocked_weights(weights, groups, tm)
+    wbuf, co_pad = None, 0  # (the pointwise kernel's layout is made per tile: PointwiseTiles)
+    if not pointwise:
+        blocked, co_pad = blocked_weights(weights, groups, tm)
+        wbuf = lw.const_buffer(blocked)
 
     out_q8: Stored | None = node.fused.get("out_q8")
     oq, epilogue, mult, mode = epilogue_of(lw, node, xq, w_scale, mult)
@@ -150,18 +153,17 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx, "FACC": int(facc),
                "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1)}  # fmt: skip
     dims = (cin_g, cout_g, groups, h, w, ho, wo, sy, pads[0], pads[1])
-    args = [*addr8(lw, x), np.int32(xq.zero), lw.const_buffer(blocked), np.int32(zw), lw.const_buffer(bias.astype(np.int32)),
+    args = [*addr8(lw, x), np.int32(xq.zero), wbuf, np.int32(zw), lw.const_buffer(bias.astype(np.int32)),
             lw.const_buffer(mult.astype(np.float32)), np.int32(co_pad),
             *(addr8(lw, y) if out_q8 else lw.addr(y)), vec("float4", *oq), *map(np.int32, dims), *epilogue,
             np.int32(mode)]  # fmt: skip
+    if pointwise:
+        add_pointwise(lw, node, weights, defines, args, tiles)
+        return
     if depthwise:  # whole rows per work-item, weights in registers
         rows = 4 if ho >= 16 or lw.int8_float_sums else 2  # (4 measured faster on PoCL for 7x7 and 14x14 too)
         kernel = lw.kernel("conv2d_q8", "conv2d_dw_q8", {**defines, "SY": sy, "ROWS": rows})
         gsize: tuple[int, ...] = (cdiv(ho, rows), cout, n)
-    elif pointwise:
-        inner = tiles.get("CO_INNER", 0)
-        kernel = lw.kernel("conv2d_q8", "conv2d_1x1_q8", {**defines, "CO_INNER": inner})
-        gsize = (cdiv(wo, 8 * nv), 1 if inner else cdiv(cout, tm), n)
     else:
         kernel = lw.kernel("conv2d_q8", "conv2d_q8", defines)
         gsize = (cdiv(wo, 8 * nv), ho * cdiv(cout_g, tm), n * groups)
@@ -169,6 +171,59 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     nbytes = n * (cin * h * w + (1 if out_q8 else lw.itemsize) * cout * ho * wo) + weights.nbytes
     name = f"conv2d{'_dw' if depthwise else ''}_q8[k{kh}s{sx},{F32ACC if facc else CHAR4}]"
     lw.add(node, name, kernel, args, gsize, flops, float(nbytes), lsize=lw.local_size(gsize), tune=None)
+
+
+def add_pointwise(
+    lw: Lowerer, node: Node, weights: np.ndarray, defines: dict[str, int], args: list[Any], tiles: Tile
+) -> None:
+    """The 1x1 fp32-sum kernel's launch, its tile from the autotune cache or ``tiles``, tunable."""
+    n, cin, h, w = lw.shape(node.inputs[0])
+    cout = lw.shape(node.outputs[0])[1]
+    signature = f"q8_1x1:{n}x{cin}x{h * w}->{cout}"  # (its key in the autotune cache)
+    tiles = lw.choices.get(signature, tiles)
+    tunable = PointwiseTiles(lw, weights, defines, args, (n, cout, h * w))
+    kernel, args, gsize, _ = tunable.build(tiles)
+    flops = 2.0 * n * cout * h * w * cin
+    nbytes = n * (cin + (1 if defines["OUT_Q8"] else lw.itemsize) * cout) * h * w + weights.nbytes
+    tune = Tunable(signature, POINTWISE_TILES, tunable.build, tiles, tunable.keep_only)
+    lw.add(node, f"conv2d_q8[k1s1,{F32ACC}]", kernel, args, gsize, flops, float(nbytes),
+           lsize=tile_lsize(tiles, 3), tune=tune)  # fmt: skip
+
+
+POINTWISE_TILES = [t for t in candidates("1x1") if not t.get("LMEM")]  # the tile search's candidates
+
+
+class PointwiseTiles:
+    """The 1x1 fp32-sum kernel of one layer, built for a tile (the autotuner's ``build``); the
+    weights laid out once per TM."""
+
+    def __init__(
+        self,
+        lw: Lowerer,
+        weights: np.ndarray,
+        defines: dict[str, int],
+        args: list[Any],
+        dims: tuple[int, int, int],
+    ) -> None:
+        self.lw, self.weights, self.defines, self.args, self.dims = lw, weights, defines, args, dims
+        self.layouts: dict[int, tuple[cl.Buffer, int]] = {}
+
+    def build(self, t: Tile) -> Built:
+        n, cout, hw = self.dims
+        tm, nv, inner = t["TM"], t["NV"], t.get("CO_INNER", 0)
+        if tm not in self.layouts:
+            blocked, co_pad = blocked_weights(self.weights, 1, tm)
+            self.layouts[tm] = (self.lw.const_buffer(blocked), co_pad)
+        buf, co_pad = self.layouts[tm]
+        args = list(self.args)
+        args[4], args[8] = buf, np.int32(co_pad)  # the weights and their padded channel count
+        defines = {**self.defines, "TM": tm, "NV": nv, "CO_INNER": inner}
+        kernel = self.lw.kernel("conv2d_q8", "conv2d_1x1_q8", defines)
+        return kernel, args, (cdiv(hw, 8 * nv), 1 if inner else cdiv(cout, tm), n), "conv2d_1x1_q8"
+
+    def keep_only(self, t: Tile) -> None:
+        for tm in [k for k in self.layouts if k != t["TM"]]:
+            self.lw.release(self.layouts.pop(tm)[0])
 
 
 def first_requant(
