@@ -48,7 +48,20 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         help="largest drop accepted: a detector's recall; a classifier's top-1 agreement with the "
         "original and its accuracy on photos in species folders (default 0.02)",
     )
-    quantize.add_argument("--max-frames", type=int, default=64, help="calibration photos used at most")
+    quantize.add_argument(
+        "--max-frames",
+        type=int,
+        default=64,
+        help="calibration photos used at most (a classifier reads twice as many: every other one is held "
+        "out to score the copy)",
+    )
+    quantize.add_argument(
+        "--crop-with",
+        default=None,
+        metavar="DETECTOR",
+        help="classifier: cut each photo's animal out with this detector first, as training does "
+        "(e.g. yolox_nano); default: whole photos",
+    )
     quantize.add_argument(
         "--reference",
         type=Path,
@@ -71,11 +84,20 @@ def run(args: argparse.Namespace, model_dir: Path, extra: list[Path] | None) -> 
         manifest = find_manifest(args.name, extra)
         where = ", ".join(map(str, args.calibration))
         print(f"Quantising {manifest.ident} on the photos in {where} (about a minute)...")
+        if args.crop_with and manifest.kind != "classifier":
+            raise QuantizeError(f"--crop-with is for classifiers; {manifest.ident} is a {manifest.kind}")
         out = args.out or manifest.model_path(model_dir).parent
         result: Result | ClassifierResult
         if manifest.kind == "classifier":
             result = quantize_classifier(
-                manifest, model_dir, args.calibration, out, args.tolerance, args.max_frames
+                manifest,
+                model_dir,
+                args.calibration,
+                out,
+                args.tolerance,
+                args.max_frames,
+                args.crop_with,
+                extra,
             )
         else:
             result = quantize_detector(

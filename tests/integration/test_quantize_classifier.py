@@ -48,7 +48,7 @@ def test_trained_classifier_in_int8_names_the_same_species_and_ships_manifest_an
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     toml = trained.manifest.model_path(Path("/nonexistent")).with_suffix(".toml")
-    code = quantize(models_dir, str(toml), species, tmp_path)
+    code = quantize(models_dir, str(toml), species, tmp_path, "--crop-with", "yolox_nano")
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "especies_prueba_int8@1-int8: top-1 agreement" in printed
@@ -68,6 +68,7 @@ def test_trained_classifier_in_int8_names_the_same_species_and_ships_manifest_an
     assert producer[head.input[0]].op_type == "DequantizeLinear"  # and so is its input
     # the card's numbers: held-out photos, the jaguar and heron ones scored for accuracy too
     card = (tmp_path / "especies_prueba_int8.card.md").read_text()
+    assert "the best animal box of each found by yolox_nano" in card  # as training cropped them
     row = next(line for line in card.splitlines() if line.startswith("| int8"))
     cells = [c.strip() for c in row.split("|")[2:6]]
     agreed, images = map(int, cells[0].split()[0].split("/"))
@@ -123,6 +124,8 @@ def test_a_model_that_is_no_classifier_or_detector_is_refused(
     assert quantize(models_dir, str(tmp_path / "boxes.toml"), photos, tmp_path / "out") == 1
     printed = capsys.readouterr().out
     assert "yolox_nano.onnx is not a classifier: its output is 1x3549x85" in printed, printed
+    assert quantize(models_dir, "fastestdet", photos, tmp_path / "out", "--crop-with", "yolox_nano") == 1
+    assert "--crop-with is for classifiers; fastestdet@1.0 is a detector" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()
 
 
