@@ -283,16 +283,20 @@ def speed(detectors: list[Detector], frame: np.ndarray, rounds: int = 15) -> lis
     return timed_in_turn([partial(d.backend.run, f) for d, f in zip(detectors, feeds, strict=True)], rounds)
 
 
-def timed_in_turn(runs: list[Callable[[], object]], rounds: int = 15) -> list[float]:
+def timed_in_turn(runs: list[Callable[[], object]], rounds: int = 15, per_turn: int = 1) -> list[float]:
     """Median milliseconds of each call, the calls timed in turn round after round, so that a busy
-    machine slows them alike."""
+    machine slows them alike. ``per_turn`` > 1: each call that many times in a row per round, the
+    first of each row not counted (onnxruntime's default threads spin on after a run, and would slow
+    the other session's first run)."""
     times: list[list[float]] = [[] for _ in runs]
-    for _ in range(rounds + 1):  # the first round warms up
+    for round_ in range(rounds + 1):  # the first round warms up
         for i, run in enumerate(runs):
-            start = time.perf_counter()
-            run()
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t[1:]) * 1000 for t in times]
+            for repeat in range(per_turn):
+                start = time.perf_counter()
+                run()
+                if round_ and (repeat or per_turn == 1):
+                    times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) * 1000 for t in times]
 
 
 def quantize_detector(
