@@ -262,7 +262,7 @@ def card(r: ClassifierResult, source: Manifest, calibration: list[Path]) -> byte
     )
     return "\n".join(
         [
-            f"# {m.ident}: {source.ident} in int8",
+            f"# {m.ident}: {source.ident} in int8 / en int8: model card / ficha del modelo",
             "",
             f"Made by `yaguar models quantize` on {datetime.now(UTC).isoformat(timespec='seconds')}:",
             "onnxruntime static quantisation, QDQ format, int8 weights per output channel, uint8",
@@ -279,7 +279,7 @@ def card(r: ClassifierResult, source: Manifest, calibration: list[Path]) -> byte
             f"default session options on this machine's CPU ({os.cpu_count()} cores), median, the two",
             f"models timed in turn, {SPEED_ROW} runs in a row each (the first of a row not counted).",
             "",
-            f"| model | top-1 agreement | top-{a.k} agreement | accuracy | ms per inference |",
+            f"| model / modelo | top-1 agreement / coincidencia | top-{a.k} | accuracy / exactitud | ms |",
             "|---|---|---|---|---|",
             f"| float `{source.file}` | - | - | {_accuracy_cell(a, a.float_correct)} | {r.float_ms:.2f} |",
             f"| int8 `{m.file}` | {a.top1}/{a.images} = {a.top1_rate:.3f} | {a.topk}/{a.images} = "
