@@ -70,7 +70,7 @@ DW_CASES = [
     (1, 31, 7, 7, 3, 2, [1, 1, 1, 1], True),  # stride 2, one chunk per row, residual
     (1, 3, 1, 1, 3, 1, [1, 1, 1, 1], False),  # a single pixel: every tap but the centre is padding
     (1, 13, 13, 97, 5, 2, [2, 1, 2, 3], False),  # 5x5, asymmetric padding, odd width
-    (2, 31, 26, 26, 3, 1, [0, 0, 0, 0], False),  # no padding: ho = h - 2, rows not a multiple of 4
+    (2, 31, 27, 26, 3, 1, [0, 0, 0, 0], False),  # no padding: ho = h - 2, rows not a multiple of 8
     (1, 5, 13, 13, 3, 1, [1, 1, 1, 1], True),  # a 13-wide row: both chunks are edge chunks
     (1, 3, 9, 19, 5, 1, [2, 2, 2, 2], False),  # 5x5 stride 1: edge chunks on both sides
 ]
@@ -82,7 +82,7 @@ DW_CASES = [
     ids=lambda c: "n{}c{}x{}x{}k{}s{}p{}r{}".format(*c[:6], "".join(map(str, c[6])), int(c[7])),
 )
 def test_depthwise_whole_rows(case: tuple, cache_dir: Path) -> None:
-    """The CPU default: conv2d_dw_full, 4 output rows per work-item."""
+    """The CPU default: conv2d_dw_full, 8 output rows per work-item."""
     run_depthwise(case, None, cache_dir)
 
 
@@ -101,7 +101,7 @@ def run_depthwise(case: tuple, tile: dict | None, cache_dir: Path) -> None:
     if tile is not None:
         assert launch.tune.current == tile
     elif not plan.lowerer.is_gpu:
-        assert launch.tune.current == {"FULL": 1, "ROWS": 4}
+        assert launch.tune.current == {"FULL": 1, "ROWS": 8}
     feeds = {"x": rand(n, c, h, w)}
     if residual:
         feeds["r"] = rand(*plan.graph.values["r"].shape, seed=3)

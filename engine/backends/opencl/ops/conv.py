@@ -48,11 +48,12 @@ def default_tiles(kind: str, cout_g: int, width: int, batch: int = 1, gpu: bool 
     every output-channel block (CO_INNER) with 4 x 3 float8 accumulators (12 of the 16 ymm
     registers), unless that leaves a single work-group of 8 (a 13x13 map at batch 1: one core
     would do the whole layer), where the channel blocks are spread over the range instead;
-    depthwise without dilation computes 4 whole output rows per work-item (_full); a general conv
+    depthwise without dilation computes 8 whole output rows per work-item (_full: 8 independent
+    SiLU chains per chunk instead of 4; YOLOX-nano batch 8 12.4 -> 11.9 ms per image); a general conv
     (the YOLOX stem: 3x3, 12 -> 16 channels) 16 channels x 8 pixels on a CPU, 16 accumulators of
     PoCL's 32 AVX-512 registers (YOLOX-nano's stem 2.22 -> 2.04 CPU ms, 8 channels x 8 pixels before)."""
     if kind == "dw_full":
-        return {"FULL": 1, "ROWS": 4}
+        return {"FULL": 1, "ROWS": 8}
     if kind == "dw":
         return {"NV": 2 if width > 24 else 1, "ROWS": 1}
     if kind == "1x1":
@@ -89,7 +90,7 @@ def candidates(kind: str) -> list[dict[str, int]]:
     if kind == "dw":
         return per_pixel_dw
     if kind == "dw_full":
-        return [{"FULL": 1, "ROWS": rows} for rows in (2, 4, 6)] + per_pixel_dw
+        return [{"FULL": 1, "ROWS": rows} for rows in (2, 4, 6, 8)] + per_pixel_dw
     blocked = [{"TM": tm, "NV": nv} for tm in (4, 6, 8, 16) for nv in (1, 2, 4) if tm * nv <= 16]
     if kind != "1x1":
         return blocked
