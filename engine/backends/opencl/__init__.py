@@ -19,7 +19,7 @@ Options (``backends.options.OpenCLOptions``, or a dict of its keys; unknown keys
 - ``autotune``: time the candidate conv tiles on first load of each layer shape; default False.
 - ``batch_part``: images per part when a batch runs in parts (``split``: on a CPU device a batch
   whose activations overflow the cache runs as consecutive parts through one smaller plan);
-  default 0, the largest part that fits a quarter of the device's cache (a GPU: the whole batch).
+  default 0, the largest part that fits half of the device's cache (a GPU: the whole batch).
 - ``int8``: QDQ convs on the int8 kernels (``int8``: 8-bit tensors, int32 sums); default True.
 - ``integer_dot_product``: None (as the device reports ``cl_khr_integer_dot_product``), False, or
   True (refused on a device without it). The int8 kernels are the packed-8-bit ``char4`` variant.

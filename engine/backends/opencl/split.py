@@ -3,8 +3,12 @@
 On a CPU device a layer's activations for a whole batch of 8 (YOLOX-nano: 22 MB for its first
 layer) overflow the cache, so every layer streams them through main memory; one image at a time
 keeps a layer's input and output in cache (4.6 MiB of activations per image). Measured on PoCL
-(2 cores, YOLOX-nano batch 8): 58 ms per image as one batch, 32 ms as eight parts of one. A GPU
-wants the whole batch in one launch, so there the batch is never split.
+(2 cores, YOLOX-nano batch 8): 58 ms per image as one batch, 32 ms as eight parts of one (19:59
+UTC, load 10.6). Parts of two images (half the 32 MiB L3; a quarter gave parts of one) halve the
+launches and still fit: 23:34 UTC, load 2.1, same process, 12.09/12.12 -> 10.87/10.90 ms per image
+(best of 12, two pairs), CPU 22.0 -> 20.4; FastestDet 5.17/4.99 -> 4.38/4.50; parts of 4 or the
+whole batch were no faster and cost more CPU. A GPU wants the whole batch in one launch, so there
+the batch is never split.
 
 The parts give the same numbers as the whole batch: every kernel treats the images of a batch
 independently, and a model whose outputs do not scale with the batch (a Reshape that folds the
@@ -24,7 +28,7 @@ from .graph import Graph
 from .streams import Streamer
 
 log = logging.getLogger(__name__)
-CACHE_SHARE = 4  # a part's activations may fill a quarter of the device's cache (others share it)
+CACHE_SHARE = 2  # a part's activations may fill half of the device's cache (others share it)
 
 
 def part_size(batch: int, bytes_per_image: int, device: cl.Device, fixed: int = 0) -> int:
