@@ -20,9 +20,13 @@ Options (``backends.options.OpenCLOptions``, or a dict of its keys; unknown keys
 - ``batch_part``: images per part when a batch runs in parts (``split``: on a CPU device a batch
   whose activations overflow the cache runs as consecutive parts through one smaller plan);
   default 0, the largest part that fits half of the device's cache (a GPU: the whole batch).
-- ``int8``: QDQ convs on the int8 kernels (``int8``: 8-bit tensors, int32 sums); default True.
+- ``int8``: QDQ convs on the int8 kernels (``int8``: 8-bit tensors, exact integer sums); True,
+  False (fp32 with fake-quant), or None, the default: True on a GPU, False on a CPU device (where
+  bench/engine.py measured the int8 kernels no faster).
+- ``int8_float_sums``: the int8 kernels' sums in fp32 where that is exact (``f32acc``); None, the
+  default: on CPU devices; else int32 multiply-adds on packed 8-bit loads (``char4``).
 - ``integer_dot_product``: None (as the device reports ``cl_khr_integer_dot_product``), False, or
-  True (refused on a device without it). The int8 kernels are the packed-8-bit ``char4`` variant.
+  True (refused on a device without it; no variant uses it yet).
 
 A batch other than the model's is planned on first use (static shapes per batch, compiled once).
 """
