@@ -150,11 +150,17 @@ def already_int8(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_file(
-    src: Path, dst: Path, tensors: list[np.ndarray], input_name: str, op_types: list[str] = INT8_OPS
+    src: Path,
+    dst: Path,
+    tensors: list[np.ndarray],
+    input_name: str,
+    op_types: list[str] = INT8_OPS,
+    percentile: float | None = None,
 ) -> list[str]:
     """Static QDQ quantisation of ``src`` into ``dst``: opset raised to 13 where needed, onnxruntime's
     pre-processing (shape inference, graph optimisation), MinMax calibration on ``tensors`` (model
-    inputs, preprocessed as the model's runner does). ``op_types`` run in int8, except the convs
+    inputs, preprocessed as the model's runner does), or ranges that leave out the values beyond
+    ``percentile``. ``op_types`` run in int8, except the convs
     that int8 would break (``float_convs``: they stay float, their names returned) and the nodes
     that are int8 already."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,7 +183,8 @@ def quantize_file(
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
-            calibrate_method=CalibrationMethod.MinMax,
+            calibrate_method=CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile,
+            extra_options={} if percentile is None else {"CalibPercentile": percentile},
             op_types_to_quantize=op_types,
             nodes_to_exclude=keep + already_int8(prepared),
         )

@@ -41,6 +41,9 @@ from .training.crops import Cropper
 from .training.taxa import NotATaxonError, resolve
 
 INT8_OPS = ["Conv", "Gemm", "MatMul"]  # the heavy ops; softmax and pooling stay float
+# Activation ranges without the rarest 0.01 % of values: on a float MobileNetV2 the int8 copy's top-1
+# agreed with the float model on 20 of 29 shared photos with MinMax ranges, on 23 with these
+PERCENTILE = 99.99
 CROP_SIDE = 448  # decoded at least this big before cropping, as training does (``load_photo``)
 # timing: 8 rounds of 6 runs in a row per model (5 counted); a classifier runs in a few ms
 SPEED_ROUNDS, SPEED_ROW = 8, 6
@@ -170,7 +173,7 @@ def quantize_classifier(
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [float_cls.tensor([frame]) for _, frame in calibrate]
-        quantize_file(src, candidate, tensors, float_cls.input_name, INT8_OPS)
+        quantize_file(src, candidate, tensors, float_cls.input_name, INT8_OPS, PERCENTILE)
         labels = manifest.labels.model_copy(
             update={"file": None, "url": None, "sha256": None, "sha256_from": None, "names": float_cls.labels}
         )
@@ -266,7 +269,7 @@ def card(r: ClassifierResult, source: Manifest, calibration: list[Path]) -> byte
             "",
             f"Made by `yaguar models quantize` on {datetime.now(UTC).isoformat(timespec='seconds')}:",
             "onnxruntime static quantisation, QDQ format, int8 weights per output channel, uint8",
-            f"activations with MinMax ranges from {r.calibration_images} photos of {where} (every other",
+            f"activations with ranges (the {PERCENTILE}th percentile) from {r.calibration_images} photos of {where} (every other",
             f"photo by name; the others are held out to score the copy), {r.seen_as}.",
             f"{r.int8_nodes} Conv/Gemm/MatMul nodes quantised here; {r.int8_before} read int8 weights already",
             f"and were left as they were. {trained}",
