@@ -351,7 +351,15 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
 #if FACC
 #pragma unroll
             for (int j = 0; j < ROWS; j++) acc[j] = (acc8_t)(start[j]);
+#if SX == 2 && KW <= 9
+            // stride 2: the row's 16 + KW - 1 pixels converted once, each tap a shuffle of them
+            DW_Q8_CHUNK(const float8 e0 = convert_float8(vload8(0, row + ix0));
+                        const float8 e1 = convert_float8(vload8(0, row + ix0 + 8));
+                        const float8 e2 = convert_float8(load_row8_q(row, ix0 + 16, 1, wd, 0));,
+                        shuffle2((float16)(e0, e1), (float16)(e2, e2), (uint8)(0, 2, 4, 6, 8, 10, 12, 14) + (uint)kx))
+#else
             DW_Q8_CHUNK(, ACC8(LOAD_IN(row, ix0 + kx)))
+#endif
 #else
 #pragma unroll
             for (int j = 0; j < ROWS; j++) acc[j] = (acc8_t)(0);
