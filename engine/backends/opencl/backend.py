@@ -25,7 +25,7 @@ _int8_choice_logged: set[str] = set()  # device labels whose default int8 path w
 def int8_default(device_type: int) -> bool:
     """Where ``int8`` is left unset: the int8 kernels on a GPU (8-bit tensors, a quarter of the
     bytes), fp32 with fake-quant on a CPU device, where bench/engine.py measured the int8 kernels
-    no faster than fp32 (PoCL: 0.80-1.02x, engine/README.md "Int8 on OpenCL")."""
+    no faster than fp32 (PoCL: 0.70-1.02x, engine/README.md "Int8 on OpenCL")."""
     return not device_type & cl.device_type.CPU
 
 
