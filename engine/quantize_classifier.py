@@ -30,6 +30,7 @@ from .classifier import Classifier, Guess
 from .labelmap import species_of
 from .manifest import Manifest, file_sha256
 from .quantize import (
+    MIN_STEPS,
     QuantizeError,
     already_int8,
     calibration_images,
@@ -84,6 +85,7 @@ class ClassifierResult:
     int8_ms: float
     calibration_images: int
     int8_nodes: int  # nodes quantised here
+    float_convs: list[str]  # convs that int8 would break, kept float (``quantize.float_convs``)
     int8_before: int  # nodes whose weights were int8 already (a trained classifier's backbone)
     seen_as: str  # whole photos, or the detector's crops
 
@@ -173,7 +175,8 @@ def quantize_classifier(
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [float_cls.tensor([frame]) for _, frame in calibrate]
-        quantize_file(src, candidate, tensors, float_cls.input_name, INT8_OPS, PERCENTILE)
+        measured = quantize_file(src, candidate, tensors, float_cls.input_name, INT8_OPS, PERCENTILE)
+        kept = [name for name in measured if name in {n.name for n in todo}]  # not those int8 already
         labels = manifest.labels.model_copy(
             update={"file": None, "url": None, "sha256": None, "sha256_from": None, "names": float_cls.labels}
         )
@@ -220,7 +223,8 @@ def quantize_classifier(
         float_ms,
         int8_ms,
         len(calibrate),
-        len(todo),
+        len(todo) - len(kept),
+        kept,
         len(layers) - len(todo),
         f"the best animal box of each found by {crop_with} (the whole photo where it found none)"
         if crop_with
@@ -272,7 +276,8 @@ def card(r: ClassifierResult, source: Manifest, calibration: list[Path]) -> byte
             f"activations with ranges (the {PERCENTILE}th percentile) from {r.calibration_images} photos of {where} (every other",
             f"photo by name; the others are held out to score the copy), {r.seen_as}.",
             f"{r.int8_nodes} Conv/Gemm/MatMul nodes quantised here; {r.int8_before} read int8 weights already",
-            f"and were left as they were. {trained}",
+            f"and were left as they were; {len(r.float_convs)} stay float (the stem, and inputs whose channels",
+            f"span under {MIN_STEPS:g} uint8 steps): {', '.join(r.float_convs) or 'none'}. {trained}",
             "",
             f"Scored on {a.images} held-out photos, each as the station's classifier sees it. Top-1 agreement:",
             "the int8 copy's first class is the float model's. Top-k: the float model's first class is",

@@ -120,7 +120,7 @@ def test_a_float_classifier_goes_int8_throughout_and_close_calls_are_refused_at_
     assert not (tmp_path / "strict").exists()
     assert quantize(models_dir, toml, images, tmp_path, *few, "--tolerance", "0.5") == 0
     capsys.readouterr()
-    assert _int8_convs(tmp_path / "mobilenet_v2_float_int8.onnx") >= 48  # of 53; the stem's stay float
+    assert _int8_convs(tmp_path / "mobilenet_v2_float_int8.onnx") >= 45  # of 53 (48 here); a few stay float
     card = (tmp_path / "mobilenet_v2_float_int8.card.md").read_text()
     row = next(line for line in card.splitlines() if line.startswith("| int8"))
     (agreed, images_), (top5, _) = (map(int, c.split()[0].split("/")) for c in row.split("|")[2:4])
