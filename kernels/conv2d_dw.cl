@@ -119,6 +119,18 @@ __kernel void conv2d_dw_full(__global const store_t* x, int x_off, int x_bs,
             // instead of a clamped gather per tap.
             DW_CHUNK(const float8 lo = load_row8(row, ix0, 1, wd); const float8 hi = load_row8(row, ix0 + 8, 1, wd);,
                      shuffle2(lo, hi, (uint8)(0, 1, 2, 3, 4, 5, 6, 7) + (uint)kx), "unroll")
+#elif SX == 2 && KW <= 9
+            // Stride 2, first and last chunk (both chunks of a 13-wide output row, two of four on
+            // 26): the row's 24 pixels from ix0 as three bounds-checked vectors, split once into
+            // even and odd pixels; tap kx is the even (kx even) or odd run shifted by kx / 2, a
+            // constant shuffle, instead of a clamped gather per tap in a loop that kept the
+            // accumulators on the stack.
+            DW_CHUNK(const float8 lo = load_row8(row, ix0, 1, wd); const float8 mid = load_row8(row, ix0 + 8, 1, wd);
+                     const float8 hi = load_row8(row, ix0 + 16, 1, wd);
+                     const float8 ev0 = (float8)(lo.even, mid.even); const float8 od0 = (float8)(lo.odd, mid.odd);
+                     const float8 ev1 = (float8)(hi.even, hi.even); const float8 od1 = (float8)(hi.odd, hi.odd);,
+                     shuffle2((kx & 1) ? od0 : ev0, (kx & 1) ? od1 : ev1, (uint8)(0, 1, 2, 3, 4, 5, 6, 7) + (uint)(kx >> 1)),
+                     "unroll")
 #else
             DW_CHUNK(, load_row8(row, ix0 + kx, SX, wd), "unroll 1")  // rare: compact code
 #endif
