@@ -4,6 +4,7 @@ onnxruntime as the reference, and a plain YOLO decode + NMS for comparing final 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -52,6 +53,18 @@ def ort_run(m: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> list[np.ndarray
     so.intra_op_num_threads = 1
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     return sess.run(None, feeds)
+
+
+def plan_with(m: onnx.ModelProto, cache_dir: Path, tile: dict | None):
+    """A plan of ``m`` whose first conv uses ``tile`` (None: the default choice)."""
+    from yaguar.engine.backends.opencl.executor import Plan
+    from yaguar.engine.backends.opencl.runtime import open_runtime
+
+    rt = open_runtime(None, cache_dir)
+    plan = Plan(m, rt, None, False)
+    if tile is None:
+        return plan
+    return Plan(m, rt, None, False, choices={plan.launches[0].tune.signature: tile})
 
 
 def rand(*shape: int, seed: int = 0, scale: float = 1.0) -> np.ndarray:

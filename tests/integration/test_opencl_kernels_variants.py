@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from tests.integration.opencl_helpers import model, ort_run, rand, require_opencl
+from tests.integration.opencl_helpers import model, ort_run, plan_with, rand, require_opencl
 
 EPS = float(np.finfo(np.float32).eps)
 
@@ -32,18 +32,6 @@ def close(got: np.ndarray, ref: np.ndarray, k: int = 1) -> None:
     assert got.shape == ref.shape
     scale = max(1.0, float(np.abs(ref).max()))
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=max(1e-5, 4 * k * EPS * scale))
-
-
-def plan_with(m, cache_dir: Path, tile: dict | None):
-    """A plan of ``m`` whose first conv uses ``tile`` (None: the default choice)."""
-    from yaguar.engine.backends.opencl.executor import Plan
-    from yaguar.engine.backends.opencl.runtime import open_runtime
-
-    rt = open_runtime(None, cache_dir)
-    plan = Plan(m, rt, None, False)
-    if tile is None:
-        return plan
-    return Plan(m, rt, None, False, choices={plan.launches[0].tune.signature: tile})
 
 
 def dw_silu_model(n: int, c: int, h: int, w: int, k: int, s: int, pads: list[int], residual: bool):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pyopencl as cl
@@ -23,7 +24,7 @@ from yaguar.durable import atomic_write
 
 from .executor import Plan
 from .intmath import round_up
-from .lower import Lowerer
+from .lower import Built, Lowerer
 from .ops.conv import tile_lsize
 from .runtime import Runtime
 
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 REPEATS = 3
 
 
-TUNED_KERNELS = ("conv2d", "conv2d_1x1", "conv2d_1x1_lmem", "conv2d_dw", "conv2d_q8")
+TUNED_KERNELS = ("conv2d", "conv2d_1x1", "conv2d_1x1_lmem", "conv2d_dw", "conv2d_q8", "winograd")
 
 
 def kernel_digest() -> str:
@@ -79,6 +80,28 @@ def _shape(
     return tuple(round_up(g, loc) for g, loc in zip(gsize, lsize, strict=True)), lsize
 
 
+def _time_alternative(
+    lw: Lowerer, rt: Runtime, build: Callable[[], tuple[list[Built], Callable[[], None]]]
+) -> float:
+    """The summed time of an alternative's launches (run in order, as the plan would); its buffers
+    are freed either way: a winning alternative is built again when the plan is lowered again."""
+    launches, release = build()
+    total = 0.0
+    for kernel, args, gsize, _ in launches:
+        kernel.set_args(*args)
+        total += _time(rt, kernel, *_shape(lw, gsize, {}))
+    release()
+    return total
+
+
+def needs_relower(plan: Plan) -> bool:
+    """Whether the tile search chose an alternative (Winograd) that the plan was not lowered with."""
+    return any(
+        launch.tune is not None and launch.tune.current == launch.tune.alternative_choice
+        for launch in plan.launches
+    )
+
+
 def tune_plan(plan: Plan, cache: TuneCache) -> int:
     """Tune every untuned conv launch of ``plan`` in place; returns how many layers were timed."""
     lw, rt = plan.lowerer, plan.rt
@@ -88,6 +111,9 @@ def tune_plan(plan: Plan, cache: TuneCache) -> int:
         if info is None:
             continue
         known = cache.choices.get(info.signature)
+        if known is not None and known == info.alternative_choice:
+            info.current = known  # the plan is lowered again for it (needs_relower)
+            continue
         if known is not None:
             if known != info.current:  # tuned earlier in this loop, or by another plan
                 kernel, args, gsize, _ = info.build(known)
@@ -106,6 +132,15 @@ def tune_plan(plan: Plan, cache: TuneCache) -> int:
                 gs, ls = _shape(lw, gsize, cand)
                 results.append((_time(rt, kernel, gs, ls), cand, kernel, gs, ls))
         ms, cand, kernel, gsize, lsize = min(results, key=lambda r: r[0])
+        if info.alternative is not None and info.alternative_choice is not None:
+            alt_ms = _time_alternative(lw, rt, info.alternative)
+            log.debug("autotune %s: %s %.3f ms against %s %.3f ms", info.signature,
+                      info.alternative_choice, alt_ms, cand, ms)  # fmt: skip
+            if alt_ms < ms:
+                info.current = info.alternative_choice
+                cache.choices[info.signature] = info.alternative_choice
+                tuned += 1
+                continue
         launch.kernel, launch.gsize, launch.lsize = kernel, gsize, lsize
         info.current = cand
         info.keep_only(cand)

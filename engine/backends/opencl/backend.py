@@ -11,7 +11,7 @@ import pyopencl as cl
 
 from ..base import Backend, BackendError, ModelSource, TensorInfo
 from ..options import OpenCLOptions, OptionsInput, options_as
-from .autotune import TuneCache, tune_plan
+from .autotune import TuneCache, needs_relower, tune_plan
 from .executor import KernelTime, Plan
 from .frontend import load, read_model
 from .program_cache import default_cache_dir
@@ -66,19 +66,13 @@ class OpenCLBackend(Backend):
         if plan is None and batch is not None:
             plan = self._split_plan(batch)
         if plan is None:
-            plan = Plan(
-                self._model,
-                self.runtime,
-                batch,
-                self.options.fp16,
-                self._tune_cache.choices,
-                int8=self.int8,
-                int8_float_sums=self.options.int8_float_sums,
-            )
+            plan = self._new_plan(batch, tuning=self.options.autotune)
             self._log_int8_choice(plan)
             self._log_int8_fallbacks(plan)
             if self.options.autotune:
                 tuned = tune_plan(plan, self._tune_cache)
+                if needs_relower(plan):  # Winograd won somewhere: a plan with its launches
+                    plan = self._new_plan(batch)
                 if tuned:
                     log.info(
                         "autotuned %d conv layers of %s on %s",
@@ -90,6 +84,18 @@ class OpenCLBackend(Backend):
             if batch is None:
                 self._plans[plan.batch] = plan
         return plan
+
+    def _new_plan(self, batch: int | None, tuning: bool = False) -> Plan:
+        return Plan(
+            self._model,
+            self.runtime,
+            batch,
+            self.options.fp16,
+            self._tune_cache.choices,
+            int8=self.int8,
+            int8_float_sums=self.options.int8_float_sums,
+            tuning=tuning,
+        )
 
     def _int8_kernels(self) -> bool:
         """Whether QDQ convs run on the int8 kernels: as set, else as the device type wants."""

@@ -53,6 +53,7 @@ class Plan:
         keep_all: bool = False,
         int8: bool = True,
         int8_float_sums: bool | None = None,
+        tuning: bool = False,
     ) -> None:
         self.rt = rt
         self.graph = g = frontend.load(model, batch)
@@ -71,6 +72,9 @@ class Plan:
         if int8_float_sums is not None:
             self.lowerer.int8_float_sums = int8_float_sums
         self.lowerer.choices = dict(choices or {})
+        # a plan about to be tuned lowers untuned layers to the direct kernel, whose launch carries
+        # the tile search (Winograd's default would leave nothing to compare it with)
+        self.lowerer.winograd_default = not tuning
         self.launches: list[Launch] = lower_graph(self.lowerer)
         self.store_dtype = np.dtype(np.float16 if fp16 else np.float32)
         self.batch = g.batch

@@ -43,6 +43,10 @@ class Tunable:
     # Frees the weight layouts that only other tiles read, once the choice is made: the plan lives
     # as long as the model is loaded, and a copy of the weights per candidate would live with it.
     keep_only: Callable[[Tile], None]
+    # Another way to run the layer, in several launches (Winograd): its launches to time, and how
+    # to free them when they lose. When it wins, its choice is stored and the plan lowered again.
+    alternative: Callable[[], tuple[list[Built], Callable[[], None]]] | None = None
+    alternative_choice: Tile | None = None
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Lowerer:
         self.is_gpu = bool(rt.device.type & cl.device_type.GPU)
         self.choices: dict[str, dict[str, int]] = {}  # autotuned tiles by layer signature
         self.int8_float_sums = not self.is_gpu  # the int8 convs' exact fp32 sums (ops/conv_q8.py)
+        self.winograd_default = True  # untuned dense 3x3 layers may run Winograd (ops/winograd.py)
 
     # --- programs and launches -------------------------------------------------------------
     def defines(self, **extra: int) -> dict[str, int]:

@@ -14,6 +14,7 @@ from ...base import BackendError
 from ..graph import Node
 from ..intmath import cdiv, round_up
 from ..lower import Built, Lowerer, Tile, Tunable, lowering, vec
+from . import winograd
 
 
 def epilogue_args(lw: Lowerer, node: Node) -> list:
@@ -236,10 +237,23 @@ class ConvLayer:
         return k, args, gsize, f"conv2d[k{self.kh}s{self.sx}]"
 
 
+def lower_winograd(lw: Lowerer, node: Node, layer: ConvLayer) -> None:
+    wino = winograd.WinogradConv(lw, layer)
+    nbytes = float(lw.itemsize * layer.n * (layer.cin * layer.h * layer.w + layer.cout * layer.ho * layer.wo))
+    for (k, args, gsize, name), fl in zip(wino.launches(), winograd.flops(layer), strict=True):
+        lw.add(node, name, k, args, gsize, fl, nbytes)
+
+
 @lowering("Conv")
 def lower_conv(lw: Lowerer, node: Node) -> None:
     layer = ConvLayer(lw, node)
     tiles = lw.choices.get(layer.signature)
+    default = tiles is None and lw.winograd_default and winograd.default_on(layer, lw.is_gpu)
+    if winograd.eligible(layer) and (tiles == winograd.WINO or default):
+        lower_winograd(lw, node, layer)
+        return
+    if tiles and tiles.get("WINO"):  # stored for a layer it cannot run (a hand-edited cache)
+        tiles = None
     if tiles is None and lw.is_gpu:
         # GPUs want many light work-items: the local-memory GEMM for 1x1, a pixel strip per
         # work-item for depthwise (the CPU kernels loop over whole rows / all channel blocks)
@@ -252,5 +266,8 @@ def lower_conv(lw: Lowerer, node: Node) -> None:
     flops = 2.0 * layer.n * layer.cout * layer.ho * layer.wo * layer.cin_g * layer.kh * layer.kw
     io = layer.n * (layer.cin * layer.h * layer.w + layer.cout * layer.ho * layer.wo)
     tune = Tunable(layer.signature, candidates(layer.kind), layer.build, tiles, layer.keep_only)
+    if winograd.eligible(layer):
+        tune.alternative = lambda: winograd.WinogradConv(lw, layer).timed()
+        tune.alternative_choice = winograd.WINO
     lw.add(node, name, k, args, gsize, flops, float(lw.itemsize * io + 4 * layer.weight.size),
            lsize=tile_lsize(tiles, len(gsize)), tune=tune)  # fmt: skip
