@@ -6,7 +6,9 @@ widths (WG) is built, run ``REPEATS`` times on
 the plan's real buffers and timed with profiling events; the fastest is kept, written to
 ``autotune.json`` under the cache folder keyed by device, driver and the conv kernels' source (a
 choice timed on an earlier version of a kernel says nothing about the current one), and used by
-later plans.
+later plans. A dense stride-1 3x3 layer also times Winograd (ops/winograd.py: three launches,
+summed) against the best direct tile; when it wins, ``{"WINO": 1}`` is stored and the backend lowers
+the plan again with it.
 """
 
 from __future__ import annotations
