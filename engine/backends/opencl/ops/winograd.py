@@ -10,7 +10,7 @@ otherwise). Without a stored choice it runs where ``default_on`` says (measured 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 import pyopencl as cl
@@ -18,8 +18,34 @@ import pyopencl as cl
 from ..intmath import cdiv, round_up
 from ..lower import Built, Lowerer
 
-if TYPE_CHECKING:
-    from .conv import ConvLayer
+
+class ConvLayer(Protocol):
+    """What this module reads of ops/conv.py's ConvLayer (which imports this module)."""
+
+    kind: str
+    n: int
+    cin: int
+    cout: int
+    h: int
+    w: int
+    ho: int
+    wo: int
+    kh: int
+    kw: int
+    sy: int
+    sx: int
+    dy: int
+    dx: int
+    groups: int
+    pads: list[int]
+    weight: np.ndarray
+    x_args: list[Any]
+    y_args: list[Any]
+    bias_buf: cl.Buffer
+    epi: list[Any]
+
+    def kernel(self, file: str, entry: str, defines: dict[str, int]) -> cl.Kernel: ...
+
 
 WINO: dict[str, int] = {"WINO": 1}  # the tile-search choice that selects this path
 GEMM_TILE = {"TM": 8, "NV": 2}  # wino_gemm's register block (the 1x1 GEMM's default for wide layers)
