@@ -8,7 +8,11 @@ Winograd. Milliseconds per run (median of the rounds, wall time of plan.run: upl
 download), and the ratio direct / Winograd (> 1: Winograd is faster). onnxruntime (one thread,
 spinning off) runs the same graph as the named reference.
 
-    flock /tmp/yaguar-bench.lock .venv/bin/python bench/winograd.py [--rounds N]
+With ``--model FILE.onnx`` (e.g. a YOLOv5 imported by ``yaguar models import``), the whole graph
+also runs with Winograd's default (dense 3x3 layers from 64 channels on a CPU device) against the
+direct kernel for every layer, in the same rounds, at batch 1.
+
+    flock /tmp/yaguar-bench.lock .venv/bin/python bench/winograd.py [--rounds N] [--model FILE.onnx]
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--reps", type=int, default=5, help="runs per runner per round")
+    ap.add_argument("--model", type=Path, help="also a whole ONNX graph, Winograd's default against direct")
     ap.add_argument("--tune", action="store_true", help="also time every direct tile (minutes per layer)")
     args = ap.parse_args()
     import onnxruntime as ort
@@ -88,9 +93,13 @@ def main() -> None:
     for c, size in LAYERS:
         m = conv_silu(c, size)
         x = np.random.default_rng(1).standard_normal((1, c, size, size)).astype(np.float32)
-        direct = Plan(m, rt, None, False)
+        direct = Plan(m, rt, None, False, tuning=True)  # every conv direct (no Winograd default)
         sig = direct.launches[0].tune.signature
-        tile = best_direct_tile(Plan(m, rt, None, False)) if args.tune else direct.launches[0].tune.current
+        tile = (
+            best_direct_tile(Plan(m, rt, None, False, tuning=True))
+            if args.tune
+            else direct.launches[0].tune.current
+        )
         tuned = Plan(m, rt, None, False, choices={sig: tile})
         wino = Plan(m, rt, None, False, choices={sig: {"WINO": 1}})
         so = ort.SessionOptions()
@@ -117,7 +126,30 @@ def main() -> None:
         print(f"{f'{c}->{c} {size}x{size}':>22} {ms['ort']:8.2f} {ms['direct']:10.2f} {ms['tuned']:9.2f} "
               f"{tile_s:>18} {ms['wino']:8.2f} {ms['direct'] / ms['wino']:11.2f} {ms['tuned'] / ms['wino']:10.2f} "
               f"{ms['ort'] / ms['wino']:8.2f}   max|wino-ort| {err:.2e}")  # fmt: skip
+    if args.model:
+        whole_graph(args.model, rt, args.rounds, args.reps)
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+
+
+def whole_graph(path: Path, rt: object, rounds: int, reps: int) -> None:
+    import onnx
+
+    from yaguar.engine.backends.opencl.executor import Plan
+
+    m = onnx.load(path)
+    shape = [d.dim_value or 1 for d in m.graph.input[0].type.tensor_type.shape.dim]
+    feeds = {m.graph.input[0].name: np.random.default_rng(0).random(shape, dtype=np.float32)}
+    wino = Plan(m, rt, 1, False)
+    direct = Plan(m, rt, 1, False, tuning=True)  # a plan about to be tuned: every conv direct
+    count = sum(launch.kernel_name == "wino_gemm" for launch in wino.launches)
+    diff = float(np.abs(wino.run(feeds)[0] - direct.run(feeds)[0]).max())
+    res: dict[str, list[float]] = {"direct": [], "wino": []}
+    for _ in range(rounds):
+        for name, plan in (("direct", direct), ("wino", wino)):
+            res[name].append(median_ms(lambda p=plan: p.run(feeds), reps))
+    d, w = statistics.median(res["direct"]), statistics.median(res["wino"])
+    print(f"{path.name}: {count} convs on Winograd; direct {d:.2f} ms, Winograd default {w:.2f} ms, "
+          f"direct/wino {d / w:.2f}; max|wino-direct| {diff:.2e}")  # fmt: skip
 
 
 if __name__ == "__main__":
