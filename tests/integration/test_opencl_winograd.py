@@ -1,6 +1,7 @@
 """Winograd F(2x2,3x3) (kernels/winograd.cl) against onnxruntime on odd shapes: odd output sizes (the
 2x2 tiles have partial right and bottom edges), channel counts that are not multiples of 4 or 8,
-batch 2, asymmetric and no padding, with bias, SiLU and a residual fused into its output transform;
+batch 2, asymmetric and no padding, with bias, SiLU and a residual fused into its output transform,
+with fp16 storage too;
 the tile search times it against the direct kernel and can store it as a layer's choice.
 
 Winograd's transforms add and subtract inputs before the products, so its rounding error is larger
@@ -150,3 +151,20 @@ def test_default_runs_winograd_on_wide_layers_of_a_cpu_device(cache_dir: Path) -
     ref = ort_run(wide, {"x": x})[0]
     atol = 32 * 9 * 64 * EPS * max(1.0, float(np.abs(ref).max()))
     np.testing.assert_allclose(plan.run({"x": x})[0], ref, rtol=1e-5, atol=atol)
+
+
+def test_winograd_with_half_storage(cache_dir: Path) -> None:
+    """fp16 activations (option fp16): Winograd reads and writes them as the direct kernel does,
+    so both are within half precision's rounding of onnxruntime's fp32 result."""
+    from yaguar.engine.backends.opencl.executor import Plan
+    from yaguar.engine.backends.opencl.runtime import open_runtime
+
+    rt = open_runtime(None, cache_dir)
+    m = conv_model(2, 13, 21, 17, 23, [1, 1, 1, 1], True, False)
+    sig = Plan(m, rt, None, False, tuning=True).launches[0].tune.signature
+    wino = Plan(m, rt, None, True, choices={sig: {"WINO": 1}})
+    assert [launch.kernel_name for launch in wino.launches] == ["wino_input", "wino_gemm", "wino_output"]
+    feeds = {"x": rand(2, 13, 17, 23, seed=4, scale=3.0)}
+    ref = ort_run(m, feeds)[0]
+    # inputs and outputs rounded to half: 2^-11 relative each, summed over the 117-term sums' inputs
+    np.testing.assert_allclose(wino.run(feeds)[0], ref, rtol=2e-3, atol=2e-3 * float(np.abs(ref).max()))
