@@ -306,6 +306,41 @@ def timed_in_turn(runs: list[Callable[[], object]], rounds: int = 15, per_turn: 
     return [statistics.median(t) * 1000 for t in times]
 
 
+def int8_copy(manifest: Manifest, file: str, label_names: list[str], **more: object) -> Manifest:
+    """The manifest of ``manifest``'s int8 copy in ``file`` while it is made: its labels inline, no
+    checksum or download address of the float model's (``more``: other fields to change)."""
+    labels = manifest.labels.model_copy(
+        update={"file": None, "url": None, "sha256": None, "sha256_from": None, "names": label_names}
+    )
+    return manifest.model_copy(
+        update={
+            "name": f"{manifest.name}_int8",
+            "file": file,
+            "sha256": None,
+            "url": None,
+            "labels": labels,
+            **more,
+        }
+    )
+
+
+def int8_written(
+    copy: Manifest, source: Manifest, model_path: Path, calibration: list[Path], extra: str = ""
+) -> Manifest:
+    """``copy`` once its model is written to ``model_path``: its checksum, version and how it was made
+    (``extra``: further options of the command)."""
+    return copy.model_copy(
+        update={
+            "version": f"{source.version}-int8",
+            "sha256": file_sha256(model_path),
+            "description": f"{source.ident} quantised to int8 (QDQ, per-channel weights) by yaguar",
+            "export_command": f"yaguar models quantize {source.name} --calibration "
+            + " ".join(str(c) for c in calibration)
+            + extra,
+        }
+    )
+
+
 def quantize_detector(
     manifest: Manifest,
     model_dir: Path,
@@ -329,12 +364,7 @@ def quantize_detector(
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [to_tensor([fit(f, manifest.input)[0]], manifest.input) for f in frames]
         kept = quantize_file(manifest.model_path(model_dir), candidate, tensors, float_det.input_name)
-        labels = manifest.labels.model_copy(
-            update={"file": None, "url": None, "sha256": None, "sha256_from": None, "names": float_det.labels}
-        )
-        int8_manifest = manifest.model_copy(
-            update={"name": name, "file": candidate.name, "sha256": None, "url": None, "labels": labels}
-        )
+        int8_manifest = int8_copy(manifest, candidate.name, float_det.labels)
         int8_det = Detector(int8_manifest, Path(tmp), "onnxruntime", options, verify_sha256=False)
         ref = load_reference(reference, reference_images)
         if ref is not None:
@@ -356,16 +386,7 @@ def quantize_detector(
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path, card_path = out_dir / candidate.name, out_dir / f"{name}.card.md"
         atomic_write(model_path, candidate.read_bytes())
-    sha = file_sha256(model_path)
-    final = int8_manifest.model_copy(
-        update={
-            "version": f"{manifest.version}-int8",
-            "sha256": sha,
-            "description": f"{manifest.ident} quantised to int8 (QDQ, per-channel weights) by yaguar",
-            "export_command": f"yaguar models quantize {manifest.name} --calibration "
-            + " ".join(str(c) for c in calibration),
-        }
-    )
+    final = int8_written(int8_manifest, manifest, model_path, calibration)
     result = Result(final, model_path, card_path, float_score, int8_score, float_ms, int8_ms, described, kept)
     atomic_write(card_path, card(result, manifest, calibration, len(frames)))
     toml_path = out_dir / f"{name}.toml"

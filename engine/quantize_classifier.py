@@ -28,12 +28,14 @@ from yaguar.durable import atomic_write
 
 from .classifier import Classifier, Guess
 from .labelmap import species_of
-from .manifest import Manifest, file_sha256
+from .manifest import Manifest
 from .quantize import (
     MIN_STEPS,
     QuantizeError,
     already_int8,
     calibration_images,
+    int8_copy,
+    int8_written,
     manifest_toml,
     quantize_file,
     timed_in_turn,
@@ -178,21 +180,9 @@ def quantize_classifier(
         measured = quantize_file(src, candidate, tensors, float_cls.input_name, INT8_OPS, PERCENTILE)
         quantised = {n.name for n in todo}
         kept = [conv for conv in measured if conv in quantised]  # not those that were int8 already
-        labels = manifest.labels.model_copy(
-            update={"file": None, "url": None, "sha256": None, "sha256_from": None, "names": float_cls.labels}
-        )
         training = manifest.training and manifest.training.model_copy(update={"card": f"{name}.card.md"})
-        int8_manifest = manifest.model_copy(
-            update={
-                "name": name,
-                "file": candidate.name,
-                "sha256": None,
-                "sha256_from": None,
-                "url": None,
-                "source": None,
-                "labels": labels,
-                "training": training,
-            }
+        int8_manifest = int8_copy(
+            manifest, candidate.name, float_cls.labels, sha256_from=None, source=None, training=training
         )
         int8_cls = Classifier(int8_manifest, Path(tmp), verify_sha256=False)
         scored = agreement(float_cls, int8_cls, held_out)
@@ -207,15 +197,8 @@ def quantize_classifier(
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path, card_path = out_dir / candidate.name, out_dir / f"{name}.card.md"
         atomic_write(model_path, candidate.read_bytes())
-    final = int8_manifest.model_copy(
-        update={
-            "version": f"{manifest.version}-int8",
-            "sha256": file_sha256(model_path),
-            "description": f"{manifest.ident} quantised to int8 (QDQ, per-channel weights) by yaguar",
-            "export_command": f"yaguar models quantize {manifest.name} --calibration "
-            + " ".join(str(c) for c in calibration)
-            + (f" --crop-with {crop_with}" if crop_with else ""),
-        }
+    final = int8_written(
+        int8_manifest, manifest, model_path, calibration, f" --crop-with {crop_with}" if crop_with else ""
     )
     result = ClassifierResult(
         final,

@@ -96,11 +96,10 @@ def epilogue_args(lw: Lowerer, node: Node) -> list[Any]:
 
 
 def epilogue_of(
-    lw: Lowerer, node: Node, xq: Stored, w_scale: np.ndarray, mult: np.ndarray
+    lw: Lowerer, node: Node, xq: Stored, w_scale: np.ndarray, mult: np.ndarray, out_q8: Stored | None
 ) -> tuple[tuple[float, ...], list[Any], np.ndarray, int]:
     """(oq, epilogue arguments, multiplier per channel, mode) of the kernels' epilogue: onnxruntime's
     integer requantisation where it applies (see conv2d_q8.cl), else the generic fp32 one."""
-    out_q8: Stored | None = node.fused.get("out_q8")
     oq: tuple[float, ...] = (
         (out_q8.scale, out_q8.zero, out_q8.lo, out_q8.hi) if out_q8 else (1.0, 0.0, 0.0, 0.0)
     )
@@ -148,7 +147,7 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
         wbuf = lw.const_buffer(blocked)
 
     out_q8: Stored | None = node.fused.get("out_q8")
-    oq, epilogue, mult, mode = epilogue_of(lw, node, xq, w_scale, mult)
+    oq, epilogue, mult, mode = epilogue_of(lw, node, xq, w_scale, mult, out_q8)
     res = node.fused.get("residual")
     defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx, "FACC": int(facc),
                "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1)}  # fmt: skip
