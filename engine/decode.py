@@ -5,15 +5,20 @@ libjpeg can decode at 1/2, 1/4 or 1/8 scale straight from the DCT coefficients (
 resize, and a full decode costs more than YOLOX-nano inference. Before any decoder runs, the header is
 read (``inspect_jpeg``): a PNG or TIFF under a .jpg name, a truncated or empty file, and a
 "decompression bomb" header are refused with a one-line reason.
+
+Pictures are turned upright by their EXIF orientation exactly as MegaDetector's loader turns them
+(``upright``), so the boxes of the station and of ``yaguar detect`` are in MegaDetector's frame.
 """
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from yaguar.protocol.jpeg import JpegError, inspect_jpeg
 
@@ -27,6 +32,24 @@ _REDUCED = {
     8: cv2.IMREAD_REDUCED_COLOR_8,
 }
 
+# EXIF orientation as MegaDetector's loader applies it (visualization_utils.open_image, Pillow's
+# ``_getexif``): 3, 6 and 8 are turned upright; the mirrored ones (2, 4, 5, 7) stay as stored (it
+# asserts they are unsupported and ignores its own assert), and so do formats whose Pillow reader has
+# no EXIF (TIFF, GIF, BMP). OpenCV would turn all eight, so it is told to ignore the tag.
+ORIENTATION = 0x0112
+# What Pillow raises on a header or an EXIF block it cannot read
+PILLOW_ERRORS = (
+    UnidentifiedImageError,
+    Image.DecompressionBombError,
+    OSError,
+    SyntaxError,
+    ValueError,
+    KeyError,
+    TypeError,
+)
+_UPRIGHT = {3: cv2.ROTATE_180, 6: cv2.ROTATE_90_CLOCKWISE, 8: cv2.ROTATE_90_COUNTERCLOCKWISE}
+_EXIF_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
+
 
 class DecodeError(ValueError):
     """An image that cannot be decoded; ``reason`` is a short code for metrics, str() one line for logs."""
@@ -39,7 +62,7 @@ class DecodeError(ValueError):
 @dataclass
 class DecodedImage:
     pixels: np.ndarray  # BGR uint8, at 1/scale of the original
-    width: int  # original size, from the header
+    width: int  # full size, upright (as the pixels are)
     height: int
     scale: int  # 1, 2, 4 or 8
 
@@ -53,6 +76,29 @@ def choose_scale(width: int, height: int, min_side: int) -> int:
     return 1
 
 
+def upright_turn(data: bytes) -> int | None:
+    """The ``cv2.rotate`` code that turns the decoded picture as MegaDetector turns it; None: as stored.
+
+    Only the header is read (about 0.2 ms). A picture whose EXIF cannot be read stays as stored, as
+    MegaDetector leaves it."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in _EXIF_FORMATS:
+                return None
+            return _UPRIGHT.get(image.getexif().get(ORIENTATION, 1))
+    except PILLOW_ERRORS:
+        return None
+
+
+def upright(pixels: np.ndarray, width: int, height: int, scale: int, turn: int | None) -> DecodedImage:
+    """The decoded picture turned by ``upright_turn``'s code, its full size turned alike."""
+    if turn is None:
+        return DecodedImage(pixels=pixels, width=width, height=height, scale=scale)
+    if turn != cv2.ROTATE_180:
+        width, height = height, width
+    return DecodedImage(pixels=cv2.rotate(pixels, turn), width=width, height=height, scale=scale)
+
+
 def decode_jpeg(
     data: bytes, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> DecodedImage:
@@ -63,10 +109,10 @@ def decode_jpeg(
         raise DecodeError(exc.reason, str(exc)) from None
     scale = 1 if min_side is None else choose_scale(info.width, info.height, min_side)
     buffer = np.frombuffer(data, dtype=np.uint8)
-    pixels = cv2.imdecode(buffer, _REDUCED[scale])
+    pixels = cv2.imdecode(buffer, _REDUCED[scale] | cv2.IMREAD_IGNORE_ORIENTATION)
     if pixels is None:
         raise DecodeError("corrupt_jpeg", f"the JPEG ({info.width}x{info.height}) could not be decoded")
-    return DecodedImage(pixels=pixels, width=info.width, height=info.height, scale=scale)
+    return upright(pixels, info.width, info.height, scale, upright_turn(data))
 
 
 def read_image(path: Path, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:

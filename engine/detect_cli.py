@@ -131,7 +131,8 @@ def run_detect(args: argparse.Namespace) -> int:
     pictures, videos = find_media(args.paths)
     if not pictures and not videos:
         print(
-            "yaguar detect: no pictures (JPEG, PNG, HEIC) or videos (MP4, AVI, MOV, MKV) under the given paths"
+            "yaguar detect: no pictures (JPEG, PNG, TIFF, BMP, GIF, WebP, HEIC) or videos (MP4, AVI, MOV, "
+            "MKV) under the given paths"
         )
         return 1
     settings = RunSettings(

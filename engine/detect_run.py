@@ -94,13 +94,23 @@ class RunTotals:
 
 
 def find_media(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    """(pictures, videos) under the given files and folders, each sorted."""
+    """(pictures, videos) under the given files and folders, each sorted; hidden names passed over."""
     suffixes = still_suffixes()
     found: list[Path] = []
     for path in paths:
-        found.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and not hidden(p, path)))
+        else:
+            found.append(path)
     pictures = [p for p in found if p.suffix.lower() in suffixes]
     return pictures, [p for p in found if is_video(p)]
+
+
+def hidden(path: Path, folder: Path) -> bool:
+    """A name starting with a dot below the folder given: macOS's ``._IMG_0001.JPG`` (resource forks
+    copied onto a card, not pictures), ``.thumbnails`` and ``.Trashes``. MegaDetector's file search
+    (``glob("**/*.*")``) passes them over too, so both list the same pictures."""
+    return any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
 def relative_name(path: Path, roots: list[Path]) -> str:

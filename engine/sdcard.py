@@ -20,7 +20,9 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from PIL import ExifTags, Image, UnidentifiedImageError
+from PIL import ExifTags, Image
+
+from .decode import PILLOW_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +94,7 @@ def read_exif_time(source: bytes | Path) -> tuple[datetime, str | None] | None:
             with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
                 exif = image.getexif()
                 sub = exif.get_ifd(ExifTags.IFD.Exif)
-        except (
-            UnidentifiedImageError,
-            Image.DecompressionBombError,
-            OSError,
-            SyntaxError,
-            ValueError,
-            KeyError,
-            TypeError,
-        ) as exc:
+        except PILLOW_ERRORS as exc:
             raise ValueError(f"unreadable EXIF ({type(exc).__name__})") from None
     broken = next((str(w.message) for w in caught if "EXIF" in str(w.message)), None)
     text = _exif_text(sub.get(_DATETIME_ORIGINAL)) or _exif_text(exif.get(_DATETIME))

@@ -1,8 +1,10 @@
-"""Pictures that are not JPEG: PNG (OpenCV) and HEIC/HEIF (pillow-heif, where installed).
+"""Pictures that are not JPEG: PNG (OpenCV), TIFF, BMP, GIF (its first frame) and WebP (Pillow), and
+HEIC/HEIF (pillow-heif, where installed). MegaDetector's batch runner reads .jpg .jpeg .gif .png .tif
+.tiff .bmp (its ``IMG_EXTENSIONS``); WebP and HEIC are read too, as phones and editors write them.
 
 JPEG keeps its fast reduced decode (``decode.decode_jpeg``); the others are decoded whole, their size
-checked from the header first (a decompression bomb is refused before it is allocated), then shrunk to
-the size the detector needs.
+checked from the header first (a decompression bomb is refused before it is allocated), turned upright
+as MegaDetector turns them (``decode.upright``), then shrunk to the size the detector needs.
 """
 
 from __future__ import annotations
@@ -14,24 +16,27 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .decode import DecodedImage, DecodeError, choose_scale, decode_jpeg
+from .decode import DecodedImage, DecodeError, choose_scale, decode_jpeg, upright, upright_turn
 from .sdcard import HEIF_AVAILABLE
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 PNG_SUFFIXES = frozenset({".png"})
 HEIF_SUFFIXES = frozenset({".heic", ".heif"})
+PILLOW_SUFFIXES = frozenset({".tif", ".tiff", ".bmp", ".gif", ".webp"})
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_END = b"\xff\xd9"  # EOI: the marker a JPEG cut short lacks
 
 
 def still_suffixes() -> frozenset[str]:
     """The picture types this installation can read."""
-    return JPEG_SUFFIXES | PNG_SUFFIXES | (HEIF_SUFFIXES if HEIF_AVAILABLE else frozenset())
+    heif = HEIF_SUFFIXES if HEIF_AVAILABLE else frozenset()
+    return JPEG_SUFFIXES | PNG_SUFFIXES | PILLOW_SUFFIXES | heif
 
 
 def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int) -> DecodedImage:
     """Decode a picture by its file type; DecodeError with a one-line reason otherwise."""
     suffix = suffix.lower()
+    kind = suffix[1:].upper()
     if suffix in JPEG_SUFFIXES:
         return decode_jpeg(data, min_side, max_pixels)
     if not data:
@@ -46,18 +51,23 @@ def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int
             if width * height > max_pixels:
                 raise DecodeError("too_large", f"the image header says {width}x{height}, too large to decode")
             if suffix in PNG_SUFFIXES:
-                pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            else:
+                flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # turned below, as MegaDetector does
+                pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+            else:  # a GIF's or a TIFF's first frame (Pillow opens there)
                 pixels = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
-        raise DecodeError("corrupt_image", f"the {suffix[1:].upper()} could not be decoded ({exc})") from None
+    except UnidentifiedImageError:  # Pillow's own message names a BytesIO object, not the file
+        raise DecodeError(
+            "corrupt_image", f"the {kind} could not be decoded (damaged, or not a {kind})"
+        ) from None
+    except (Image.DecompressionBombError, OSError, ValueError, SyntaxError) as exc:
+        raise DecodeError("corrupt_image", f"the {kind} could not be decoded ({exc})") from None
     if pixels is None:
-        raise DecodeError("corrupt_image", f"the {suffix[1:].upper()} could not be decoded")
+        raise DecodeError("corrupt_image", f"the {kind} could not be decoded")
     # the reductions a JPEG gets (engine/decode.py), so a PNG gives the detector the pixels a JPEG would
     scale = 1 if min_side is None else choose_scale(width, height, min_side)
     if scale > 1:
         pixels = cv2.resize(pixels, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
-    return DecodedImage(pixels=pixels, width=width, height=height, scale=scale)
+    return upright(pixels, width, height, scale, upright_turn(data))
 
 
 def is_still(path: Path) -> bool:

@@ -23,17 +23,16 @@ from datetime import UTC, timedelta, tzinfo
 from pathlib import Path
 
 import cv2
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from tqdm import tqdm
 
 from yaguar.engine.analyser import Analyser, FrameInput
-from yaguar.engine.decode import DecodeError
+from yaguar.engine.decode import DEFAULT_MAX_PIXELS, DecodeError
 from yaguar.engine.detect_run import find_media, relative_name
 from yaguar.engine.sdcard import FROM_FILE_TIME, Picture, capture_time, group_sequences
-from yaguar.engine.stills import JPEG_SUFFIXES
+from yaguar.engine.stills import JPEG_SUFFIXES, decode_still
 from yaguar.engine.video import VideoError, VideoReader
 from yaguar.storage.base import utcnow
 from yaguar.storage.models import Device, Event, Media
@@ -78,13 +77,15 @@ def _jpeg_bytes(picture: Picture, data: bytes) -> tuple[bytes, int, int]:
         raise ValueError("not a picture: the file is damaged or of another kind") from None
     with image:
         width, height = image.size
-        if picture.path.suffix.lower() in JPEG_SUFFIXES:
-            return data, width, height
-        rgb = np.asarray(image.convert("RGB"))
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    if picture.path.suffix.lower() in JPEG_SUFFIXES:
+        return data, width, height
+    # decoded as `yaguar detect` decodes it (turned upright as MegaDetector turns it, a GIF's first
+    # frame), so the station analyses the frame that `yaguar detect` analyses
+    decoded = decode_still(data, picture.path.suffix, None, DEFAULT_MAX_PIXELS)
+    ok, encoded = cv2.imencode(".jpg", decoded.pixels, [cv2.IMWRITE_JPEG_QUALITY, 95])
     if not ok:
         raise ValueError("could not convert to JPEG")
-    return encoded.tobytes(), width, height
+    return encoded.tobytes(), decoded.width, decoded.height
 
 
 @dataclass

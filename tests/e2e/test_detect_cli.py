@@ -151,14 +151,33 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     grey = cv2.cvtColor(np.asarray(cougar), cv2.COLOR_RGB2GRAY)
     (card / "big.jpg").write_bytes(encode(cv2.resize(grey, (9216, 6912), interpolation=cv2.INTER_NEAREST)))
 
-    run, data = _detect_card(card, models_dir, "10 images, 1 could not be read")
+    # turned or mirrored with an EXIF orientation tag (6 above); other formats; a broken GIF
+    for orientation, turn in ((2, Image.Transpose.FLIP_LEFT_RIGHT), (4, Image.Transpose.FLIP_TOP_BOTTOM)):
+        tag = Image.Exif()
+        tag[0x0112] = orientation
+        cougar.transpose(turn).save(card / f"tag{orientation}.jpg", quality=90, exif=tag.tobytes())
+    for suffix in ("bmp", "gif", "tif", "webp"):
+        cougar.save(card / f"cougar.{suffix}")
+    (card / "broken.gif").write_bytes((card / "cougar.gif").read_bytes()[:40])
+    # hidden: macOS's resource-fork copy and a viewer's thumbnails, which MegaDetector passes over too
+    (card / "._orig.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(4092))
+    (card / ".thumbnails").mkdir()
+    shutil.copy(card / "orig.jpg", card / ".thumbnails" / "orig.jpg")
+
+    run, data = _detect_card(card, models_dir, "17 images, 2 could not be read")
     by_file = {image["file"]: image for image in data["images"]}
     assert "before its image data" in by_file["header_only.jpg"]["failure"]
+    assert by_file["broken.gif"]["failure"] == "the GIF could not be decoded (damaged, or not a GIF)"
+    assert not [name for name in by_file if name.startswith(".") or "/." in name]
     animals = [bbox for category, bbox in _boxes(by_file["orig.jpg"]) if category == "1"]
     assert len(animals) == 1
-    for name in ("rot6.jpg", "Cámara 2/100 RECNX/puma de día.JPEG", "grey.png", "cmyk.jpg", "big.jpg"):
+    upright = ("rot6.jpg", "Cámara 2/100 RECNX/puma de día.JPEG", "grey.png", "cmyk.jpg", "big.jpg")
+    for name in (*upright, "cougar.bmp", "cougar.gif", "cougar.tif", "cougar.webp"):
         assert _same_animal(_boxes(by_file[name]), animals[0]), (name, by_file[name])
     x, y, w, h = animals[0]
+    # a mirrored tag leaves the picture as stored in MegaDetector, and so its boxes
+    assert _same_animal(_boxes(by_file["tag2.jpg"]), [1 - x - w, y, w, h]), by_file["tag2.jpg"]
+    assert _same_animal(_boxes(by_file["tag4.jpg"]), [x, 1 - y - h, w, h]), by_file["tag4.jpg"]
     assert _same_animal(_boxes(by_file["wide.jpg"]), [x, (y * 960 - 240) / 720, w, h * 960 / 720])
     assert _same_animal(_boxes(by_file["cut.jpg"]), [x, 1 - y - h, w, h]), by_file["cut.jpg"]
     assert "cut.jpg: the JPEG is truncated" in run.stderr
