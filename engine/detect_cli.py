@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import tempfile
 from datetime import tzinfo
 from pathlib import Path
 
@@ -101,6 +102,22 @@ def _zones(args: argparse.Namespace) -> tuple[tzinfo | None, dict[str, tzinfo]]:
     return default, cameras
 
 
+def check_writable(path: Path) -> None:
+    """Make the output's folder and try writing in it, before hours of analysis rather than after;
+    ValueError with the reason (a read-only card, a folder name that is a file)."""
+    if path.is_dir():
+        raise ValueError(f"cannot write {path}: it is a folder (name a file, e.g. {path / 'results.json'})")
+    for folder in (path.parent, *path.parent.parents):
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"cannot write {path}: {folder} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".yaguar-probe-"):
+            pass
+    except OSError as exc:
+        raise ValueError(f"cannot write {path} ({exc.strerror or exc})") from None
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
@@ -123,6 +140,8 @@ def run_detect(args: argparse.Namespace) -> int:
         zone, camera_zones = _zones(args)
         if not args.video_fps > 0:
             raise ValueError("--video-fps must be above 0")
+        for path in (args.output, args.csv or args.output.with_suffix(".csv")):
+            check_writable(path)
         analyser = Analyser(config)
     except (ManifestError, BackendError, ValueError) as exc:
         log.error("%s", exc)

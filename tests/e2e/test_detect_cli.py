@@ -35,8 +35,9 @@ def _yaguar(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def _detect_card(
     card: Path, models_dir: Path, summary: str
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
-    """Run ``yaguar detect`` over a card as a user would; (the run, the valid MegaDetector output)."""
-    out = card.parent / "results.json"
+    """Run ``yaguar detect`` over a card as a user would; (the run, the valid MegaDetector output).
+    The results go into a folder that does not exist yet: it is made."""
+    out = card.parent / "results" / "results.json"
     run = _yaguar(
         "detect", str(card), "-o", str(out), "--model-dir", str(models_dir), "--no-progress", cwd=card.parent
     )
@@ -62,7 +63,7 @@ def test_detect_over_an_sd_card_dump(tmp_path: Path, images: Path, models_dir: P
     )
     (card / "101RECNX" / "notes.txt").write_text("not an image")
 
-    out = tmp_path / "results.json"
+    out = tmp_path / "results" / "results.json"
     _, data = _detect_card(card, models_dir, "6 images, 3 could not be read")
     assert data["info"]["format_version"] == "1.6" and data["info"]["detector"] == "yolox_nano@0.1.1"
     by_file = {image["file"]: image for image in data["images"]}
@@ -107,6 +108,22 @@ def test_detect_with_a_bad_manifest_says_why_in_one_line(tmp_path: Path) -> None
     assert run.returncode == 2
     line = run.stdout.strip()
     assert line.startswith("yaguar detect: manifest mine.toml is invalid") and "\n" not in line
+
+
+def test_results_that_cannot_be_written_are_refused_before_the_analysis(tmp_path: Path, images: Path) -> None:
+    """Not after hours of it: a folder name that is a file, and the output named as a folder."""
+    card = tmp_path / "card"
+    card.mkdir()
+    shutil.copy(images / "camera-trap" / "IMAG1065_cougar.JPG", card)
+    (tmp_path / "notes").write_text("a file where the results' folder should be")
+    for output, reason in (
+        ("notes/r.json", "notes is a file, not a folder"),
+        ("card", "it is a folder (name a file, e.g. card/results.json)"),
+    ):
+        run = _yaguar("detect", "card", "-o", output, "--no-progress", cwd=tmp_path)
+        assert run.returncode == 2
+        assert run.stdout == f"yaguar detect: cannot write {output}: {reason}\n"
+    assert sorted(p.name for p in card.iterdir()) == ["IMAG1065_cougar.JPG"]
 
 
 def _boxes(image: dict[str, Any]) -> list[tuple[str, list[float]]]:
@@ -182,7 +199,7 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     assert _same_animal(_boxes(by_file["cut.jpg"]), [x, 1 - y - h, w, h]), by_file["cut.jpg"]
     assert "cut.jpg: the JPEG is truncated" in run.stderr
     assert _same_animal(_boxes(by_file[latin1]), animals[0])
-    rows = list(csv.DictReader((tmp_path / "results.csv").open(encoding="utf-8")))
+    rows = list(csv.DictReader((tmp_path / "results" / "results.csv").open(encoding="utf-8")))
     assert {r["file"] for r in rows} == {
         name.encode("utf-8", "backslashreplace").decode() for name in by_file
     }
