@@ -140,6 +140,9 @@ def run_detect(args: argparse.Namespace) -> int:
         zone, camera_zones = _zones(args)
         if not args.video_fps > 0:
             raise ValueError("--video-fps must be above 0")
+        missing = [str(p) for p in args.paths if not p.exists()]
+        if missing:  # a card not mounted, or a typo: say so rather than analyse nothing
+            raise ValueError(f"no such file or folder: {', '.join(missing)}")
         for path in (args.output, args.csv or args.output.with_suffix(".csv")):
             check_writable(path)
         analyser = Analyser(config)

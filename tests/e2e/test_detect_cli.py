@@ -13,11 +13,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.support.engine import encode, read_bgr
 from tests.support.jpegs import truncated, with_dimensions
 from yaguar.engine.batch_output import validate_batch_output
+from yaguar.engine.cli import build_parser
+from yaguar.engine.detect_cli import run_detect
 from yaguar.engine.postprocess import iou_xywh
 
 
@@ -110,19 +113,24 @@ def test_detect_with_a_bad_manifest_says_why_in_one_line(tmp_path: Path) -> None
     assert line.startswith("yaguar detect: manifest mine.toml is invalid") and "\n" not in line
 
 
-def test_results_that_cannot_be_written_are_refused_before_the_analysis(tmp_path: Path, images: Path) -> None:
-    """Not after hours of it: a folder name that is a file, and the output named as a folder."""
+def test_results_that_cannot_be_written_are_refused_before_the_analysis(
+    tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not after hours of it: a folder name that is a file, the output named as a folder, and a card
+    that is not there (not mounted, or a typo)."""
     card = tmp_path / "card"
     card.mkdir()
     shutil.copy(images / "camera-trap" / "IMAG1065_cougar.JPG", card)
     (tmp_path / "notes").write_text("a file where the results' folder should be")
-    for output, reason in (
-        ("notes/r.json", "notes is a file, not a folder"),
-        ("card", "it is a folder (name a file, e.g. card/results.json)"),
+    for paths, output, line in (
+        ("card", "notes/r.json", "cannot write notes/r.json: notes is a file, not a folder"),
+        ("card", "card", "cannot write card: it is a folder (name a file, e.g. card/results.json)"),
+        ("DCIM", "r.json", "no such file or folder: DCIM"),
     ):
-        run = _yaguar("detect", "card", "-o", output, "--no-progress", cwd=tmp_path)
-        assert run.returncode == 2
-        assert run.stdout == f"yaguar detect: cannot write {output}: {reason}\n"
+        # in this process: the refusal comes before any model is loaded
+        monkeypatch.chdir(tmp_path)
+        returned = run_detect(build_parser().parse_args(["detect", paths, "-o", output, "--no-progress"]))
+        assert (returned, capsys.readouterr().out) == (2, f"yaguar detect: {line}\n")
     assert sorted(p.name for p in card.iterdir()) == ["IMAG1065_cougar.JPG"]
 
 
