@@ -38,7 +38,7 @@ def test_site_bridge_survives_a_cut_link_and_a_killed_hq_broker(
     acl = hq.devices.acl_file.read_text()
     assert "user site-rio" in acl and "topic write yaguar/v1/+/frame" in acl
     monkeypatch.setenv("YAGUAR_MQTT_PASSWORD", hq.station_password)
-    station = StationProcess(tmp_path / "hq-station", hq_broker, mqtt_toml='username = "station"').start()
+    station = StationProcess(tmp_path / "hq-station", hq_broker, mqtt={"username": "station"}).start()
     # as root Mosquitto becomes user "mosquitto", who cannot enter pytest's tmp
     field = Broker(
         tmp_path / "field-broker", extra=site.bridge + ("user root\n" if os.geteuid() == 0 else "")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.station_file import write_station_config
 from yaguar.agent.config import parse_config
 from yaguar.server.cli import main
 from yaguar.server.devices import check_password, read_password_file
@@ -16,23 +17,17 @@ from yaguar.storage.models import Device
 
 
 def write_config(tmp_path: Path, auth: str = "password") -> Path:
-    config = tmp_path / "station.toml"
-    config.write_text(
-        f"""
-[storage]
-database_url = "sqlite:///{tmp_path / "station.db"}"
-media_root = "{tmp_path / "media"}"
-
-[devices]
-auth = "{auth}"
-password_file = "{tmp_path / "broker" / "passwd"}"
-acl_file = "{tmp_path / "broker" / "acl"}"
-ca_dir = "{tmp_path / "ca"}"
-broker_pid_file = "{tmp_path / "no-such.pid"}"
-agent_broker_host = "estacion.local"
-"""
+    return write_station_config(
+        tmp_path,
+        devices={
+            "auth": auth,
+            "password_file": tmp_path / "broker" / "passwd",
+            "acl_file": tmp_path / "broker" / "acl",
+            "ca_dir": tmp_path / "ca",
+            "broker_pid_file": tmp_path / "no-such.pid",
+            "agent_broker_host": "estacion.local",
+        },
     )
-    return config
 
 
 def test_add_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select, text
 
@@ -35,22 +36,31 @@ from yaguar.storage.models import Event
 RULES = {"seen": ("ana", "+573001112233", 0.05), "seen-surely": ("bob", "+573004445566", 0.1)}
 
 
-def alerts_toml(twilio_url: str) -> str:
-    parts = [
-        "[pipeline.look]\ncloser_input = [0, 0]\nmotion_crops = false\n",  # one detector pass a frame
-        "[alerts]\nenabled = true\n",
-        "[alerts.flood]\ncooldown_s = 0\nrecipient_hourly_cap = 1000\nmax_event_age_s = 86400\n",
-        "[alerts.sender]\npoll_interval_s = 0.1\nbackoff_initial_s = 0.05\n",
-        f'[alerts.twilio]\naccount_sid = "{ACCOUNT_SID}"\nfrom_number = "{FROM_NUMBER}"\n'
-        f'api_base_url = "{twilio_url}"\nrequest_timeout_s = 5.0\n',
-    ]
-    for rule, (person, phone, confidence) in RULES.items():
-        parts.append(f'[[alerts.recipients]]\nname = "{person}"\nphone = "{phone}"\n')
-        parts.append(
-            f'[[alerts.rules]]\nname = "{rule}"\ncategories = ["animal", "person"]\nmin_confidence = {confidence}\n'
-            f'recipients = ["{person}"]\n'
-        )
-    return "".join(parts)
+def alert_sections(twilio_url: str) -> dict[str, dict[str, Any]]:
+    twilio = {
+        "account_sid": ACCOUNT_SID,
+        "from_number": FROM_NUMBER,
+        "api_base_url": twilio_url,
+        "request_timeout_s": 5.0,
+    }
+    alerts = {
+        "enabled": True,
+        "flood": {"cooldown_s": 0, "recipient_hourly_cap": 1000, "max_event_age_s": 86400},
+        "sender": {"poll_interval_s": 0.1, "backoff_initial_s": 0.05},
+        "twilio": twilio,
+        "recipients": [{"name": person, "phone": phone} for person, phone, _ in RULES.values()],
+        "rules": [
+            {
+                "name": rule,
+                "categories": ["animal", "person"],
+                "min_confidence": confidence,
+                "recipients": [person],
+            }
+            for rule, (person, _, confidence) in RULES.items()
+        ],
+    }
+    look = {"closer_input": [0, 0], "motion_crops": False}  # one detector pass a frame
+    return {"pipeline": {"look": look}, "alerts": alerts}
 
 
 # Every lease a worker takes, noted by the database itself: a quick run holds each lease for milliseconds,
@@ -92,6 +102,7 @@ def test_two_workers_alert_once_per_event_and_rule(
     with engine.begin() as connection:
         for statement in LEASE_LOG:
             connection.execute(text(statement))
+    secret = {"YAGUAR_TWILIO_AUTH_TOKEN": AUTH_TOKEN}
     with FakeTwilio() as twilio:
         config = worker_config(
             tmp_path / "worker.toml",
@@ -101,10 +112,10 @@ def test_two_workers_alert_once_per_event_and_rule(
             10,
             batch_size=3,
             gap_s=3,
-            more=alerts_toml(twilio.base_url),
+            more=alert_sections(twilio.base_url),
+            env=secret,
         )
         logs = [tmp_path / f"worker-{i}.log" for i in range(2)]
-        secret = {"YAGUAR_TWILIO_AUTH_TOKEN": AUTH_TOKEN}
         workers = [start_worker(config, log, env_more=secret) for log in logs]
         wait_until("the workers to start", lambda: running(logs), timeout=60)
         release_held(pg_url, "held")

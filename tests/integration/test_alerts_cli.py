@@ -7,32 +7,20 @@ from pathlib import Path
 import pytest
 
 from tests.support.alert_harness import Harness, alerts_config
+from tests.support.station_file import write_station_config
 from yaguar.server.cli import main
 
-CONFIG = """
-[storage]
-database_url = "sqlite:///{db}"
-media_root = "{media}"
-[http]
-public_url = "https://yaguar.example.org"
-[alerts]
-enabled = true
-[[alerts.recipients]]
-name = "ana"
-phone = "+573001112233"
-language = "es"
-[[alerts.rules]]
-name = "big-cats"
-species = ["Panthera onca"]
-severity = "high"
-"""
+ALERTS = {
+    "enabled": True,
+    "recipients": [{"name": "ana", "phone": "+573001112233", "language": "es"}],
+    "rules": [{"name": "big-cats", "species": ["Panthera onca"], "severity": "high"}],
+}
 
 
 @pytest.mark.asyncio
 async def test_list_ack_and_preview(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "station.db"
-    path = tmp_path / "station.toml"
-    path.write_text(CONFIG.format(db=db, media=tmp_path / "media"))
+    path = write_station_config(tmp_path, http={"public_url": "https://yaguar.example.org"}, alerts=ALERTS)
     h = Harness(f"sqlite:///{db}", alerts_config(None))
     try:
         h.add_event()

@@ -19,6 +19,7 @@ from tests.support.dashboard_web import WebClient, add_user
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio
 from tests.support.gsm_modem import DummyNetwork, dummy_section
 from tests.support.station import running_station
+from tests.support.station_file import write_station_config
 from yaguar.server.cli import main
 from yaguar.storage.models import Device, Event
 
@@ -119,33 +120,22 @@ def test_station_sends_through_the_modem_when_twilio_is_down(broker: Broker, tmp
             assert eve.post("/alerts/test", {"number": "+573001234567"}).status_code == 403
 
 
-CONFIG = """
-[storage]
-database_url = "sqlite:///{db}"
-media_root = "{media}"
-[alerts]
-enabled = true
-[[alerts.recipients]]
-name = "ana"
-phone = "+573001112233"
-language = "en"
-[[alerts.rules]]
-name = "big-cats"
-species = ["Panthera onca"]
-severity = "high"
-[alerts.gsm]
-device = "{modem}"
-connection = "none"
-model = "dummy"
-"""
+def gsm_config(folder: Path, modem: Path, file: str = "station.toml") -> Path:
+    """A station that sends SMS through the dummy modem in ``modem`` only."""
+    alerts = {
+        "enabled": True,
+        "recipients": [{"name": "ana", "phone": "+573001112233", "language": "en"}],
+        "rules": [{"name": "big-cats", "species": ["Panthera onca"], "severity": "high"}],
+        "gsm": {"device": modem, "connection": "none", "model": "dummy"},
+    }
+    return write_station_config(folder, file, alerts=alerts)
 
 
 def test_alerts_test_command_sends_through_the_modem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     network = DummyNetwork(tmp_path / "modem")
-    path = tmp_path / "station.toml"
-    path.write_text(CONFIG.format(db=tmp_path / "s.db", media=tmp_path / "media", modem=network.folder))
+    path = gsm_config(tmp_path, network.folder)
     assert main(["--config", str(path), "alerts", "test", "+573001112233"]) == 0
     out = capsys.readouterr().out
     assert "GSM modem: SIM ready, network HomeNetwork, signal 42%" in out
@@ -157,10 +147,7 @@ def test_alerts_test_command_sends_through_the_modem(
     assert "not a phone number in E.164 form" in capsys.readouterr().out
     assert main(["--config", str(path), "alerts", "test", "+573001112233", "--channel", "twilio"]) == 2
     assert "'twilio' is not configured" in capsys.readouterr().out
-    gone = tmp_path / "station-unplugged.toml"
-    gone.write_text(
-        CONFIG.format(db=tmp_path / "s.db", media=tmp_path / "media", modem=tmp_path / "no" / "modem")
-    )
+    gone = gsm_config(tmp_path, tmp_path / "no" / "modem", "station-unplugged.toml")
     assert main(["--config", str(gone), "alerts", "test", "+573001112233"]) == 1
     out = capsys.readouterr().out
     assert "gsm: down, nothing sent" in out and "No channel sent the test SMS" in out

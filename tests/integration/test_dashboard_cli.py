@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.support.dashboard_web import seed
+from tests.support.station_file import write_station_config
 from yaguar.server.cli import main
 from yaguar.server.dashboard.auth import verify_password
 from yaguar.server.dashboard.models import User
@@ -20,13 +21,8 @@ from yaguar.storage import make_db_engine, make_session_factory
 
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
-    path = tmp_path / "station.toml"
-    path.write_text(
-        f'[storage]\ndatabase_url = "sqlite:///{tmp_path / "station.db"}"\n'
-        f'media_root = "{tmp_path / "media"}"\n'
-        '[dashboard.export]\nproject_title = "Chaco test"\nlatitude = -22.0\nlongitude = -60.0\n'
-    )
-    return path
+    export = {"project_title": "Chaco test", "latitude": -22.0, "longitude": -60.0}
+    return write_station_config(tmp_path, dashboard={"export": export})
 
 
 def _users(tmp_path: Path) -> list[User]:

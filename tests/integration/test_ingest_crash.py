@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.broker import free_port, wait_for_port
 from tests.support.small_jpegs import small_real_jpegs
+from tests.support.station_file import write_station_config
 from yaguar.server.simulator import SimAgent
 
 AGENTS = 10
@@ -24,24 +25,13 @@ FRAMES_PER_AGENT = 200
 
 
 def write_config(workdir: Path, broker, http_port: int) -> Path:
-    config = workdir / "station.toml"
-    config.write_text(
-        f"""
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-client_id = "station-crash-test"
-shared_group = "{os.environ.get("SG", "yaguar")}"
-
-[storage]
-database_url = "sqlite:///{workdir / "station.db"}"
-media_root = "{workdir / "media"}"
-
-[http]
-port = {http_port}
-"""
-    )
-    return config
+    mqtt = {
+        "host": broker.host,
+        "port": broker.port,
+        "client_id": "station-crash-test",
+        "shared_group": os.environ.get("SG", "yaguar"),
+    }
+    return write_station_config(workdir, mqtt=mqtt, http={"port": http_port})
 
 
 def start_station(config: Path, http_port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -13,6 +13,7 @@ import cv2
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.station_file import write_station_config
 from tests.support.training import link
 from yaguar.server import cli as station_cli
 from yaguar.server.classifier_choice import latest_choice
@@ -106,10 +107,10 @@ def test_admin_retrains_on_reviews_and_switches(
     herons = tmp_path / "inat"  # another source beside the reviews, as an iNaturalist download would be
     for photo in sorted((shared_data / "camtrap-dp-1.0.2" / "example" / "media").glob("*.JPG")):
         link(photo, herons / "garza real")
-    config = tmp_path / "station.toml"
-    config.write_text(
-        f'[storage]\ndatabase_url = "sqlite:///{tmp_path / "station.db"}"\nmedia_root = "{media_root}"\n'
-        f'[pipeline]\nmodel_dir = "{shared_data / "models"}"\nmanifest_dir = "{tmp_path / "trained"}"\n'
+    config = write_station_config(
+        tmp_path,
+        storage={"media_root": media_root},
+        pipeline={"model_dir": shared_data / "models", "manifest_dir": tmp_path / "trained"},
     )
     (tmp_path / "trained").mkdir()
     args = [

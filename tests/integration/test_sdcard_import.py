@@ -12,12 +12,14 @@ import sys
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import cv2
 import pytest
 from sqlalchemy import func, select
 
 from tests.support.exif import copy_with_exif
+from tests.support.station_file import write_station_config
 from tests.support.videos import write_video
 from yaguar.alerts.models import Alert
 from yaguar.server.analysis.filters import AnalysisFilter
@@ -54,34 +56,17 @@ def _card(root: Path, shared_data: Path) -> Path:
 
 
 def _config(tmp_path: Path, models_dir: Path, classify: bool = True, closer_look: bool = True) -> Path:
-    path = tmp_path / "station.toml"
-    path.write_text(
-        f"""
-[storage]
-database_url = "sqlite:///{tmp_path / "station.db"}"
-media_root = "{tmp_path / "media"}"
-
-[pipeline]
-enabled = true
-model_dir = "{models_dir}"
-verify_sha256 = false
-{"" if classify else "classifiers = []"}
-{"" if closer_look else "[pipeline.look]" + chr(10) + "closer_input = [0, 0]" + chr(10) + "motion_crops = false"}
-
-[alerts]
-enabled = true
-
-[[alerts.recipients]]
-name = "ranger"
-phone = "+573001234567"
-
-[[alerts.rules]]
-name = "animals"
-categories = ["animal"]
-min_confidence = 0.1
-"""
-    )
-    return path
+    pipeline: dict[str, Any] = {"enabled": True, "model_dir": models_dir, "verify_sha256": False}
+    if not classify:
+        pipeline["classifiers"] = []
+    if not closer_look:
+        pipeline["look"] = {"closer_input": [0, 0], "motion_crops": False}
+    alerts = {
+        "enabled": True,
+        "recipients": [{"name": "ranger", "phone": "+573001234567"}],
+        "rules": [{"name": "animals", "categories": ["animal"], "min_confidence": 0.1}],
+    }
+    return write_station_config(tmp_path, pipeline=pipeline, alerts=alerts)
 
 
 def _station(config: Path, *args: str) -> list[str]:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support.broker import Broker, free_port
+from tests.support.station_file import write_station_config
 from tests.support.tmpfs import tiny_tmpfs
 from yaguar.server.schema import upgrade
 from yaguar.storage import make_db_engine
@@ -24,13 +25,13 @@ def doctor(config: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def write_config(path: Path, port: int, media: Path, models: Path) -> Path:
-    path.write_text(
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\n'
-        f'[storage]\ndatabase_url = "sqlite:///{path.parent / "station.db"}"\nmedia_root = "{media}"\n'
-        f'[pipeline]\nenabled = true\nmodel_dir = "{models}"\n'
+def write_config(folder: Path, port: int, media: Path, models: Path, **pipeline: object) -> Path:
+    return write_station_config(
+        folder,
+        mqtt={"host": "127.0.0.1", "port": port},
+        storage={"media_root": media},
+        pipeline={"enabled": True, "model_dir": models, **pipeline},
     )
-    return path
 
 
 def finding(output: str, what: str) -> str:
@@ -41,7 +42,7 @@ def test_doctor_names_missing_models_dead_broker_and_read_only_media(tmp_path: P
     upgrade(make_db_engine(f"sqlite:///{tmp_path / 'station.db'}"))
     (tmp_path / "models").mkdir()
     with tiny_tmpfs(tmp_path / "media", "1m", read_only=True) as media:
-        result = doctor(write_config(tmp_path / "station.toml", free_port(), media, tmp_path / "models"))
+        result = doctor(write_config(tmp_path, free_port(), media, tmp_path / "models"))
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     assert finding(out, "models").startswith("FIX")
@@ -58,10 +59,8 @@ def test_doctor_on_a_station_with_everything_in_place(
 ) -> None:
     upgrade(make_db_engine(f"sqlite:///{tmp_path / 'station.db'}"))
     (tmp_path / "media").mkdir()
-    config = write_config(tmp_path / "station.toml", broker.port, tmp_path / "media", models_dir)
     # the classifiers need nothing but their files; keep the check to the detector the demo ships
-    config.write_text(config.read_text() + "classifiers = []\n")
-    result = doctor(config)
+    result = doctor(write_config(tmp_path, broker.port, tmp_path / "media", models_dir, classifiers=[]))
     out = result.stdout
     for what in ("models", "broker", "database", "media folder", "OpenCL"):
         assert finding(out, what).startswith("OK"), out

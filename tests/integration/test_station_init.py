@@ -12,27 +12,16 @@ from pathlib import Path
 import pytest
 
 from tests.support.file_server import serving
+from tests.support.station_file import write_station_config
 from yaguar.engine.manifest import find_manifest
 from yaguar.server.cli import main
 from yaguar.server.init_cli import MODELS_MISSING
 
 
 def write_config(folder: Path, models: Path) -> Path:
-    config = folder / "station.toml"
-    config.write_text(
-        f"""
-[storage]
-database_url = "sqlite:///{folder / "station.db"}"
-media_root = "{folder / "media"}"
-
-[pipeline]
-enabled = true
-model_dir = "{models}"
-detector = "yolox_nano"
-classifiers = []
-"""
+    return write_station_config(
+        folder, pipeline={"enabled": True, "model_dir": models, "detector": "yolox_nano", "classifiers": []}
     )
-    return config
 
 
 def test_init_fetches_verifies_and_is_safe_to_repeat(

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.support.broker import Broker
+from tests.support.station_file import write_station_config
 from tests.support.systemd_units import NotifySocket, exposure, needs_analyze, needs_os_units, verify
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
@@ -32,11 +33,11 @@ def test_unit_exposure_is_at_most_2_5() -> None:
 
 
 def test_station_feeds_the_watchdog_only_while_healthy(broker: Broker, tmp_path: Path) -> None:
-    config = tmp_path / "station.toml"
-    config.write_text(
-        f'[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\nunhealthy_after_s = 1\n'
-        f'[storage]\ndatabase_url = "sqlite:///{tmp_path / "station.db"}"\nmedia_root = "{tmp_path / "media"}"\n'
-        f"[http]\nport = 0\n[pipeline]\nenabled = false\n"
+    config = write_station_config(
+        tmp_path,
+        mqtt={"host": broker.host, "port": broker.port, "unhealthy_after_s": 1},
+        http={"port": 0},
+        pipeline={"enabled": False},
     )
     notify = NotifySocket(tmp_path / "notify.sock")
     proc = subprocess.Popen(

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.integration.test_pipeline_station import T0, Station, _context
+from tests.support.station_file import write_station_config
 from tests.support.training import train_on_shared
 from yaguar.engine.training.trainer import TrainResult
 from yaguar.server import cli as station_cli
@@ -31,21 +32,13 @@ def trained(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Trai
 
 
 def _config_file(tmp_path: Path, models_dir: Path, manifest_dir: Path) -> Path:
-    path = tmp_path / "station.toml"
-    path.write_text(
-        f"""
-[storage]
-database_url = "sqlite:///{tmp_path / "station.db"}"
-media_root = "{tmp_path / "media"}"
-
-[pipeline]
-enabled = true
-model_dir = "{models_dir}"
-manifest_dir = "{manifest_dir}"
-classifiers = ["mobilenet_v2_imagenet_quant"]
-"""
-    )
-    return path
+    pipeline = {
+        "enabled": True,
+        "model_dir": models_dir,
+        "manifest_dir": manifest_dir,
+        "classifiers": ["mobilenet_v2_imagenet_quant"],
+    }
+    return write_station_config(tmp_path, pipeline=pipeline)
 
 
 def _wait(predicate, timeout: float = 20.0) -> None:

@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support.broker import Broker, free_port, wait_for_port
+from tests.support.station_file import merged, storage_in, write_sections
 
 
 class StationProcess:
@@ -24,34 +26,19 @@ class StationProcess:
         self,
         workdir: Path,
         broker: Broker,
-        extra_toml: str = "",
         client_id: str = "station-1",
-        mqtt_toml: str = "",
+        **sections: dict[str, Any],
     ):
+        """``sections``: config sections merged over the defaults, e.g. ``mqtt={"username": "station"}``."""
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.http_port = free_port()
         self.db = self.workdir / "station.db"
         self.media = self.workdir / "media"
         self.log = self.workdir / "station.log"
-        self.config = self.workdir / "station.toml"
-        self.config.write_text(
-            f"""
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-client_id = "{client_id}"
-{mqtt_toml}
-
-[storage]
-database_url = "sqlite:///{self.db}"
-media_root = "{self.media}"
-
-[http]
-port = {self.http_port}
-{extra_toml}
-"""
-        )
+        mqtt = {"host": broker.host, "port": broker.port, "client_id": client_id}
+        base = {"mqtt": mqtt, "storage": storage_in(self.workdir), "http": {"port": self.http_port}}
+        self.config = write_sections(self.workdir / "station.toml", merged(base, sections))
         self.proc: subprocess.Popen[bytes] | None = None
         self.kills = 0
 

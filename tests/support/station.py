@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.broker import Broker
+from tests.support.station_file import merged, storage_in
 from yaguar.server.config import StationConfig, config_from_dict
 from yaguar.server.station import Station
 
@@ -15,17 +16,12 @@ API_TOKEN = "test-token-123"
 
 
 def station_config(broker: Broker, workdir: Path, **sections: dict[str, Any]) -> StationConfig:
-    data: dict[str, Any] = {
+    data = {
         "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"station-{workdir.name}"[:64]},
-        "storage": {
-            "database_url": f"sqlite:///{workdir / 'station.db'}",
-            "media_root": str(workdir / "media"),
-        },
+        "storage": storage_in(workdir),
         "http": {"port": 0, "api_tokens": [API_TOKEN]},
     }
-    for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
-    return config_from_dict(data, env={})
+    return config_from_dict(merged(data, sections), env={})
 
 
 @contextmanager

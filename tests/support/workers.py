@@ -7,6 +7,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 from sqlalchemy import func, insert, select, update
 
 from tests.support.engine import encode, moving_burst
+from tests.support.station_file import Sections, merged, write_sections
 from yaguar.server.schema import upgrade
 from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.models import Device, Event, Media
@@ -113,19 +115,27 @@ def worker_config(
     lease_s: float,
     batch_size: int = 16,
     gap_s: float = 60,
-    more: str = "",
+    more: Sections | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Path:
     """A station config for pipeline workers; the pipeline is kept light so thousands of frames stay
     affordable: small frames, no species classifiers, and motion skips the still frames. ``more``: further
-    sections (TOML), e.g. alerts."""
-    path.write_text(
-        f'[storage]\ndatabase_url = "{url}"\nmedia_root = "{media_root}"\n'
-        f'[pipeline]\nenabled = true\nmodel_dir = "{models_dir}"\nclassifiers = []\n'
-        f"batch_size = {batch_size}\nqueue_size = {2 * batch_size}\ndecode_workers = 1\nthreads = 1\n"
-        f"poll_interval_s = 0.2\nlease_s = {lease_s}\nevent_gap_s = {gap_s}\n"
-        f"[pipeline.motion]\nwidth = 160\n{more}"
-    )
-    return path
+    sections merged over these, e.g. alerts; ``env``: the secrets the workers are given."""
+    pipeline = {
+        "enabled": True,
+        "model_dir": models_dir,
+        "classifiers": [],
+        "batch_size": batch_size,
+        "queue_size": 2 * batch_size,
+        "decode_workers": 1,
+        "threads": 1,
+        "poll_interval_s": 0.2,
+        "lease_s": lease_s,
+        "event_gap_s": gap_s,
+        "motion": {"width": 160},
+    }
+    base = {"storage": {"database_url": url, "media_root": media_root}, "pipeline": pipeline}
+    return write_sections(path, merged(base, more or {}), env)
 
 
 def start_worker(

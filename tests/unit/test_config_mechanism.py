@@ -71,7 +71,7 @@ def test_an_unreadable_credential_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_one_error_format(tmp_path: Path) -> None:
-    bad = tmp_path / "x.toml"
+    bad = tmp_path / "x.toml"  # by hand: misspelt keys on purpose, which a config writer would refuse
     bad.write_text('[mqtt]\nhots = "a"\nport = 1\n')
     with pytest.raises(ConfigError) as info:
         load(Small, bad)

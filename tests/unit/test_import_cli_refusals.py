@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.station_file import write_station_config
 from yaguar.server.cli import main
 
 
@@ -21,10 +22,7 @@ from yaguar.server.cli import main
 def test_a_wrong_command_line_is_refused_and_nothing_is_made(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], said: str
 ) -> None:
-    config = tmp_path / "station.toml"
-    config.write_text(
-        f'[storage]\ndatabase_url = "sqlite:///{tmp_path / "station.db"}"\nmedia_root = "{tmp_path / "media"}"\n'
-    )
+    config = write_station_config(tmp_path)
     card = tmp_path / "DCIM"
     card.mkdir()
     assert main(["--config", str(config), "import", str(card), *extra]) == 2

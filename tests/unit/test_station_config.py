@@ -20,6 +20,7 @@ def test_the_example_config_validates() -> None:
 
 
 def test_problems_are_listed_one_per_line(tmp_path: Path) -> None:
+    # by hand, not with tests/support/station_file.py: that refuses these mistakes before writing them
     bad = tmp_path / "station.toml"
     bad.write_text('[mqtt]\nport = 70000\ncolour = "red"\n[storage]\nsqlite_synchronous = "SOMETIMES"\n')
     with pytest.raises(ConfigError) as info:
@@ -34,7 +35,7 @@ def test_missing_and_malformed_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(tmp_path / "nope.toml", env={})
     broken = tmp_path / "broken.toml"
-    broken.write_text("[mqtt\nport = 1")
+    broken.write_text("[mqtt\nport = 1")  # not TOML, so by hand
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken, env={})
 
