@@ -34,8 +34,9 @@ _REDUCED = {
 
 # EXIF orientation as MegaDetector's loader applies it (visualization_utils.open_image, Pillow's
 # ``_getexif``): 3, 6 and 8 are turned upright; the mirrored ones (2, 4, 5, 7) stay as stored (it
-# asserts they are unsupported and ignores its own assert), and so do formats whose Pillow reader has
-# no EXIF (TIFF, GIF, BMP). OpenCV would turn all eight, so it is told to ignore the tag.
+# asserts they are unsupported and ignores its own assert), and so do GIF and BMP, whose Pillow readers
+# have no EXIF. Pillow turns a TIFF by all eight itself when it loads it, for MegaDetector and here
+# alike (engine/stills.py). OpenCV would turn all eight, so it is told to ignore the tag.
 ORIENTATION = 0x0112
 # What Pillow raises on a header or an EXIF block it cannot read
 PILLOW_ERRORS = (
@@ -48,6 +49,7 @@ PILLOW_ERRORS = (
     TypeError,
 )
 _UPRIGHT = {3: cv2.ROTATE_180, 6: cv2.ROTATE_90_CLOCKWISE, 8: cv2.ROTATE_90_COUNTERCLOCKWISE}
+MIRRORED = frozenset({2, 4, 5, 7})
 _EXIF_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP"})
 
 
@@ -76,18 +78,23 @@ def choose_scale(width: int, height: int, min_side: int) -> int:
     return 1
 
 
-def upright_turn(data: bytes) -> int | None:
-    """The ``cv2.rotate`` code that turns the decoded picture as MegaDetector turns it; None: as stored.
-
-    Only the header is read (about 0.2 ms). A picture whose EXIF cannot be read stays as stored, as
-    MegaDetector leaves it."""
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation tag (1-8) as MegaDetector's loader reads it: 1 where there is none, where
+    the format's Pillow reader has no EXIF, or where it cannot be read (MegaDetector leaves those as
+    stored). Only the header is read (about 0.2 ms on a 12 MP JPEG)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in _EXIF_FORMATS:
-                return None
-            return _UPRIGHT.get(image.getexif().get(ORIENTATION, 1))
+                return 1
+            value = image.getexif().get(ORIENTATION, 1)
     except PILLOW_ERRORS:
-        return None
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def upright_turn(data: bytes) -> int | None:
+    """The ``cv2.rotate`` code that turns the decoded picture as MegaDetector turns it; None: as stored."""
+    return _UPRIGHT.get(exif_orientation(data))
 
 
 def upright(pixels: np.ndarray, width: int, height: int, scale: int, turn: int | None) -> DecodedImage:

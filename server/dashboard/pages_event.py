@@ -21,6 +21,7 @@ from .pages_clip import ClipView, clip_of
 from .queries import CATEGORIES, event_reviews
 from .refusal import N_, RefusalError
 from .species import known_species
+from .thumbs import Shown, shown
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ class EventView:
     reviews: list[tuple[Review, str]]
     box_reviews: dict[int, BoxReview] = field(default_factory=dict)  # newest per detection id
     clip: ClipView | None = None  # the clip the frames were sampled from, played with their boxes
+    shown: dict[int, Shown] = field(default_factory=dict)  # by media id: how each frame is shown
 
 
 class ReviewError(RefusalError):
@@ -62,6 +64,9 @@ async def event_page(request: web.Request) -> web.StreamResponse:
         boxes = latest_box_reviews(db, [d.id for frame in frames for d in frame.detections])
         view = EventView(event, db.get(Device, event.device_id), frames, event_reviews(db, event_id), boxes)
         view.clip = clip_of(frames, dash.thumbs.media_root)
+        for frame in frames:
+            path = dash.thumbs.frame_path(frame.path)
+            view.shown[frame.id] = shown(path, frame.width, frame.height)
         return view
 
     view = await dash.read(load)

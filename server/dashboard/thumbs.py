@@ -4,14 +4,43 @@ OpenCV and kept on disk (written atomically, so two requests racing for one neve
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 from prometheus_client import Counter
 
 from yaguar.durable import atomic_write
+from yaguar.engine.decode import MIRRORED, exif_orientation
 
 log = logging.getLogger(__name__)
+
+HEADER_BYTES = 256 * 1024  # a JPEG's EXIF (at most 64 KB) and frame header are near its start
+
+
+@dataclass(frozen=True)
+class Shown:
+    """How the event page shows a frame so that its boxes fall where the detections are."""
+
+    width: int  # the size the browser shows it at (its aspect ratio)
+    height: int
+    as_stored: bool  # CSS image-orientation: none
+
+
+def shown(path: Path | None, width: int, height: int) -> Shown:
+    """Browsers turn a picture by all eight EXIF orientations; the boxes are in MegaDetector's frame
+    (engine/decode.py), which turns 3, 6 and 8 only, so a mirrored frame is shown as stored, and a
+    frame turned a quarter (6, 8) is shown with its stored width and height swapped."""
+    orientation = 1
+    if path is not None:
+        try:
+            with path.open("rb") as file:
+                orientation = exif_orientation(file.read(HEADER_BYTES))
+        except OSError:
+            pass  # the page shows the frame's box; the image itself answers 404
+    if orientation in MIRRORED:
+        return Shown(width, height, True)
+    return Shown(height, width, False) if orientation in (6, 8) else Shown(width, height, False)
 
 
 class ThumbnailCache:

@@ -3,6 +3,7 @@ event page with its boxes, review beside the machine's answer, languages, camera
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import shutil
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from PIL import Image
 from sqlalchemy import select
 
 from tests.support.broker import MOSQUITTO, Broker
@@ -133,6 +135,38 @@ def test_event_page_draws_each_box_where_the_detection_is(station: Station, clie
     )
     assert f'src="/media/{frame.id}"' in page.text
     assert "Puma" in page.text and 'id="review-form"' in page.text
+
+
+def test_a_frame_tagged_as_turned_or_mirrored_is_shown_under_its_boxes(
+    station: Station, client: WebClient
+) -> None:
+    """Browsers turn a picture by all eight EXIF orientations, the analysis (as MegaDetector) by 3, 6
+    and 8 only: a mirrored frame is shown as stored, a quarter-turned one in its shown aspect."""
+    with station.session_factory() as db:
+        event = db.scalars(select(Event).order_by(Event.id.desc())).first()
+        frame = event_frames(db, event.id)[0]
+    path = station.context.media_root / frame.path
+    original = path.read_bytes()
+    stage = re.compile(
+        rf'data-media-id="{frame.id}">\s*<div class="stage" style="aspect-ratio: (\d+) / (\d+)">\s*'
+        rf'<img src="/media/{frame.id}"[^>]*?( style="image-orientation: none")?>'
+    )
+    try:
+        for orientation, aspect, as_stored in (
+            (1, (frame.width, frame.height), False),
+            (2, (frame.width, frame.height), True),
+            (6, (frame.height, frame.width), False),
+            (7, (frame.width, frame.height), True),
+        ):
+            tag = Image.Exif()
+            tag[0x0112] = orientation
+            with Image.open(io.BytesIO(original)) as image:
+                image.save(path, "JPEG", quality=90, exif=tag.tobytes())
+            found = stage.search(client.get(f"/events/{event.id}").text)
+            assert found, orientation
+            assert (int(found[1]), int(found[2])) == aspect and bool(found[3]) == as_stored, orientation
+    finally:
+        path.write_bytes(original)
 
 
 def event_frames(db, event_id: int):
