@@ -150,21 +150,20 @@ def already_int8(model: onnx.ModelProto) -> list[str]:
 
 
 def quantize_file(
-    src: Path,
+    model: onnx.ModelProto,
     dst: Path,
     tensors: list[np.ndarray],
     input_name: str,
     op_types: list[str] = INT8_OPS,
     percentile: float | None = None,
 ) -> list[str]:
-    """Static QDQ quantisation of ``src`` into ``dst``: opset raised to 13 where needed, onnxruntime's
-    pre-processing (shape inference, graph optimisation), MinMax calibration on ``tensors`` (model
-    inputs, preprocessed as the model's runner does), or ranges that leave out the values beyond
-    ``percentile``. ``op_types`` run in int8, except the convs
-    that int8 would break (``float_convs``: they stay float, their names returned) and the nodes
-    that are int8 already."""
+    """Static QDQ quantisation of the float ``model`` into ``dst`` (the caller loads it, once, and may
+    check it first): opset raised to 13 where needed, onnxruntime's pre-processing (shape inference,
+    graph optimisation), MinMax calibration on ``tensors`` (model inputs, preprocessed as the model's
+    runner does), or ranges that leave out the values beyond ``percentile``. ``op_types`` run in int8,
+    except the convs that int8 would break (``float_convs``: they stay float, their names returned) and
+    the nodes that are int8 already."""
     with tempfile.TemporaryDirectory() as tmp:
-        model = onnx.load(str(src))
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
         if opset < QDQ_OPSET:
             model = onnx.version_converter.convert_version(model, QDQ_OPSET)
@@ -363,7 +362,8 @@ def quantize_detector(
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [to_tensor([fit(f, manifest.input)[0]], manifest.input) for f in frames]
-        kept = quantize_file(manifest.model_path(model_dir), candidate, tensors, float_det.input_name)
+        float_model = onnx.load(str(manifest.model_path(model_dir)))
+        kept = quantize_file(float_model, candidate, tensors, float_det.input_name)
         int8_manifest = int8_copy(manifest, candidate.name, float_det.labels)
         int8_det = Detector(int8_manifest, Path(tmp), "onnxruntime", options, verify_sha256=False)
         ref = load_reference(reference, reference_images)

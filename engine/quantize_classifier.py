@@ -177,7 +177,7 @@ def quantize_classifier(
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [float_cls.tensor([frame]) for _, frame in calibrate]
-        measured = quantize_file(src, candidate, tensors, float_cls.input_name, INT8_OPS, PERCENTILE)
+        measured = quantize_file(model, candidate, tensors, float_cls.input_name, INT8_OPS, PERCENTILE)
         quantised = {n.name for n in todo}
         kept = [conv for conv in measured if conv in quantised]  # not those that were int8 already
         training = manifest.training and manifest.training.model_copy(update={"card": f"{name}.card.md"})

@@ -53,11 +53,23 @@ def test_trained_classifier_in_int8_names_the_same_species_and_ships_manifest_an
     models_dir: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    toml = trained.manifest.model_path(Path("/nonexistent")).with_suffix(".toml")
-    code = quantize(models_dir, str(toml), species, tmp_path, "--crop-with", "yolox_nano")
+    float_file = trained.manifest.model_path(Path("/nonexistent"))
+    loaded: list[str] = []
+    load = onnx.load
+
+    def noted_load(f: str, *args: object, **kwargs: object) -> onnx.ModelProto:
+        loaded.append(str(f))
+        return load(f, *args, **kwargs)
+
+    monkeypatch.setattr(onnx, "load", noted_load)
+    code = quantize(
+        models_dir, str(float_file.with_suffix(".toml")), species, tmp_path, "--crop-with", "yolox_nano"
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
+    assert loaded.count(str(float_file)) == 1, "the float model is loaded once, then checked and quantised"
     assert "especies_prueba_int8@1-int8: top-1 agreement" in printed
     manifest = load_manifest(tmp_path / "especies_prueba_int8.toml")
     assert manifest.sha256 == file_sha256(tmp_path / "especies_prueba_int8.onnx")
