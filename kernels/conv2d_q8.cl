@@ -391,3 +391,129 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
         }
     }
 }
+
+// 1x1 stride 1 on x86 CPUs with AVX-512 VNNI (DOT, PoCL): vpdpbusd multiplies 4 unsigned bytes by
+// 4 signed bytes and adds the 4 products to an int32 lane, 64 multiply-adds per instruction
+// against an fp32 FMA's 16. LLVM 15 does not form it from OpenCL C (engine/README.md), so the tile
+// is a function compiled for the avx512vnni feature that calls clang's builtin; noinline keeps it
+// out of PoCL's work-group function, which is compiled for the device's CPU name (skylake-avx512,
+// no VNNI). The host defines DOT only where the CPU has avx512_vnni (ops/conv_q8.py).
+// One work-item: TM channels x 16*NV pixels of the row of H*W. A step packs 4 input channels'
+// 16 pixels into one int16 (byte j of lane p: channel k+j at pixel p) and adds one vpdpbusd per
+// channel with its 4 weights (char4 as an int, [co block][k/4][TM]) broadcast. With stored values
+// (x: uchar, w: char, zero points zx, zw) sum (x - zx)(w - zw) = sum x w - zw sum x - zx sum (w - zw):
+// the host folds the last term into the bias, and with ZW (zw != 0) sum x per pixel is one more
+// vpdpbusd with bytes of 1. int32 sums are exact (|x w| <= 255 * 128).
+#if DOT
+#define DOT_FN __attribute__((target("avx512vnni"), noinline))
+#define DP4(acc, x, w) __builtin_ia32_vpdpbusd512((acc), (x), (w))
+#define DOT_ONES ((int16)(0x01010101))
+#ifndef ZW
+#define ZW 0
+#endif
+
+// 16 pixels of one channel from p (count cnt: zeros past it), widened to int lanes
+INLINE int16 load16_dot(const __global uchar* p, int cnt) {
+    if (cnt >= 16) return convert_int16(vload16(0, p));
+    uchar t[16];
+    for (int j = 0; j < 16; j++) t[j] = j < cnt ? p[j] : 0;
+    return convert_int16(vload16(0, t));
+}
+
+// 4 channels' rows (from k, rows past cin read as 0) packed: byte j of lane p = channel k + j
+INLINE int16 pack4_dot(const __global uchar* xp, int hw, int k, int cin, int cnt) {
+    int16 r = load16_dot(xp + k * hw, cnt);
+#pragma unroll
+    for (int j = 1; j < 4; j++)
+        if (k + j < cin) r |= load16_dot(xp + (k + j) * hw, cnt) << (8 * j);
+    return r;
+}
+
+#define DOT_STEP(PACK)                                                                            \
+    {                                                                                             \
+        int16 xq[NV];                                                                             \
+        _Pragma("unroll") for (int v = 0; v < NV; v++) {                                          \
+            xq[v] = PACK;                                                                         \
+            if (ZW) xs[v] = DP4(xs[v], xq[v], DOT_ONES);                                          \
+        }                                                                                         \
+        _Pragma("unroll") for (int m = 0; m < TM; m++) {                                          \
+            const int16 wv = (int16)(wp[(k >> 2) * TM + m]);                                      \
+            _Pragma("unroll") for (int v = 0; v < NV; v++) acc[m][v] = DP4(acc[m][v], xq[v], wv); \
+        }                                                                                         \
+    }
+
+// mode 1 with 8-bit output on 16 whole results: epi8_int and store8_q's arithmetic, 16 lanes wide
+// (the small-K layers spend more on the epilogue than on the sums)
+INLINE void finish16_int(int16 acc, float mult, __global uchar* y, float8 q, float4 oq,
+                         const __global res_t* res) {
+    float16 v = fmin(fmax(rint(convert_float16(acc) * mult) + q.s1, q.s2), q.s3);
+#if RES == 2
+    const float16 rv = convert_float16(vload16(0, res));
+    v = fmin(fmax(rint(fma(rv, (float16)(q.s5), fma(v, (float16)(q.s4), (float16)(q.s6)))), oq.z), oq.w);
+#endif
+    vstore16(convert_uchar16_sat(v), 0, y);
+}
+
+DOT_FN void q8_1x1_dot_tile(const __global uchar* xp, const __global int* wp, int zw, const __global int* bias,
+                            const __global float* mult, __global out_t* yn, int n, int p0, int co0, int cin,
+                            int cout, int hw, int4 acts, float4 ap, float8 q, float4 oq,
+                            const __global res_t* res, int res_off, int res_bs, float2 rq, int mode) {
+    int16 acc[TM][NV], xs[NV];
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        xs[v] = (int16)(0);
+#pragma unroll
+        for (int m = 0; m < TM; m++) acc[m][v] = (int16)(0);
+    }
+    const int k4 = cin & ~3;
+    int k = 0;
+    if (p0 + 16 * NV <= hw) {
+        for (; k < k4; k += 4)
+            DOT_STEP(convert_int16(vload16(0, xp + k * hw + 16 * v)) |
+                     (convert_int16(vload16(0, xp + (k + 1) * hw + 16 * v)) << 8) |
+                     (convert_int16(vload16(0, xp + (k + 2) * hw + 16 * v)) << 16) |
+                     (convert_int16(vload16(0, xp + (k + 3) * hw + 16 * v)) << 24))
+    }
+    for (; k < cin; k += 4)  // the row's last pixels, and the last channels when cin % 4 != 0
+        DOT_STEP(pack4_dot(xp + 16 * v, hw, k, cin, hw - p0 - 16 * v))
+#pragma unroll
+    for (int m = 0; m < TM; m++) {
+        const int co = co0 + m;
+        if (co < cout) {
+            const int b = bias[co];
+            const float s = mult[co];
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                const int16 sum = acc[m][v] - zw * xs[v] + b;
+#if OUT_Q8 && RES != 1
+                if (mode == 1 && p0 + 16 * (v + 1) <= hw) {
+                    const int idx = co * hw + p0 + 16 * v;
+                    finish16_int(sum, s, yn + idx, q, oq, res + res_off + n * res_bs + idx);
+                    continue;
+                }
+#endif
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const int p = p0 + 16 * v + 8 * h;
+                    if (p < hw)
+                        finish8_q(h ? sum.hi : sum.lo, s, yn, n, co * hw + p, min(8, hw - p), Q8_EPI_PASS);
+                }
+            }
+        }
+    }
+}
+
+__kernel void conv2d_1x1_q8dot(__global const uchar* x, int x_off, int x_bs, int zx, __global const int* w, int zw,
+                               __global const int* bias, __global const float* mult, int co_pad, __global out_t* y,
+                               int y_off, int y_bs, float4 oq, int cin_g, int cout_g, int groups, int h, int hw,
+                               int ho, int wo, int sy, int py, int px, int4 acts, float4 ap, float8 q,
+                               __global const res_t* res, int res_off, int res_bs, float2 rq, int mode) {
+    const int p0 = get_global_id(0) * 16 * NV;
+    const int co0 = get_global_id(1) * TM;
+    const int n = get_global_id(2);
+    if (p0 >= hw || co0 >= cout_g) return;
+    q8_1x1_dot_tile(x + x_off + n * x_bs + p0, w + co0 * ((cin_g + 3) / 4), zw, bias, mult,
+                    y + y_off + n * y_bs, n, p0, co0, cin_g, cout_g, hw, acts, ap, q, oq, res, res_off, res_bs, rq,
+                    mode);
+}
+#endif

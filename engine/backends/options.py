@@ -52,6 +52,11 @@ class OpenCLOptions(Section):
         description="the int8 kernels' sums in fp32 where exact (8-bit products, sums under 2^24); "
         "False: int32 sums; None: fp32 on CPU devices (faster on PoCL), int32 on GPUs",
     )
+    int8_vnni: bool | None = Field(
+        default=None,
+        description="the int8 1x1 convs on AVX-512 VNNI (vpdpbusd, int32 sums) on a PoCL CPU device; "
+        "None: where the CPU has avx512_vnni; True required (refused without it); False never",
+    )
     integer_dot_product: bool | None = Field(
         default=None,
         description="cl_khr_integer_dot_product: None as the device reports it, False never, "

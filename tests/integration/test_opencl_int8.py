@@ -145,10 +145,9 @@ def test_int8_conv_within_one_step_of_onnxruntime(case: str, cache_dir: Path) ->
     assert not any(k.startswith(("fake_quant", "dequant8", "quantize8")) for k in kernels[1:]), kernels
 
 
-@pytest.mark.parametrize("float_sums", [False, True], ids=["int32-sums", "fp32-sums"])
-def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, float_sums: bool) -> None:
-    """MobileNetV2's block: expand 1x1 -> depthwise -> project 1x1, + the block's input, Q/DQ;
-    with int32 sums (the GPU default) and exact fp32 sums (CPU devices: the 1x1 GEMM kernel)."""
+def residual_block(batch: int) -> tuple[onnx.ModelProto, np.ndarray]:
+    """MobileNetV2's block on 9 channels of 13 x 11 pixels (input scale 0.07): expand 1x1 ->
+    depthwise 3x3 -> project 1x1, + the block's input, Q/DQ (uint8 weights); and an input."""
     b = QDQ(seed=3)
     s_in = 0.07
     x = b.qdq("x", s_in, 129)
@@ -156,9 +155,16 @@ def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, float_sums
     y = b.qdq(b.relu6(b.conv(y, 27, 27, 3, 1, 27, [1] * 4, 6 / 255, True)), 6 / 255, 0)
     y = b.qdq(b.conv(y, 27, 9, 1, 1, 1, [0] * 4, 6 / 255, True), 0.2, 127)
     out = b.qdq(b.op("Add", [y, x]), 0.25, 130)
-    m = b.model((1, 9, 13, 11), out)
-    x_in = rand(1, 9, 13, 11, seed=2)
-    be, got, ref, kernels = run_both(m, x_in, cache_dir, int8_float_sums=float_sums)
+    return b.model((batch, 9, 13, 11), out), rand(batch, 9, 13, 11, seed=2)
+
+
+@pytest.mark.parametrize("float_sums", [False, True], ids=["int32-sums", "fp32-sums"])
+def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, float_sums: bool) -> None:
+    """MobileNetV2's block: expand 1x1 -> depthwise -> project 1x1, + the block's input, Q/DQ;
+    with int32 sums (the GPU default) and exact fp32 sums (CPU devices: the 1x1 GEMM kernel);
+    VNNI off (test_opencl_int8_vnni.py has it on)."""
+    m, x_in = residual_block(1)
+    be, got, ref, kernels = run_both(m, x_in, cache_dir, int8_float_sums=float_sums, int8_vnni=False)
     assert np.abs(got - ref).max() <= 0.25 * 1.001
     v = "f32acc" if float_sums else "char4"
     assert kernels[:4] == ["quantize8", f"conv2d_q8[k1s1,{v}]", f"conv2d_dw_q8[k3s1,{v}]",
@@ -167,7 +173,7 @@ def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, float_sums
     assert entries == (["conv2d_1x1_q8", "conv2d_dw_q8", "conv2d_1x1_q8"] if float_sums else
                        ["conv2d_q8", "conv2d_dw_q8", "conv2d_q8"])  # fmt: skip
     project = [n for n in be.plan_for({"x": x_in}).graph.nodes if n.op == "ConvQ8"][-1]
-    assert project.fused["residual"].endswith("#q8") and project.fused["res_q8"].scale == np.float32(s_in)
+    assert project.fused["residual"].endswith("#q8") and project.fused["res_q8"].scale == np.float32(0.07)
 
 
 def test_an_op_without_int8_kernel_falls_back_and_is_logged_once(
@@ -204,7 +210,7 @@ def test_a_device_without_fp16_or_integer_dot_product_runs_the_char4_kernels(cac
     m, step = two_convs((1, 13, 9, 7), 11, 3, 2, 1, [1, 1, 1, 1], True)
     x = rand(1, 13, 9, 7, seed=8)
     be, got, ref, kernels = run_both(
-        m, x, cache_dir, integer_dot_product=False, fp16=False, int8_float_sums=False
+        m, x, cache_dir, integer_dot_product=False, fp16=False, int8_float_sums=False, int8_vnni=False
     )
     assert not be.integer_dot
     assert [k for k in kernels if "_q8[" in k] == ["conv2d_q8[k3s2,char4]", "conv2d_q8[k1s1,char4]"]
@@ -224,33 +230,47 @@ def test_fp32_sums_only_where_every_partial_sum_is_exact(cache_dir: Path) -> Non
     assert not float_sums_exact(np.full((3, 519, 1, 1), -1, np.int8), -128)  # |w - zw| = 127
     m, step = two_convs((1, 4000, 3, 5), 5, 1, 1, 1, [0] * 4, False)
     x = rand(1, 4000, 3, 5, seed=10)
-    _, got, ref, kernels = run_both(m, x, cache_dir, int8_float_sums=True)
+    _, got, ref, kernels = run_both(m, x, cache_dir, int8_float_sums=True, int8_vnni=False)
     assert kernels[1:3] == ["conv2d_q8[k1s1,char4]", "conv2d_q8[k1s1,f32acc]"], kernels
     assert np.abs(got - ref).max() <= step * 1.001
 
 
-def test_the_tile_search_tunes_the_int8_pointwise_kernel(cache_dir: Path, tmp_path: Path) -> None:
-    """The int8 1x1 kernel (fp32 sums) goes through the cached tile search as the float convs do
-    (two candidates here, to stay quick): a choice per layer is stored, and a new plan reads it."""
+TUNED = {  # kernel: its Plan option, its key in the tile cache, two candidate tiles
+    "fp32-sums": (
+        {"int8_float_sums": True},
+        "q8_1x1:",
+        [{"TM": 6, "NV": 1}, {"TM": 4, "NV": 2, "CO_INNER": 1}],
+    ),
+    "vnni": ({"int8_vnni": True}, "q8dot_1x1:", [{"TM": 8, "NV": 2}, {"TM": 4, "NV": 2}]),
+}
+
+
+@pytest.mark.parametrize("kind", list(TUNED), ids=list(TUNED))
+def test_the_tile_search_tunes_the_int8_pointwise_kernel(cache_dir: Path, tmp_path: Path, kind: str) -> None:
+    """The int8 1x1 kernels (fp32 sums; VNNI where the CPU has it) go through the cached tile
+    search as the float convs do (two candidates here, to stay quick): a choice per layer is
+    stored, and a new plan reads it."""
     from yaguar.engine.backends.opencl.autotune import TuneCache, tune_plan
     from yaguar.engine.backends.opencl.executor import Plan
     from yaguar.engine.backends.opencl.runtime import open_runtime
 
-    m, step = two_convs((2, 13, 7, 9), 11, 1, 1, 1, [0] * 4, False)  # two 1x1 int8 convs
+    option, key, tiles = TUNED[kind]
+    rt = open_runtime(None, cache_dir)
+    if kind == "vnni" and not rt.vnni:
+        pytest.skip("the OpenCL device is not PoCL on a CPU with avx512_vnni")
+    m, step = two_convs((2, 13, 7, 9), 11, 1, 1, 1, [0] * 4, kind == "vnni")  # two 1x1 int8 convs
     x = rand(2, 13, 7, 9, seed=11)
     ref = ort_run(m, {"x": x})[0]
-    rt = open_runtime(None, cache_dir)
-    plan = Plan(m, rt, None, False, int8_float_sums=True)
-    q8 = [la.tune for la in plan.launches if la.tune and la.tune.signature.startswith("q8_1x1:")]
+    plan = Plan(m, rt, None, False, **option)
+    q8 = [la.tune for la in plan.launches if la.tune and la.tune.signature.startswith(key)]
     assert len(q8) == 2
-    tiles = [{"TM": 6, "NV": 1}, {"TM": 4, "NV": 2, "CO_INNER": 1}]
     q8[0].candidates, q8[1].candidates = tiles, [q8[1].current]  # (the second: no new build)
     cache = TuneCache(tmp_path, rt)
     assert tune_plan(plan, cache) == 2
     chosen = [cache.choices[tune.signature] for tune in q8]
     assert {k: v for k, v in chosen[0].items() if k != "WG"} in tiles, chosen
     assert np.abs(plan.run({"x": x})[0] - ref).max() <= step * 1.001
-    again = Plan(m, rt, None, False, cache.choices, int8_float_sums=True)
+    again = Plan(m, rt, None, False, cache.choices, **option)
     assert [la.tune.current for la in again.launches if la.tune] == chosen
     assert np.abs(again.run({"x": x})[0] - ref).max() <= step * 1.001
 

@@ -25,6 +25,8 @@ Options (``backends.options.OpenCLOptions``, or a dict of its keys; unknown keys
   bench/engine.py measured the int8 kernels no faster).
 - ``int8_float_sums``: the int8 kernels' sums in fp32 where that is exact (``f32acc``); None, the
   default: on CPU devices; else int32 multiply-adds on packed 8-bit loads (``char4``).
+- ``int8_vnni``: the int8 1x1 convs on AVX-512 VNNI (``vpdpbusd``, int32 sums); None, the default: on
+  for a PoCL CPU device whose CPU lists avx512f, avx512bw and avx512_vnni; True refused without them.
 - ``integer_dot_product``: None (as the device reports ``cl_khr_integer_dot_product``), False, or
   True (refused on a device without it; no variant uses it yet).
 

@@ -20,6 +20,7 @@ from .split import SplitPlan, part_size, splittable
 
 log = logging.getLogger(__name__)
 _int8_choice_logged: set[str] = set()  # device labels whose default int8 path was logged
+_vnni_logged: set[str] = set()  # device labels whose int8 1x1 convs on VNNI were logged
 
 
 def int8_default(device_type: int) -> bool:
@@ -42,6 +43,7 @@ class OpenCLBackend(Backend):
         self.runtime = open_runtime(self.options.device, cache_dir)
         self.integer_dot = self._integer_dot_product()
         self.int8 = self._int8_kernels()
+        self.int8_vnni = self._int8_vnni()
         self._fallbacks_logged: set[str] = set()
         self._tune_cache = TuneCache(cache_dir, self.runtime)
         self._plans: dict[int, Plan | SplitPlan] = {}
@@ -95,6 +97,7 @@ class OpenCLBackend(Backend):
             int8=self.int8,
             int8_float_sums=self.options.int8_float_sums,
             tuning=tuning,
+            int8_vnni=self.int8_vnni,
         )
 
     def _int8_kernels(self) -> bool:
@@ -102,16 +105,35 @@ class OpenCLBackend(Backend):
         return int8_default(self.runtime.device.type) if self.options.int8 is None else self.options.int8
 
     def _log_int8_choice(self, plan: Plan) -> None:
-        """The default's choice, once per device, when a model has 8-bit weights."""
-        if self.options.int8 is not None or self.runtime.label in _int8_choice_logged:
+        """The default's choice, once per device, when a model has 8-bit weights; and once per
+        device that the int8 1x1 convs run on VNNI."""
+        if not any(v.quant is not None for v in plan.graph.values.values()):
             return
-        if any(v.quant is not None for v in plan.graph.values.values()):
+        if self.int8 and self.int8_vnni and self.runtime.label not in _vnni_logged:
+            _vnni_logged.add(self.runtime.label)
+            log.info(
+                "int8 1x1 convs on %s: AVX-512 VNNI, vpdpbusd (the OpenCL option int8_vnni = false: off)",
+                self.runtime.label,
+            )
+        if self.options.int8 is None and self.runtime.label not in _int8_choice_logged:
             _int8_choice_logged.add(self.runtime.label)
             log.info(
                 "int8 models on %s: %s (the OpenCL option int8 = true or false chooses)",
                 self.runtime.label,
                 "int8 kernels (a GPU)" if self.int8 else "fp32 with fake-quant (a CPU device: faster there)",
             )
+
+    def _int8_vnni(self) -> bool:
+        """Whether the int8 1x1 convs use AVX-512 VNNI: as set, else where the device can
+        (``Runtime.vnni``); asked for on a device that cannot, refused (the instruction would
+        fault)."""
+        wanted, able = self.options.int8_vnni, self.runtime.vnni
+        if wanted and not able:
+            raise BackendError(
+                f"int8_vnni = true, but {self.runtime.label} is not a PoCL CPU device on a CPU with "
+                "avx512f, avx512bw and avx512_vnni: leave it unset"
+            )
+        return able if wanted is None else wanted
 
     def _integer_dot_product(self) -> bool:
         """Whether the int8 kernels may use the device's integer dot product. Neither PoCL 3.1 nor

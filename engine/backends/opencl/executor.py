@@ -54,6 +54,7 @@ class Plan:
         int8: bool = True,
         int8_float_sums: bool | None = None,
         tuning: bool = False,
+        int8_vnni: bool = False,
     ) -> None:
         self.rt = rt
         self.graph = g = frontend.load(model, batch)
@@ -71,6 +72,7 @@ class Plan:
         self.lowerer = Lowerer(g, self.mem, rt, fp16)
         if int8_float_sums is not None:
             self.lowerer.int8_float_sums = int8_float_sums
+        self.lowerer.int8_vnni = int8_vnni
         self.lowerer.choices = dict(choices or {})
         # a plan about to be tuned lowers untuned layers to the direct kernel, whose launch carries
         # the tile search (Winograd's default would leave nothing to compare it with)

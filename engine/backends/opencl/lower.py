@@ -73,6 +73,7 @@ class Lowerer:
         self.is_gpu = bool(rt.device.type & cl.device_type.GPU)
         self.choices: dict[str, dict[str, int]] = {}  # autotuned tiles by layer signature
         self.int8_float_sums = not self.is_gpu  # the int8 convs' exact fp32 sums (ops/conv_q8.py)
+        self.int8_vnni = False  # the int8 1x1 convs on AVX-512 VNNI (ops/conv_q8.py, DOT)
         self.winograd_default = True  # untuned dense 3x3 layers may run Winograd (ops/winograd.py)
 
     # --- programs and launches -------------------------------------------------------------

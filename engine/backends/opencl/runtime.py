@@ -47,15 +47,27 @@ def device_label(device: cl.Device) -> str:
 
 
 @functools.cache
+def host_cpu_flags() -> frozenset[str]:
+    """The host CPU's feature flags as /proc/cpuinfo lists them (x86: ``fma``, ``avx512_vnni``, ...);
+    empty where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
 def host_cpu_has_fma() -> bool:
     """The host CPU has FMA instructions (x86 flag ``fma``; AArch64 always has fused multiply-add)."""
     if os.uname().machine.lower() in ("aarch64", "arm64"):
         return True
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            return any(line.startswith("flags") and " fma " in f"{line} " for line in fh)
-    except OSError:
-        return False
+    return "fma" in host_cpu_flags()
+
+
+VNNI_FLAGS = frozenset({"avx512f", "avx512bw", "avx512_vnni"})  # what kernels/conv2d_q8.cl's DOT needs
 
 
 def list_devices() -> list[cl.Device]:
@@ -118,6 +130,18 @@ class Runtime:
         if not self.device.single_fp_config & cl.device_fp_config.FMA:
             return False
         return bool(self.device.type & cl.device_type.GPU) or host_cpu_has_fma()
+
+    @property
+    def vnni(self) -> bool:
+        """Whether the int8 kernels can use AVX-512 VNNI (vpdpbusd through clang's builtin, in a
+        function built for that feature: kernels/conv2d_q8.cl, DOT): a PoCL CPU device (the host
+        CPU, built by PoCL's clang) on a CPU whose /proc/cpuinfo lists every flag it needs."""
+        return (
+            bool(self.device.type & cl.device_type.CPU)
+            and "Portable Computing Language" in self.device.platform.name
+            and os.uname().machine.lower() in ("x86_64", "amd64")
+            and VNNI_FLAGS.issubset(host_cpu_flags())
+        )
 
     def has_extension(self, name: str) -> bool:
         return name in self.device.extensions.split()

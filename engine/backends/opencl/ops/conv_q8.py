@@ -25,6 +25,7 @@ from .conv import candidates, default_tiles, tile_lsize
 
 CHAR4 = "char4"  # the kernel variant: packed 8-bit loads, int32 multiply-adds (any OpenCL device)
 F32ACC = "f32acc"  # 8-bit loads widened to float, exact fp32 sums (CPU devices: conv2d_q8.cl, FACC)
+VNNI = "vnni"  # 1x1 on AVX-512 VNNI: vpdpbusd, int32 sums (PoCL on such a CPU: conv2d_q8.cl, DOT)
 EXACT_F32 = 1 << 24  # every integer below it is a float32
 
 
@@ -63,6 +64,18 @@ def float_weights(
     sum (x - zx) w' = sum x w' - zx sum w'."""
     corrected = weights.astype(np.int64) - zero
     return corrected.astype(np.float32), 0, bias - zx * corrected.reshape(len(bias), -1).sum(1)
+
+
+def dot_weights(weights: np.ndarray, tm: int) -> tuple[np.ndarray, int]:
+    """The VNNI 1x1 kernel's weights: [co, ci] char as [co block of tm][ci / 4][tm] int32, each the
+    4 chars of channels 4k..4k+3 (byte j: channel 4k + j; ci and co padded with zeros), and the
+    padded channel count."""
+    cout, cin = weights.shape[:2]
+    co_pad, ci_pad = round_up(cout, tm), round_up(cin, 4)
+    padded = np.zeros((co_pad, ci_pad), np.int8)
+    padded[:cout, :cin] = weights.reshape(cout, cin)
+    blocked = padded.reshape(co_pad // tm, tm, ci_pad // 4, 4).transpose(0, 2, 1, 3)
+    return np.ascontiguousarray(blocked).view(np.int32).reshape(co_pad // tm, ci_pad // 4, tm), co_pad
 
 
 def blocked_weights(weights: np.ndarray, groups: int, tm: int) -> tuple[np.ndarray, int]:
@@ -112,6 +125,23 @@ def epilogue_of(
     return oq_int or oq, epilogue, mult, 1 if kind == "requant" else 2
 
 
+def graph_bias(lw: Lowerer, node: Node, mult: np.ndarray) -> np.ndarray:
+    """The int32 bias of the QDQ graph, recovered from its dequantised constant (zeros without)."""
+    if len(node.inputs) > 2 and node.inputs[2]:
+        return np.rint(lw.g.const(node.inputs[2]).astype(np.float64) / mult).astype(np.int64)
+    return np.zeros(len(mult), np.int64)
+
+
+def first_tiles(dot: bool, pointwise: bool, cout_g: int, width: int, batch: int) -> Tile:
+    """A conv's tile before any tuned choice: the VNNI kernel's, the float 1x1 GEMM's (measured on
+    PoCL, here on 8-bit inputs), or the general kernel's."""
+    if dot:
+        return dot_tiles(cout_g, width)
+    if pointwise:
+        return default_tiles("1x1", cout_g, width, batch)
+    return {"TM": 1 if cout_g == 1 else (8 if cout_g > 4 else 4), "NV": 2 if width > 16 else 1}
+
+
 @lowering("ConvQ8")
 def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     x, y = node.inputs[0], node.outputs[0]
@@ -127,15 +157,14 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     xq: Stored = node.attrs["xq"]
     weights, zw, w_scale = q8_weights(lw, node)
     mult = (xq.scale * w_scale).astype(np.float64)
-    has_bias = len(node.inputs) > 2 and node.inputs[2]
-    bias_f = lw.g.const(node.inputs[2]).astype(np.float64) if has_bias else np.zeros(cout)
-    bias = np.rint(bias_f / mult).astype(np.int64)  # the int32 bias of the QDQ graph, recovered
+    bias = graph_bias(lw, node, mult)
     depthwise = groups == cin == cout and dy == dx == 1
-    facc = lw.int8_float_sums and float_sums_exact(weights, zw)
-    pointwise = facc and flat and groups == 1
-    tiles = {"TM": 1 if cout_g == 1 else (8 if cout_g > 4 else 4), "NV": 2 if wo > 16 else 1}
-    if pointwise:  # the float 1x1 GEMM's tiles (measured on PoCL), on 8-bit inputs
-        tiles = default_tiles("1x1", cout, wo, n)
+    dot = lw.int8_vnni and flat and groups == 1
+    facc = not dot and lw.int8_float_sums and float_sums_exact(weights, zw)
+    pointwise = (facc or dot) and flat and groups == 1
+    tiles = first_tiles(dot, pointwise, cout_g, wo, n)
+    if dot:  # int32 sums of the stored values; the input's zero point folded into the bias
+        bias = bias - int(xq.zero) * (weights.astype(np.int64) - zw).reshape(cout, -1).sum(1)
     if facc and not depthwise:
         weights, zw, bias = float_weights(weights, zw, bias, int(xq.zero) if pointwise else 0)
     if np.abs(bias).max(initial=0) >= 1 << 31:
@@ -150,6 +179,7 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     oq, epilogue, mult, mode = epilogue_of(lw, node, xq, w_scale, mult, out_q8)
     res = node.fused.get("residual")
     defines = {"TM": tm, "NV": nv, "KH": kh, "KW": kw, "SX": sx, "DY": dy, "DX": dx, "FACC": int(facc),
+               **({"DOT": 1, "ZW": int(zw != 0)} if dot else {}),
                "OUT_Q8": int(out_q8 is not None), "RES": 0 if not res else (2 if "res_q8" in node.fused else 1)}  # fmt: skip
     dims = (cin_g, cout_g, groups, h, w, ho, wo, sy, pads[0], pads[1])
     args = [*addr8(lw, x), np.int32(xq.zero), wbuf, np.int32(zw), lw.const_buffer(bias.astype(np.int32)),
@@ -172,29 +202,41 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
     lw.add(node, name, kernel, args, gsize, flops, float(nbytes), lsize=lw.local_size(gsize), tune=None)
 
 
+def dot_tiles(cout: int, width: int) -> Tile:
+    """The VNNI 1x1 kernel's tile without a tuned choice, measured on PoCL (Zen 4, 8 images of
+    MobileNetV2's layers): 16 channels x 16 pixels from 64 output channels, else 8 x 32 (8 x 16 on
+    narrow rows)."""
+    if cout >= 64:
+        return {"TM": 16, "NV": 1}
+    return {"TM": 8, "NV": 2 if width >= 32 else 1}
+
+
 def add_pointwise(
     lw: Lowerer, node: Node, weights: np.ndarray, defines: dict[str, int], args: list[Any], tiles: Tile
 ) -> None:
-    """The 1x1 fp32-sum kernel's launch, its tile from the autotune cache or ``tiles``, tunable."""
+    """The 1x1 fp32-sum or VNNI kernel's launch, its tile from the autotune cache or ``tiles``,
+    tunable."""
     n, cin, h, w = lw.shape(node.inputs[0])
     cout = lw.shape(node.outputs[0])[1]
-    signature = f"q8_1x1:{n}x{cin}x{h * w}->{cout}"  # (its key in the autotune cache)
+    dot = bool(defines.get("DOT"))
+    signature = f"q8{'dot' if dot else ''}_1x1:{n}x{cin}x{h * w}->{cout}"  # (its key in the autotune cache)
     tiles = lw.choices.get(signature, tiles)
     tunable = PointwiseTiles(lw, weights, defines, args, (n, cout, h * w))
     kernel, args, gsize, _ = tunable.build(tiles)
     flops = 2.0 * n * cout * h * w * cin
     nbytes = n * (cin + (1 if defines["OUT_Q8"] else lw.itemsize) * cout) * h * w + weights.nbytes
-    tune = Tunable(signature, POINTWISE_TILES, tunable.build, tiles, tunable.keep_only)
-    lw.add(node, f"conv2d_q8[k1s1,{F32ACC}]", kernel, args, gsize, flops, float(nbytes),
+    tune = Tunable(signature, DOT_TILES if dot else POINTWISE_TILES, tunable.build, tiles, tunable.keep_only)
+    lw.add(node, f"conv2d_q8[k1s1,{VNNI if dot else F32ACC}]", kernel, args, gsize, flops, float(nbytes),
            lsize=tile_lsize(tiles, 3), tune=tune)  # fmt: skip
 
 
 POINTWISE_TILES = [t for t in candidates("1x1") if not t.get("LMEM")]  # the tile search's candidates
+DOT_TILES = [{"TM": tm, "NV": nv} for tm, nv in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))]
 
 
 class PointwiseTiles:
-    """The 1x1 fp32-sum kernel of one layer, built for a tile (the autotuner's ``build``); the
-    weights laid out once per TM."""
+    """The 1x1 fp32-sum (or, with DOT, VNNI) kernel of one layer, built for a tile (the
+    autotuner's ``build``); the weights laid out once per TM."""
 
     def __init__(
         self,
@@ -210,15 +252,18 @@ class PointwiseTiles:
     def build(self, t: Tile) -> Built:
         n, cout, hw = self.dims
         tm, nv, inner = t["TM"], t["NV"], t.get("CO_INNER", 0)
+        dot = bool(self.defines.get("DOT"))
         if tm not in self.layouts:
-            blocked, co_pad = blocked_weights(self.weights, 1, tm)
-            self.layouts[tm] = (self.lw.const_buffer(blocked), co_pad)
+            laid, co_pad = dot_weights(self.weights, tm) if dot else blocked_weights(self.weights, 1, tm)
+            self.layouts[tm] = (self.lw.const_buffer(laid), co_pad)
         buf, co_pad = self.layouts[tm]
         args = list(self.args)
         args[4], args[8] = buf, np.int32(co_pad)  # the weights and their padded channel count
         defines = {**self.defines, "TM": tm, "NV": nv, "CO_INNER": inner}
-        kernel = self.lw.kernel("conv2d_q8", "conv2d_1x1_q8", defines)
-        return kernel, args, (cdiv(hw, 8 * nv), 1 if inner else cdiv(cout, tm), n), "conv2d_1x1_q8"
+        entry = "conv2d_1x1_q8dot" if dot else "conv2d_1x1_q8"
+        kernel = self.lw.kernel("conv2d_q8", entry, defines)
+        pixels = 16 * nv if dot else 8 * nv
+        return kernel, args, (cdiv(hw, pixels), 1 if inner else cdiv(cout, tm), n), entry
 
     def keep_only(self, t: Tile) -> None:
         for tm in [k for k in self.layouts if k != t["TM"]]:

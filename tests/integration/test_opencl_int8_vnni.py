@@ -1,0 +1,89 @@
+"""The int8 1x1 convs on AVX-512 VNNI (kernels/conv2d_q8.cl, DOT: vpdpbusd through clang's builtin,
+int32 sums) against onnxruntime's int8 results and the other int8 kernel: input channels that are
+not a multiple of 4, rows that end inside a tile, uint8 weights with a zero point (the per-pixel
+input sums) and int8 weights per channel, an 8-bit residual, a batch (its tile search:
+test_opencl_int8.py); and the option: unset it follows the CPU's flags, set it is refused where they are missing.
+The kernel tests run where the CPU has VNNI (a PoCL CPU device), the option's tests everywhere."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.integration.opencl_helpers import rand, require_opencl
+from tests.integration.test_opencl_int8 import residual_block, run_both, two_convs
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require_opencl()
+    return tmp_path_factory.mktemp("opencl-int8-vnni")
+
+
+@pytest.fixture(scope="module")
+def vnni(cache_dir: Path) -> None:
+    from yaguar.engine.backends.opencl.runtime import open_runtime
+
+    if not open_runtime(None, cache_dir).vnni:
+        pytest.skip("the OpenCL device is not PoCL on a CPU with avx512_vnni")
+
+
+CASES = {  # input shape, output channels, uint8 weights
+    "odd-channels-int8-weights": ((2, 13, 7, 9), 11, False),
+    "uint8-weights-zero-point": ((1, 30, 5, 11), 17, True),
+    "wide-rows": ((2, 64, 9, 12), 40, True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_vnni_pointwise_matches_onnxruntime_and_the_int32_kernel(
+    case: str, cache_dir: Path, vnni: None
+) -> None:
+    shape, cout, uint8_weights = CASES[case]
+    m, step = two_convs(shape, cout, 1, 1, 1, [0] * 4, uint8_weights)
+    x = rand(*shape, seed=12)
+    _, got, ref, kernels = run_both(m, x, cache_dir, int8_vnni=True)
+    assert kernels[1:3] == ["conv2d_q8[k1s1,vnni]"] * 2, kernels
+    assert np.abs(got - ref).max() <= step * 1.001
+    assert (np.abs(got - ref) > step / 2).mean() < 0.02
+    # the same integer sums and epilogue as the char4 kernel: the same stored values
+    _, plain, _, kernels = run_both(m, x, cache_dir, int8_vnni=False, int8_float_sums=False)
+    assert kernels[1:3] == ["conv2d_q8[k1s1,char4]"] * 2, kernels
+    np.testing.assert_array_equal(got, plain)
+
+
+def test_vnni_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, vnni: None) -> None:
+    """MobileNetV2's block (expand 1x1 -> depthwise -> project 1x1 + the block's input), 13 x 11
+    pixels (the last 16-pixel tile of each row partial), two images."""
+    m, x_in = residual_block(2)
+    _, got, ref, kernels = run_both(m, x_in, cache_dir, int8_vnni=True)
+    assert kernels[1] == kernels[3] == "conv2d_q8[k1s1,vnni]", kernels
+    assert np.abs(got - ref).max() <= 0.25 * 1.001
+
+
+def test_vnni_follows_the_cpu_flags_and_is_refused_without_them(
+    cache_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unset, int8_vnni is on only where the CPU lists avx512f, avx512bw and avx512_vnni (else
+    the instruction would fault); true is refused without them; the choice is logged once."""
+    from yaguar.engine.backends.base import BackendError
+    from yaguar.engine.backends.opencl import OpenCLBackend, backend, runtime
+
+    m, step = two_convs((1, 6, 5, 7), 5, 1, 1, 1, [0] * 4, False)
+    x = rand(1, 6, 5, 7, seed=9)
+    monkeypatch.setattr(backend, "_vnni_logged", set())
+    with caplog.at_level(logging.INFO, logger="yaguar.engine.backends.opencl.backend"):
+        real = [OpenCLBackend(m, {"cache_dir": cache_dir, "int8": True}) for _ in range(2)]
+    able = real[0].runtime.vnni
+    assert real[0].int8_vnni is able
+    lines = [r.getMessage() for r in caplog.records if "AVX-512 VNNI" in r.getMessage()]
+    assert len(lines) == int(able), lines
+    monkeypatch.setattr(runtime, "host_cpu_flags", lambda: frozenset({"avx512f", "avx512bw", "fma"}))
+    be, got, ref, kernels = run_both(m, x, cache_dir)
+    assert not be.int8_vnni and not any("vnni" in k for k in kernels), kernels
+    assert np.abs(got - ref).max() <= step * 1.001
+    with pytest.raises(BackendError, match=r"int8_vnni = true, but .* avx512_vnni"):
+        OpenCLBackend(m, {"cache_dir": cache_dir, "int8": True, "int8_vnni": True})
