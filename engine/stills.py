@@ -54,7 +54,9 @@ def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int
                 flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # turned below, as MegaDetector does
                 pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
             else:  # a GIF's or a TIFF's first frame (Pillow opens there)
-                pixels = cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
+                pixels = _pillow_pixels(image, kind)
+    except DecodeError:
+        raise
     except UnidentifiedImageError:  # Pillow's own message names a BytesIO object, not the file
         raise DecodeError(
             "corrupt_image", f"the {kind} could not be decoded (damaged, or not a {kind})"
@@ -68,6 +70,19 @@ def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int
     if scale > 1:
         pixels = cv2.resize(pixels, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
     return upright(pixels, width, height, scale, upright_turn(data))
+
+
+def _pillow_pixels(image: Image.Image, kind: str) -> np.ndarray:
+    """BGR uint8. A 16-bit grey picture (a scientific or thermal TIFF) keeps its top 8 bits, as OpenCV
+    reads a 16-bit PNG; Pillow's own conversion would clip it to white. 32-bit values are no camera's."""
+    if image.mode.startswith("I;16"):
+        grey = (np.asarray(image).astype(np.uint16) >> 8).astype(np.uint8)
+        return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    if image.mode in ("I", "F"):
+        raise DecodeError(
+            "unsupported_image", f"the {kind} holds 32-bit values (mode {image.mode}), not a photo"
+        )
+    return cv2.cvtColor(np.asarray(image.convert("RGB")), cv2.COLOR_RGB2BGR)
 
 
 def is_still(path: Path) -> bool:

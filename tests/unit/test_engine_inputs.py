@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -16,6 +17,7 @@ from yaguar.engine.decode import DecodeError, choose_scale, decode_jpeg, read_im
 from yaguar.engine.detector import Detector
 from yaguar.engine.manifest import MANIFEST_DIR, ManifestError, all_manifests, find_manifest, load_manifest
 from yaguar.engine.preprocess import fit, to_tensor
+from yaguar.engine.stills import decode_still
 
 
 def _one_line(exc: BaseException) -> str:
@@ -48,6 +50,20 @@ def test_png_or_tiff_disguised_as_jpeg(ext: str, kind: str, images: Path, tmp_pa
     with pytest.raises(DecodeError) as info:
         read_image(fake)
     assert info.value.reason == "not_jpeg" and kind in _one_line(info.value)
+
+
+def test_tiffs_of_16_and_32_bits(images: Path) -> None:
+    """A 16-bit grey TIFF (scientific, thermal) is read as its top 8 bits, not clipped to white; 32-bit
+    values are refused in one line; a size refused from the header keeps its own reason."""
+    grey = cv2.cvtColor(read_bgr(images / "classic" / "dog.jpg"), cv2.COLOR_BGR2GRAY)
+    sixteen = decode_still(encode(grey.astype(np.uint16) * 257, ".tif"), ".tif", None, 50_000_000)
+    assert np.array_equal(sixteen.pixels[:, :, 0], grey)
+    with pytest.raises(DecodeError) as info:
+        decode_still(encode(grey.astype(np.float32), ".tiff"), ".TIFF", None, 50_000_000)
+    assert info.value.reason == "unsupported_image" and "32-bit" in _one_line(info.value)
+    with pytest.raises(DecodeError) as info:
+        decode_still(encode(grey, ".png"), ".png", None, 1000)
+    assert info.value.reason == "too_large" and "too large" in _one_line(info.value)
 
 
 def test_decompression_bomb_is_refused_from_its_header(images: Path) -> None:
