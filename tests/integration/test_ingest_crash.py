@@ -5,63 +5,27 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.broker import free_port, wait_for_port
+from tests.support.field import StationProcess
 from tests.support.small_jpegs import small_real_jpegs
-from tests.support.station_file import write_station_config
 from yaguar.server.simulator import SimAgent
 
 AGENTS = 10
 FRAMES_PER_AGENT = 200
 
 
-def write_config(workdir: Path, broker, http_port: int) -> Path:
-    mqtt = {
-        "host": broker.host,
-        "port": broker.port,
-        "client_id": "station-crash-test",
-        "shared_group": os.environ.get("SG", "yaguar"),
-    }
-    return write_station_config(workdir, mqtt=mqtt, http={"port": http_port})
-
-
-def start_station(config: Path, http_port: int, log: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "yaguar.server.cli", "--config", str(config), "run"],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    wait_for_port(http_port, timeout=30)
-    return proc
-
-
-def stored_count(db: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM media").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
 @pytest.mark.slow
 def test_kill_9_mid_stream_then_restart_stores_every_frame_once(broker, tmp_path, images: Path) -> None:
     jpegs = small_real_jpegs(images)
     workdir = tmp_path / "station"
-    workdir.mkdir()
-    http_port = free_port()
-    config = write_config(workdir, broker, http_port)
-    log = workdir / "station.log"
-    station = start_station(config, http_port, log)
+    mqtt = {"shared_group": os.environ.get("SG", "yaguar")}
+    station = StationProcess(workdir, broker, client_id="station-crash-test", mqtt=mqtt).start(timeout=30)
     agents = [
         SimAgent(f"cam-{i:02d}", broker.host, broker.port, jpegs[i:] + jpegs[:i], burst_size=5).connect()
         for i in range(AGENTS)
@@ -81,13 +45,12 @@ def test_kill_9_mid_stream_then_restart_stores_every_frame_once(broker, tmp_path
         # kill the station twice while frames are flowing: once past 20% and once past 55% stored
         for fraction in (0.20, 0.55):
             deadline = time.monotonic() + 120
-            while stored_count(workdir / "station.db") < fraction * total and time.monotonic() < deadline:
+            while station.stored() < fraction * total and time.monotonic() < deadline:
                 time.sleep(0.05)
-            os.killpg(station.pid, signal.SIGKILL)
-            station.wait()
-            stored_at_kill.append(stored_count(workdir / "station.db"))
+            station.kill()
+            stored_at_kill.append(station.stored())
             time.sleep(0.3)
-            station = start_station(config, http_port, log)
+            station.start(timeout=30)
         publisher.join()
         for agent in agents:
             if not agent.wait_acked(60):
@@ -104,8 +67,7 @@ def test_kill_9_mid_stream_then_restart_stores_every_frame_once(broker, tmp_path
     finally:
         for agent in agents:
             agent.close()
-        station.terminate()
-        station.wait(30)
+        station.stop()
     # both kills hit while frames were still flowing
     assert len(stored_at_kill) == 2
     assert all(0 < n < total for n in stored_at_kill), stored_at_kill
