@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from .segments import count_segments, fit, fold_to_gsm7
+from .segments import first_in_one_segment, fit
 
 TEMPLATES = {
     "es": {
@@ -83,25 +83,19 @@ def _camera_list(names: list[str], lang: str, limit: int) -> str:
 
 def render(notice: DeviceNotice, lang: str, unicode: bool = False) -> str:
     """The body in ``lang``; camera names shortened step by step until it fits one segment."""
-    bodies = []
     local = notice.since + timedelta(minutes=notice.utc_offset_min)
-    for limit in _CAMERA_LIMITS:
-        body = (
-            TEMPLATES[lang][notice.kind]
-            .format(
-                camera=fit(notice.cameras[0], limit),
-                cameras=_camera_list(notice.cameras, lang, limit),
-                n=len(notice.cameras),
-                time=local.strftime("%H:%M"),
-                duration=duration(notice.value or 0.0, lang),
-                value=_value(notice, lang),
-                link=notice.link,
-            )
-            .strip()
+    bodies = (
+        TEMPLATES[lang][notice.kind]
+        .format(
+            camera=fit(notice.cameras[0], limit),
+            cameras=_camera_list(notice.cameras, lang, limit),
+            n=len(notice.cameras),
+            time=local.strftime("%H:%M"),
+            duration=duration(notice.value or 0.0, lang),
+            value=_value(notice, lang),
+            link=notice.link,
         )
-        if not unicode:
-            body = fold_to_gsm7(body)
-        if count_segments(body).segments <= 1:
-            return body
-        bodies.append(body)
-    return bodies[0]
+        .strip()
+        for limit in _CAMERA_LIMITS
+    )
+    return first_in_one_segment(bodies, unicode)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from yaguar.taxonomy import common_name
 
-from .segments import count_segments, fit, fold_to_gsm7
+from .segments import count_segments, first_in_one_segment, fit, fold_to_gsm7
 
 CATEGORY_NAMES = {
     "es": {"person": "persona", "vehicle": "vehículo", "animal": "animal"},
@@ -74,9 +74,8 @@ def local_hhmm(when: datetime, utc_offset_min: int) -> str:
 def render(facts: AlertFacts, lang: str, link: str, unicode: bool = False) -> str:
     """The body for one recipient: one segment when the names can be shortened enough; when no
     shortening gets there (a UCS-2 body cannot: the link alone takes half a segment), the full names."""
-    bodies = []
-    for what_limit, camera_limit in _NAME_LIMITS:
-        body = TEMPLATES[lang][facts.kind].format(
+    bodies = (
+        TEMPLATES[lang][facts.kind].format(
             what=fit(subject(facts, lang), what_limit),
             many=f" x{facts.count}" if facts.count > 1 else "",
             n=max(facts.event_count, 1),
@@ -87,12 +86,9 @@ def render(facts: AlertFacts, lang: str, link: str, unicode: bool = False) -> st
             link=link,
             code=facts.ack_code,
         )
-        if not unicode:
-            body = fold_to_gsm7(body)
-        if count_segments(body).segments <= 1:
-            return body
-        bodies.append(body)
-    return bodies[0]
+        for what_limit, camera_limit in _NAME_LIMITS
+    )
+    return first_in_one_segment(bodies, unicode)
 
 
 def render_backlog(

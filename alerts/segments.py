@@ -9,6 +9,7 @@ whole body into UCS-2: 70 UTF-16 code units in one segment, 67 each when split. 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 GSM7_BASIC = frozenset(
@@ -42,6 +43,13 @@ def count_segments(text: str) -> SegmentCount:
     if units <= single:
         return SegmentCount(encoding, units, 1 if units else 0)
     return SegmentCount(encoding, units, -(-units // multi))
+
+
+def first_in_one_segment(bodies: Iterable[str], unicode: bool) -> str:
+    """The first of ``bodies`` (each with its names shorter than the one before) that fits one segment,
+    folded to GSM-7 unless ``unicode``; when none does, the first, with the names in full."""
+    texts = [body if unicode else fold_to_gsm7(body) for body in bodies]
+    return next((text for text in texts if count_segments(text).segments <= 1), texts[0])
 
 
 def fold_to_gsm7(text: str) -> str:
