@@ -17,6 +17,7 @@ EOI = b"\xff\xd9"
 # Start-of-frame markers carry the image size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 _SOS = 0xDA
+_APP1 = 0xE1
 _STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])
 
 
@@ -82,6 +83,36 @@ def inspect_jpeg(data: bytes | bytearray | memoryview, max_pixels: int | None = 
             return info
         pos += 2 + length
     raise JpegError("truncated_jpeg", "the JPEG is truncated (it ends before its image data)")
+
+
+def exif_segment(data: bytes) -> bytes | None:
+    """The APP1 Exif segment of a JPEG (marker, length and body), None when it has none before its frame
+    header. A copy that is scaled and re-encoded keeps it, so the orientation the camera wrote travels
+    with the pixels it describes."""
+    pos = 2 if data[:2] == SOI else len(data)
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF or marker in _STANDALONE:
+            pos += 1 if marker == 0xFF else 2
+            continue
+        if marker in _SOF_MARKERS or marker == _SOS:
+            return None
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        if marker == _APP1 and data[pos + 4 : pos + 10] == b"Exif\x00\x00":
+            return bytes(data[pos : pos + 2 + length])
+        pos += 2 + max(length, 2)
+    return None
+
+
+def with_exif(jpeg: bytes, segment: bytes | None) -> bytes:
+    """``jpeg`` with ``segment`` (from ``exif_segment``) put back after its SOI (and JFIF APP0, if any)."""
+    if not segment:
+        return jpeg
+    pos = 2
+    if jpeg[2:4] == b"\xff\xe0":
+        (length,) = struct.unpack(">H", jpeg[4:6])
+        pos += 2 + length
+    return jpeg[:pos] + segment + jpeg[pos:]
 
 
 def _sniff(head: bytes) -> str | None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from yaguar.protocol.jpeg import exif_segment, with_exif
+
 from .base import CameraError, CapturedImage
 
 log = logging.getLogger(__name__)
@@ -27,21 +29,26 @@ def fit_for_sending(image: CapturedImage, max_px: int | None, quality: int, max_
         raise CameraError(
             "frame too large to send and OpenCV (needed to shrink it) is not installed"
         ) from None
-    pixels = cv2.imdecode(np.frombuffer(image.jpeg, dtype=np.uint8), cv2.IMREAD_COLOR)
+    # As stored, so the size matches the header's and the camera's EXIF (its orientation) still
+    # describes the pixels: the station turns them as `yaguar detect` turns the camera's own file.
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(image.jpeg, dtype=np.uint8), flags)
     if pixels is None:
         raise CameraError("camera returned a JPEG that does not decode")
     if too_wide and max_px is not None:
         scale = max_px / max(image.width, image.height)
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         pixels = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    exif = exif_segment(image.jpeg)
     while True:
         ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if not ok:
             raise CameraError("JPEG encoding failed")
-        if encoded.nbytes <= max_bytes or quality <= _MIN_QUALITY:
+        jpeg = with_exif(encoded.tobytes(), exif)
+        if len(jpeg) <= max_bytes or quality <= _MIN_QUALITY:
             break
         quality = max(_MIN_QUALITY, quality - 15)
-    if encoded.nbytes > max_bytes:
-        log.warning("frame is %d bytes even at quality %d (limit %d)", encoded.nbytes, quality, max_bytes)
+    if len(jpeg) > max_bytes:
+        log.warning("frame is %d bytes even at quality %d (limit %d)", len(jpeg), quality, max_bytes)
     height, width = pixels.shape[:2]
-    return replace(image, jpeg=encoded.tobytes(), width=width, height=height)
+    return replace(image, jpeg=jpeg, width=width, height=height)

@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from yaguar.agent.cameras import CameraError, ReplayCamera
 from yaguar.agent.cameras.encode import fit_for_sending
@@ -18,6 +19,7 @@ from yaguar.agent.capture import BurstWorker, CameraRunner, PretriggerBuffer, Tr
 from yaguar.agent.config import CaptureConfig
 from yaguar.agent.metrics import AgentMetrics
 from yaguar.agent.spool import Spool
+from yaguar.engine.decode import decode_jpeg
 from yaguar.protocol.jpeg import inspect_jpeg
 
 
@@ -89,6 +91,33 @@ def test_fit_for_sending_scales_and_reencodes_only_when_needed(images: Path) -> 
     pixels = cv2.imdecode(np.frombuffer(small.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert pixels.shape[:2] == (small.height, small.width)
     assert small.captured_at == shot.captured_at
+
+
+@pytest.mark.parametrize("orientation", [2, 6])
+def test_a_frame_scaled_for_sending_keeps_the_orientation_the_camera_wrote(
+    images: Path, tmp_path: Path, orientation: int
+) -> None:
+    """The copy sent is scaled as stored, with the camera's EXIF: the station turns it (or, mirrored,
+    leaves it) as `yaguar detect` does the camera's own file, unsquashed."""
+    with Image.open(images / "jaguar" / "AABP_13_20051007_1205.jpg") as source:
+        shown = source.convert("RGB")
+    turn = Image.Transpose.ROTATE_90 if orientation == 6 else Image.Transpose.FLIP_LEFT_RIGHT
+    tag = Image.Exif()
+    tag[0x0112] = orientation
+    shown.transpose(turn).save(tmp_path / "IMG_0001.JPG", quality=90, exif=tag.tobytes())
+    camera = ReplayCamera(tmp_path)
+    camera.open()
+    shot = camera.capture()
+    sent = fit_for_sending(shot, 640, 80, 4 * 1024 * 1024)
+    assert max(sent.width, sent.height) == 640 and sent.width / sent.height == pytest.approx(
+        shot.width / shot.height, abs=0.01
+    )
+    at_station, original = decode_jpeg(sent.jpeg), decode_jpeg(shot.jpeg).pixels
+    height, width = at_station.pixels.shape[:2]
+    assert width / height == pytest.approx(original.shape[1] / original.shape[0], abs=0.01)
+    expected = cv2.resize(original, (width, height), interpolation=cv2.INTER_AREA)
+    # a quality-80 copy differs by about 5 on average; flipped, it would differ by about 45
+    assert np.abs(at_station.pixels.astype(int) - expected).mean() < 12
 
 
 def test_burst_worker_spools_a_burst_with_pretrigger_frames(tmp_path: Path, images: Path) -> None:
