@@ -5,34 +5,23 @@ test SMS from the dashboard (admins only, bad numbers refused) and from ``yaguar
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.alert_harness import BIG_CATS, RANGERS, twilio_section
+from tests.support.alert_harness import BIG_CATS, RANGERS, add_event, twilio_section
 from tests.support.broker import Broker
 from tests.support.dashboard_web import WebClient, add_user
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio
 from tests.support.gsm_modem import DummyNetwork, dummy_section
+from tests.support.polling import wait_until
 from tests.support.station import running_station
 from tests.support.station_file import write_station_config
 from yaguar.server.cli import main
-from yaguar.storage.models import Device, Event
 
 ANA = RANGERS[0]["phone"]
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
 
 
 def test_station_sends_through_the_modem_when_twilio_is_down(broker: Broker, tmp_path: Path) -> None:
@@ -59,24 +48,22 @@ def test_station_sends_through_the_modem_when_twilio_is_down(broker: Broker, tmp
             metrics = requests.get(f"{base}/metrics", timeout=10).text
             assert "yaguar_gsm_registered 1.0" in metrics and "yaguar_gsm_signal_percent 42.0" in metrics
 
-            now = datetime.now(UTC)
-            with station.session_factory.begin() as session:
-                session.add(Device(id="cam-07", name="Quebrada"))
-                event = Event(
-                    device_id="cam-07", started_at=now, ended_at=now, category="animal",
-                    species="Panthera onca", count=1, confidence=0.91, utc_offset_min=-300,
-                )  # fmt: skip
-                session.add(event)
-                session.flush()
-                for hook in station.context.hooks.event_in_transaction:
-                    hook(session, event)
+            hooks = station.context.hooks.event_in_transaction
+            add_event(
+                station.session_factory,
+                hooks,
+                datetime.now(UTC),
+                device="cam-07",
+                device_name="Quebrada",
+                confidence=0.91,
+            )
             api = {"Authorization": "Bearer test-token-123"}
 
             def sent_by_modem() -> bool:
                 alerts = requests.get(f"{base}/api/v1/alerts", headers=api, timeout=10).json()["items"]
                 return bool(alerts) and alerts[0]["state"] == "sent"
 
-            wait_until(sent_by_modem)
+            wait_until(sent_by_modem, 15, "the alert sent by the modem")
             item = requests.get(f"{base}/api/v1/alerts", headers=api, timeout=10).json()["items"][0]
             assert [(d["channel"], d["state"]) for d in item["deliveries"]] == [
                 ("twilio", "passed"),
@@ -101,7 +88,9 @@ def test_station_sends_through_the_modem_when_twilio_is_down(broker: Broker, tmp
                         "acked_by"
                     ]
                     == "ana"
-                )
+                ),
+                15,
+                "the alert acknowledged by ana",
             )
 
             boss.post("/lang", {"lang": "es"})

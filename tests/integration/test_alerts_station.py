@@ -11,23 +11,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.alert_harness import BIG_CATS, RANGERS, twilio_section
+from tests.support.alert_harness import BIG_CATS, RANGERS, add_event, twilio_section
 from tests.support.broker import Broker
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio
+from tests.support.polling import wait_until
 from tests.support.station import API_TOKEN, running_station
 from yaguar.alerts.web import STATUS_PATH
-from yaguar.storage.models import Device, Event
 
 PUBLIC = "https://station.example.org"
-
-
-def wait_until(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.mark.asyncio
@@ -44,17 +35,16 @@ async def test_station_sends_an_alert_and_serves_it(broker: Broker, tmp_path: Pa
             hooks = station.context.hooks.event_in_transaction
             assert len(hooks) == 1
             now = datetime.now(UTC)
-            with station.session_factory.begin() as session:
-                session.add(Device(id="cam-07", name="Quebrada"))
-                event = Event(
-                    device_id="cam-07", started_at=now, ended_at=now, category="animal",
-                    species="Puma concolor", count=1, confidence=0.88, utc_offset_min=-300,
-                )  # fmt: skip
-                session.add(event)
-                session.flush()
-                for hook in hooks:
-                    hook(session, event)
-            wait_until(lambda: len(twilio.messages) == 1)
+            add_event(
+                station.session_factory,
+                hooks,
+                now,
+                species="Puma concolor",
+                device="cam-07",
+                device_name="Quebrada",
+                confidence=0.88,
+            )
+            wait_until(lambda: len(twilio.messages) == 1, 10, "the SMS at Twilio")
             create = twilio.creates()[0]
             assert create.form["Body"].startswith("Yaguar: puma en Quebrada ")
             assert create.form["StatusCallback"] == f"{PUBLIC}{STATUS_PATH}?d=1"

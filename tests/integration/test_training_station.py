@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from tests.integration.test_pipeline_station import T0, Station, _context
+from tests.support.polling import wait_until
 from tests.support.station_file import write_station_config
 from tests.support.training import train_on_shared
 from yaguar.engine.training.trainer import TrainResult
@@ -41,15 +41,6 @@ def _config_file(tmp_path: Path, models_dir: Path, manifest_dir: Path) -> Path:
     return write_station_config(tmp_path, pipeline=pipeline)
 
 
-def _wait(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
 def test_switch_without_restart_and_name_in_event_and_camtrap_dp(
     trained: TrainResult, tmp_path: Path, models_dir: Path, images: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -68,7 +59,7 @@ def test_switch_without_restart_and_name_in_event_and_camtrap_dp(
         assert station_cli.main(["--config", str(config), "classifiers", "use", "especies_prueba"]) == 0
         out = capsys.readouterr().out
         assert "current / actual" in out and "especies_prueba@1" in out and "switched / cambiado" in out
-        _wait(lambda: [c.ident for c in component.analyser.classifiers] == ["especies_prueba@1"])
+        wait_until(lambda: [c.ident for c in component.analyser.classifiers] == ["especies_prueba@1"], 20)
         assert component.switch.failed is None
         frame = station.add_frame((images / "jaguar" / JAGUAR).read_bytes(), at=T0)
         rows = station.wait_processed([frame])
@@ -132,7 +123,7 @@ def test_a_choice_that_cannot_load_keeps_the_old_classifiers(tmp_path: Path, mod
         with ctx.session_factory.begin() as session:
             record(session, ["no_such_model"], "test", "a model that is not there")
         assert component.switch is not None
-        _wait(lambda: component.switch.failed is not None)
+        wait_until(lambda: component.switch.failed is not None, 20, "the failed switch")
         assert "no_such_model" in component.switch.failed
         assert [c.ident for c in component.analyser.classifiers] == ["mobilenet_v2_imagenet_quant@1.0"]
         errors = ctx.metrics.get_sample_value("yaguar_pipeline_errors_total", {"kind": "classifier_switch"})

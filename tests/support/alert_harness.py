@@ -5,12 +5,13 @@ can move (flood windows and escalation without sleeping)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER
 from yaguar.alerts.deliveries import DeliveryPlanner
@@ -69,6 +70,42 @@ def alerts_config(twilio_url: str | None = None, gsm_pin: str | None = None, **o
     )
 
 
+def add_event(
+    sessions: sessionmaker[Session],
+    hooks: Iterable[Callable[[Session, Event], None]],
+    started_at: datetime,
+    species: str | None = "Panthera onca",
+    device: str = "cam-01",
+    device_name: str | None = None,
+    category: str = "animal",
+    confidence: float = 0.9,
+    count: int = 1,
+    offset_min: int = -300,
+) -> int:
+    """Commit one event (and its camera, named ``device_name`` or "Sendero NN", when new) and call
+    ``hooks`` inside its transaction, as the pipeline does; its id."""
+    with sessions.begin() as session:
+        if session.get(Device, device) is None:
+            session.add(Device(id=device, name=device_name or f"Sendero {device[-2:]}"))
+        event = Event(
+            device_id=device,
+            started_at=started_at,
+            ended_at=started_at,
+            utc_offset_min=offset_min,
+            frame_count=3,
+            category=category,
+            species=species,
+            count=count,
+            confidence=confidence,
+            closed=False,
+        )
+        session.add(event)
+        session.flush()
+        for hook in hooks:
+            hook(session, event)
+        return event.id
+
+
 class Clock:
     """A wall clock the test moves by hand."""
 
@@ -120,27 +157,17 @@ class Harness:
         started_at: datetime | None = None,
     ) -> int:
         """Commit one event and call the hooks inside its transaction, as the pipeline does."""
-        started = started_at or self.clock()
-        with self.sessions.begin() as session:
-            if session.get(Device, device) is None:
-                session.add(Device(id=device, name=f"Sendero {device[-2:]}"))
-            event = Event(
-                device_id=device,
-                started_at=started,
-                ended_at=started,
-                utc_offset_min=offset_min,
-                frame_count=3,
-                category=category,
-                species=species,
-                count=count,
-                confidence=confidence,
-                closed=False,
-            )
-            session.add(event)
-            session.flush()
-            for hook in self.hooks:
-                hook(session, event)
-            return event.id
+        return add_event(
+            self.sessions,
+            self.hooks,
+            started_at or self.clock(),
+            species=species,
+            device=device,
+            category=category,
+            confidence=confidence,
+            count=count,
+            offset_min=offset_min,
+        )
 
     def alerts(self) -> list[Alert]:
         with self.sessions() as session:
