@@ -24,6 +24,7 @@ from .detect_run import Runner, RunSettings, find_media, videos_path
 from .look import THOROUGH_CLOSER, thorough
 from .look import parse_size as _size
 from .manifest import ManifestError
+from .models_cli import default_model_dir
 from .sdcard import parse_zone
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def run_detect(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         enabled=True,
         backend=args.backend,
-        model_dir=args.model_dir,
+        model_dir=args.model_dir or default_model_dir(),  # as `yaguar models` fetches and imports
         detector=args.detector,
         classifiers=[] if args.no_classify else (args.classifier or PipelineConfig().classifiers),
         detection_threshold=args.threshold,

@@ -113,11 +113,11 @@ def test_detect_with_a_bad_manifest_says_why_in_one_line(tmp_path: Path) -> None
     assert line.startswith("yaguar detect: manifest mine.toml is invalid") and "\n" not in line
 
 
-def test_results_that_cannot_be_written_are_refused_before_the_analysis(
+def test_what_would_stop_a_run_is_said_in_one_line_before_the_analysis(
     tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Not after hours of it: a folder name that is a file, the output named as a folder, and a card
-    that is not there (not mounted, or a typo)."""
+    """Not after hours of it: a folder name that is a file, the output named as a folder, a card that
+    is not there (not mounted, or a typo), and models that are not there."""
     card = tmp_path / "card"
     card.mkdir()
     shutil.copy(images / "camera-trap" / "IMAG1065_cougar.JPG", card)
@@ -131,6 +131,12 @@ def test_results_that_cannot_be_written_are_refused_before_the_analysis(
         monkeypatch.chdir(tmp_path)
         returned = run_detect(build_parser().parse_args(["detect", paths, "-o", output, "--no-progress"]))
         assert (returned, capsys.readouterr().out) == (2, f"yaguar detect: {line}\n")
+    # no shared data and no --model-dir: the models are looked for where `yaguar models fetch` puts them
+    monkeypatch.setenv("YAGUAR_DATA_DIR", str(tmp_path / "no-shared-data"))
+    assert run_detect(build_parser().parse_args(["detect", "card", "-o", "r.json", "--no-progress"])) == 2
+    said = capsys.readouterr().out
+    assert f"model file {tmp_path / 'models' / 'yolox_nano.onnx'} is missing" in said
+    assert "(try `yaguar models fetch yolox_nano`)" in said and said.count("\n") == 1
     assert sorted(p.name for p in card.iterdir()) == ["IMAG1065_cougar.JPG"]
 
 
