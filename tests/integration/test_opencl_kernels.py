@@ -190,7 +190,8 @@ POOL_CASES = [
         {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1], "count_include_pad": 1},
         (1, 13, 7, 7),
     ),
-    ("AveragePool", {"kernel_shape": [7, 7]}, (2, 31, 7, 7)),
+    ("AveragePool", {"kernel_shape": [7, 7]}, (2, 31, 7, 7)),  # the whole map: global_pool
+    ("MaxPool", {"kernel_shape": [5, 3]}, (2, 7, 5, 3)),  # the whole map: global_pool
     ("GlobalAveragePool", {}, (2, 31, 7, 7)),
     ("GlobalMaxPool", {}, (1, 13, 1, 1)),
 ]

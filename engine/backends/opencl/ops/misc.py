@@ -32,8 +32,11 @@ def lower_pool(lw: Lowerer, node: Node) -> None:
     _, _, ho, wo = lw.shape(y)
     kh, kw = node.attrs["kernel_shape"]
     (sy, sx), p, (dy, dx) = node.attrs["strides"], node.attrs["pads"], node.attrs["dilations"]
-    (xb, xo, xs), (yb, yo, ys) = lw.addr(x), lw.addr(y)
     is_max = int(node.op == "MaxPool")
+    if (ho, wo, kh, kw, dy, dx) == (1, 1, h, w, 1, 1) and not any(p):  # the whole map: a global pool
+        _global_pool(lw, node, is_max)  # (MobileNetV2's 7x7 average: 1280 groups of one item before)
+        return
+    (xb, xo, xs), (yb, yo, ys) = lw.addr(x), lw.addr(y)
     args = [
         xb,
         xo,
@@ -87,6 +90,11 @@ def lower_pool(lw: Lowerer, node: Node) -> None:
 
 @lowering("GlobalAveragePool", "GlobalMaxPool")
 def lower_global_pool(lw: Lowerer, node: Node) -> None:
+    _global_pool(lw, node, int(node.op == "GlobalMaxPool"))
+
+
+def _global_pool(lw: Lowerer, node: Node, is_max: int) -> None:
+    """One work-item per (image, channel) reduces its whole map."""
     x, y = node.inputs[0], node.outputs[0]
     n, c = lw.shape(x)[:2]
     hw = int(np.prod(lw.shape(x)[2:]))
@@ -95,7 +103,7 @@ def lower_global_pool(lw: Lowerer, node: Node) -> None:
     lw.add(
         node,
         "global_pool",
-        lw.kernel("pool", "global_pool", {"IS_MAX": int(node.op == "GlobalMaxPool")}),
+        lw.kernel("pool", "global_pool", {"IS_MAX": is_max}),
         args,
         (c, n),
         float(n * c * hw),
