@@ -12,8 +12,9 @@ milliseconds per image:
 - our OpenCL backend with its default options. For the int8 QDQ models both of its paths run in
   the same rounds: the int8 kernels (``int8 = true``: 8-bit tensors, int32 sums; the "int8 kernels"
   column) and the same graph in fp32 with fake-quant (``int8 = false``, the "fp32 QDQ" column);
-  the "opencl" column is the one the default picks on this device (int8 kernels on a GPU, fp32
-  on a CPU device), and "int8 gain" shows what the int8 kernels give here.
+  the "opencl" column is the one the default picks (int8 kernels on a GPU, or on a CPU whose 1x1
+  convs run on VNNI for a graph int8 end to end; else fp32), and "int8 gain" shows what the int8
+  kernels give here.
 
 Ratios are onnxruntime / OpenCL (> 1: OpenCL is faster). The runners take turns within each
 round, and a second table gives each one's CPU time per image (every thread), the work a run
@@ -183,7 +184,7 @@ def main() -> int:
     from yaguar.engine.backends.base import BackendError
     from yaguar.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
     from yaguar.engine.backends.opencl import OpenCLBackend
-    from yaguar.engine.backends.opencl.backend import int8_default
+    from yaguar.engine.backends.opencl.backend import default_int8
     from yaguar.engine.backends.opencl.split import SplitPlan
 
     data = shared_data_dir()
@@ -228,7 +229,7 @@ def main() -> int:
         ):
             fp32_qdq = OpenCLBackend(path, {**options, "int8": False})  # the same graph, fake-quant in fp32
             runners.append(partial(fp32_qdq.run, feeds))
-            chosen = ocl if int8_default(ocl.runtime.device.type) else fp32_qdq
+            chosen = ocl if default_int8(ocl.runtime.device.type, ocl.int8_vnni, model) else fp32_qdq
         qdq_at = len(runners) - 1 if len(runners) > 3 else None
         chosen_at = 3 if chosen is not ocl else 2  # the "opencl" column: what the defaults run
         ref, got = default.run(None, feeds)[0], chosen.run(feeds)[0]
@@ -301,8 +302,9 @@ def main() -> int:
     if qdq_rows:
         print(
             "\nint8 kernels / fp32 QDQ: our OpenCL on the int8 graph with int8 = true / false (fp32, fake-quant),"
-            " ms per image; int8 gain = fp32 QDQ / int8 kernels; the opencl column is the one "
-            f"{'int8 kernels' if int8_default(ocl.runtime.device.type) else 'fp32 QDQ'} (the default on this device)"
+            " ms per image; int8 gain = fp32 QDQ / int8 kernels; the opencl column is the one the default"
+            " picks per model (int8 kernels on a GPU, or on a CPU with VNNI for a graph int8 end to end;"
+            " else fp32 QDQ)"
         )
     int8_vs_float(rows)
     overlap_table(plain_rows)

@@ -278,23 +278,33 @@ def test_the_tile_search_tunes_the_int8_pointwise_kernel(cache_dir: Path, tmp_pa
 def test_the_int8_default_follows_the_device_type_and_a_setting_wins(
     cache_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Unset, ``int8`` is the int8 kernels on a GPU and fp32 with fake-quant on a CPU device (where
-    bench/engine.py measured them slower); the choice is logged once per device; true or false wins."""
+    """Unset, ``int8`` is the int8 kernels on a GPU, and on a CPU device fp32 with fake-quant (where
+    bench/engine.py measured the int8 kernels slower) unless its 1x1 convs run on VNNI and the graph
+    is int8 end to end (no float op between int8 convs); the choice is logged once per device;
+    true or false wins."""
     import pyopencl as cl
 
     from yaguar.engine.backends.opencl import OpenCLBackend, backend
 
-    assert backend.int8_default(cl.device_type.GPU) and not backend.int8_default(cl.device_type.CPU)
+    gpu_type, cpu_type = cl.device_type.GPU, cl.device_type.CPU
+    assert backend.int8_default(gpu_type) and not backend.int8_default(cpu_type)
+    assert not backend.int8_default(cpu_type, True, False) and backend.int8_default(cpu_type, True, True)
     monkeypatch.setattr(backend, "_int8_choice_logged", set())
     m, step = two_convs((1, 6, 5, 7), 5, 1, 1, 1, [0] * 4, False)
+    b = QDQ(seed=4)  # a float op (MaxPool) between two int8 convs
+    y = b.qdq(b.conv(b.qdq("x", X_SCALE, X_ZERO), 6, 5, 1, 1, 1, [0] * 4, X_SCALE), 0.05, 128)
+    pooled = b.qdq(b.op("MaxPool", [y], kernel_shape=[3, 3], pads=[1, 1, 1, 1]), 0.05, 128)
+    assert backend.int8_end_to_end(m)
+    assert not backend.int8_end_to_end(b.model((1, 6, 5, 7), b.conv(pooled, 5, 4, 1, 1, 1, [0] * 4, 0.05)))
     x = rand(1, 6, 5, 7, seed=9)
     ref = ort_run(m, {"x": x})[0]
     with caplog.at_level(logging.INFO, logger="yaguar.engine.backends.opencl.backend"):
         plain = [OpenCLBackend(m, {"cache_dir": cache_dir}) for _ in range(2)]
-    gpu = bool(plain[0].runtime.device.type & cl.device_type.GPU)
+    gpu = bool(plain[0].runtime.device.type & gpu_type)
+    default = gpu or plain[0].int8_vnni  # (this graph is int8 end to end)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("int8 models on")]
-    assert len(lines) == 1 and ("int8 kernels" if gpu else "fp32 with fake-quant") in lines[0], lines
-    for be, int8 in [(plain[0], gpu), *((OpenCLBackend(m, {"cache_dir": cache_dir, "int8": v}), v) for v in (True, False))]:  # fmt: skip
+    assert len(lines) == 1 and ("int8 kernels" if default else "fp32 with fake-quant") in lines[0], lines
+    for be, int8 in [(plain[0], default), *((OpenCLBackend(m, {"cache_dir": cache_dir, "int8": v}), v) for v in (True, False))]:  # fmt: skip
         assert be.int8 is int8
         kernels = [la.kernel_name for la in be.plan_for({"x": x}).launches]
         assert any("_q8[" in k for k in kernels) is int8, kernels

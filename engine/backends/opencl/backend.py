@@ -11,23 +11,46 @@ import pyopencl as cl
 
 from ..base import Backend, BackendError, ModelSource, TensorInfo
 from ..options import OpenCLOptions, OptionsInput, options_as
+from . import fusion
 from .autotune import TuneCache, needs_relower, tune_plan
 from .executor import KernelTime, Plan
 from .frontend import load, read_model
+from .int8 import plan_int8
 from .program_cache import default_cache_dir
 from .runtime import open_runtime
 from .split import SplitPlan, part_size, splittable
 
 log = logging.getLogger(__name__)
-_int8_choice_logged: set[str] = set()  # device labels whose default int8 path was logged
+_int8_choice_logged: set[tuple[str, bool]] = set()  # (device label, int8) choices of the default logged
 _vnni_logged: set[str] = set()  # device labels whose int8 1x1 convs on VNNI were logged
 
 
-def int8_default(device_type: int) -> bool:
+def int8_default(device_type: int, vnni: bool = False, end_to_end: bool = False) -> bool:
     """Where ``int8`` is left unset: the int8 kernels on a GPU (8-bit tensors, a quarter of the
-    bytes), fp32 with fake-quant on a CPU device, where bench/engine.py measured the int8 kernels
-    no faster than fp32 (PoCL: 0.70-1.02x, engine/README.md "Int8 on OpenCL")."""
-    return not device_type & cl.device_type.CPU
+    bytes). On a CPU device only where its 1x1 convs run on VNNI and the graph is int8 end to end
+    (``int8_end_to_end``), where bench/engine.py measured them faster than fp32 with fake-quant
+    (Coral's MobileNetV2 1.24-1.31x); elsewhere fp32 with fake-quant: without VNNI the int8 kernels
+    measured 0.70-1.02x, and with it our int8 detectors, float ops between their int8 convs,
+    0.76-1.08x (engine/README.md "Int8 on OpenCL")."""
+    if not device_type & cl.device_type.CPU:
+        return True
+    return vnni and end_to_end
+
+
+def default_int8(device_type: int, vnni: bool, model: onnx.ModelProto) -> bool:
+    """``int8_default`` for this device and model (the graph is only read on a CPU with VNNI)."""
+    cpu_vnni = bool(device_type & cl.device_type.CPU) and vnni
+    return int8_default(device_type, cpu_vnni, cpu_vnni and int8_end_to_end(model))
+
+
+def int8_end_to_end(model: onnx.ModelProto) -> bool:
+    """Whether a graph has int8 convs and no float op between two of them: one conversion into
+    8 bits (its input's), as Coral's classifiers, not one per float op (our detectors: 18-24)."""
+    g = load(model, None)
+    fusion.optimise(g)
+    plan_int8(g)
+    ops = [n.op for n in g.nodes]
+    return "ConvQ8" in ops and ops.count("Quantize8") <= 1
 
 
 class OpenCLBackend(Backend):
@@ -42,8 +65,8 @@ class OpenCLBackend(Backend):
         cache_dir = self.options.cache_dir or default_cache_dir()
         self.runtime = open_runtime(self.options.device, cache_dir)
         self.integer_dot = self._integer_dot_product()
-        self.int8 = self._int8_kernels()
         self.int8_vnni = self._int8_vnni()
+        self.int8 = self._int8_kernels()
         self._fallbacks_logged: set[str] = set()
         self._tune_cache = TuneCache(cache_dir, self.runtime)
         self._plans: dict[int, Plan | SplitPlan] = {}
@@ -101,8 +124,11 @@ class OpenCLBackend(Backend):
         )
 
     def _int8_kernels(self) -> bool:
-        """Whether QDQ convs run on the int8 kernels: as set, else as the device type wants."""
-        return int8_default(self.runtime.device.type) if self.options.int8 is None else self.options.int8
+        """Whether QDQ convs run on the int8 kernels: as set, else as the device (and, on a CPU
+        with VNNI, the graph) wants."""
+        if self.options.int8 is not None:
+            return self.options.int8
+        return default_int8(self.runtime.device.type, self.int8_vnni, self._model)
 
     def _log_int8_choice(self, plan: Plan) -> None:
         """The default's choice, once per device, when a model has 8-bit weights; and once per
@@ -115,12 +141,15 @@ class OpenCLBackend(Backend):
                 "int8 1x1 convs on %s: AVX-512 VNNI, vpdpbusd (the OpenCL option int8_vnni = false: off)",
                 self.runtime.label,
             )
-        if self.options.int8 is None and self.runtime.label not in _int8_choice_logged:
-            _int8_choice_logged.add(self.runtime.label)
+        choice = (self.runtime.label, self.int8)
+        if self.options.int8 is None and choice not in _int8_choice_logged:
+            _int8_choice_logged.add(choice)
             log.info(
                 "int8 models on %s: %s (the OpenCL option int8 = true or false chooses)",
                 self.runtime.label,
-                "int8 kernels (a GPU)" if self.int8 else "fp32 with fake-quant (a CPU device: faster there)",
+                "int8 kernels (a GPU, or VNNI on a graph int8 end to end: faster there)"
+                if self.int8
+                else "fp32 with fake-quant (a CPU device: faster there)",
             )
 
     def _int8_vnni(self) -> bool:
