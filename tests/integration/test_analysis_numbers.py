@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.postgres import postgres_cluster
+from tests.support.rows import media_row
 from yaguar.server.analysis import numbers
 from yaguar.server.analysis.filters import AnalysisFilter, AnalysisFilterError
 from yaguar.server.analysis.heard import HeardDay
@@ -33,7 +34,7 @@ from yaguar.server.dashboard.users import create_user
 from yaguar.server.deployments import records
 from yaguar.server.schema import alembic_config, upgrade
 from yaguar.storage import make_db_engine, make_session_factory
-from yaguar.storage.models import Device, Event, Heartbeat, Media
+from yaguar.storage.models import Device, Event, Heartbeat
 
 LOCAL = timezone(timedelta(hours=-3))
 ONCA, TAPIR, PUMA = "Panthera onca", "Tapirus terrestris", "Puma concolor"
@@ -102,21 +103,16 @@ def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
             db.flush()
             ids.append(event.id)
             db.add(
-                Media(
-                    device_id=cam,
-                    seq=i + 1,
+                media_row(
+                    cam,
+                    i + 1,
+                    when,
+                    f"x/{i}.jpg",
                     capture_id=f"c{i}",
                     agent_event_id=f"b{i}",
-                    burst_index=0,
-                    burst_size=1,
-                    trigger="pir",
-                    captured_at=when,
                     utc_offset_min=-180,
-                    sha256="0" * 64,
-                    size=1,
                     width=4,
                     height=3,
-                    path=f"x/{i}.jpg",
                     event_id=event.id,
                 )
             )

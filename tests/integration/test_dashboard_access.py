@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from tests.support.broker import MOSQUITTO, Broker
 from tests.support.dashboard_web import WebClient, add_user, seed
 from tests.support.prerequisites import require_data
+from tests.support.rows import media_row
 from tests.support.station import running_station
 from yaguar.server.dashboard.models import Review, User
 from yaguar.server.station import Station
@@ -227,21 +228,16 @@ def test_an_unreadable_frame_has_no_thumbnail_and_is_counted(station: Station, s
     broken = station.context.media_root / "seed" / "error_img.JPG"
     shutil.copyfile(shared_data / "images" / "camera-trap" / "error_img.JPG", broken)  # a 0-byte file
     with station.session_factory() as db, db.begin():
-        media = Media(
-            device_id="cam-01",
-            seq=91001,
+        media = media_row(
+            "cam-01",
+            91001,
+            _now(),
+            "seed/error_img.JPG",
             capture_id="b",
             agent_event_id="b",
-            burst_index=0,
-            burst_size=1,
-            trigger="pir",
-            captured_at=_now(),
             utc_offset_min=0,
-            sha256="0" * 64,
-            size=1,
             width=1,
             height=1,
-            path="seed/error_img.JPG",
         )
         db.add(media)
     assert client.get(f"/media/{media.id}/thumb").status_code == 404

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.rows import media_row
 from yaguar.server.pipeline.store import close_idle
 from yaguar.server.schema import upgrade
 from yaguar.storage import make_db_engine, make_session_factory
@@ -34,21 +35,14 @@ def add_frame(session: Session, device: str, seq: int, burst: str, at: datetime,
     if session.get(Device, device) is None:
         session.add(Device(id=device))
         session.flush()
-    media = Media(
-        device_id=device,
-        seq=seq,
-        capture_id=f"c{seq}",
+    media = media_row(
+        device,
+        seq,
+        at,
+        f"{device}/{seq}.jpg",
         agent_event_id=burst,
         burst_index=seq,
         burst_size=5,
-        trigger="pir",
-        captured_at=at,
-        utc_offset_min=-300,
-        sha256="0" * 64,
-        size=1,
-        width=0,
-        height=0,
-        path=f"{device}/{seq}.jpg",
         process_state=state,
     )
     session.add(media)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from tests.support.engine import encode, read_bgr
 from tests.support.jpegs import with_dimensions
+from tests.support.rows import media_row
 from yaguar.server.config import config_from_dict
 from yaguar.server.context import StationContext, StationHooks
 from yaguar.server.pipeline import PipelineComponent, factory
@@ -54,21 +55,14 @@ class Station:
             if session.get(Device, device) is None:
                 session.add(Device(id=device))
                 session.flush()
-            media = Media(
-                device_id=device,
-                seq=self.seq,
-                capture_id=f"c{self.seq}",
+            media = media_row(
+                device,
+                self.seq,
+                at,
+                rel,
                 agent_event_id=burst,
-                burst_index=0,
-                burst_size=1,
-                trigger="pir",
-                captured_at=at,
-                utc_offset_min=-300,
                 sha256=hashlib.sha256(data).hexdigest(),
                 size=len(data),
-                width=0,
-                height=0,
-                path=rel,
                 process_state="pending",
             )
             session.add(media)

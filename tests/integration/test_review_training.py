@@ -13,6 +13,7 @@ import cv2
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.rows import media_row
 from tests.support.station_file import write_station_config
 from tests.support.training import link
 from yaguar.server import cli as station_cli
@@ -23,7 +24,7 @@ from yaguar.server.dashboard.users import create_user
 from yaguar.server.exports.training_folder import write_training_folder
 from yaguar.server.schema import upgrade
 from yaguar.storage import make_db_engine, make_session_factory
-from yaguar.storage.models import Detection, Device, Event, Media
+from yaguar.storage.models import Detection, Device, Event
 
 T0 = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
 
@@ -46,10 +47,8 @@ def _seed(sessions: sessionmaker[Session], media_root: Path, shared: Path) -> di
                           species="Panthera", count=1, confidence=0.6, model="yolox_nano@0.1.1", closed=True)  # fmt: skip
             db.add(event)
             db.flush()
-            media = Media(device_id="cam-01", seq=i, capture_id=f"c{i}", agent_event_id=f"b{i}", burst_index=0,
-                          burst_size=1, trigger="pir", captured_at=at, utc_offset_min=-300, sha256="0" * 64,
-                          size=photo.stat().st_size, width=0, height=0, path=f"cam-01/{photo.name}",
-                          process_state="done", event_id=event.id)  # fmt: skip
+            media = media_row("cam-01", i, at, f"cam-01/{photo.name}", size=photo.stat().st_size,
+                              process_state="done", event_id=event.id)  # fmt: skip
             db.add(media)
             db.flush()
             for box in boxes[photo.name]:

@@ -13,6 +13,7 @@ import cv2
 import requests
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.rows import media_row
 from yaguar.server.dashboard.users import create_user
 from yaguar.storage.models import Detection, Device, Event, Heartbeat, Media
 
@@ -96,21 +97,16 @@ def seed(
             )
             db.add(event)
             db.flush()
-            media = Media(
-                device_id=device_id,
-                seq=base_seq + i,
-                capture_id=f"c{base_seq + i}",
+            width, height = sizes[name]
+            media = media_row(
+                device_id,
+                base_seq + i,
+                when,
+                f"seed/{name}",
                 agent_event_id=f"b{i}",
-                burst_index=0,
-                burst_size=1,
-                trigger="pir",
-                captured_at=when,
                 utc_offset_min=-180,
-                sha256="0" * 64,
-                size=1,
-                width=sizes[name][0],
-                height=sizes[name][1],
-                path=f"seed/{name}",
+                width=width,
+                height=height,
                 process_state="done",
                 event_id=event.id,
             )
