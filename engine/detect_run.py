@@ -32,7 +32,7 @@ from .batch_output import BatchOutput
 from .decode import DecodedImage, DecodeError
 from .labelmap import shown_label
 from .sdcard import Picture, capture_time, group_sequences
-from .stills import JPEG_END, decode_still, still_suffixes
+from .stills import JPEG_END, decode_still, kind_name, kind_suffix, still_suffixes
 from .video import VideoError, VideoReader, frame_name, frame_time, is_video
 from .video_summary import VideoFrameResult, summarise_video
 
@@ -178,6 +178,9 @@ def _read_picture(picture: Picture, analyser: Analyser) -> FrameInput:
     )
     try:
         data = picture.path.read_bytes()
+        named, holds = kind_suffix(b"", suffix), kind_suffix(data, suffix)
+        if named != holds:  # read as what it holds, as MegaDetector reads it
+            log.warning("%s: named %s but holds a %s; read as one", picture.name, suffix, kind_name(holds))
         try:
             frame.decoded = frame.decoder(data, analyser.min_side, analyser.config.max_pixels)
         except DecodeError as exc:

@@ -25,6 +25,23 @@ HEIF_SUFFIXES = frozenset({".heic", ".heif"})
 PILLOW_SUFFIXES = frozenset({".tif", ".tiff", ".bmp", ".gif", ".webp"})
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_END = b"\xff\xd9"  # EOI: the marker a JPEG cut short lacks
+# The first bytes of each kind, by the suffix that stands for the kind here
+_MAGIC = (
+    (b"\xff\xd8", ".jpg"),
+    (PNG_MAGIC, ".png"),
+    (b"II*\x00", ".tif"),
+    (b"MM\x00*", ".tif"),
+    (b"GIF8", ".gif"),
+    (b"BM", ".bmp"),
+)
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"})
+_SAME_KIND = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic"}
+_KIND_NAMES = {".jpg": "JPEG", ".tif": "TIFF", ".webp": "WebP"}
+
+
+def kind_name(suffix: str) -> str:
+    """What a person calls the kind that ``kind_suffix`` returns: JPEG, PNG, TIFF, WebP, ..."""
+    return _KIND_NAMES.get(suffix, suffix[1:].upper())
 
 
 def still_suffixes() -> frozenset[str]:
@@ -33,17 +50,31 @@ def still_suffixes() -> frozenset[str]:
     return JPEG_SUFFIXES | PNG_SUFFIXES | PILLOW_SUFFIXES | heif
 
 
+def kind_suffix(data: bytes, suffix: str) -> str:
+    """The suffix of the kind of picture ``data`` holds, whatever its name says, as MegaDetector (Pillow)
+    reads a file: a PNG named .jpg, a JPEG named .png, a WebP saved from the web as .jpg. The name's
+    own suffix (one per kind: .jpeg is .jpg) where the first bytes are of no kind known here."""
+    for magic, kind in _MAGIC:
+        if data.startswith(magic):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return ".heic"
+    return _SAME_KIND.get(suffix.lower(), suffix.lower())
+
+
 def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int) -> DecodedImage:
-    """Decode a picture by its file type; DecodeError with a one-line reason otherwise."""
-    suffix = suffix.lower()
-    kind = suffix[1:].upper()
+    """Decode a picture by the kind it holds (``kind_suffix``); DecodeError with a one-line reason."""
+    suffix = kind_suffix(data, suffix)
+    kind = kind_name(suffix)
     if suffix in JPEG_SUFFIXES:
         return decode_jpeg(data, min_side, max_pixels)
     if not data:
         raise DecodeError("empty_payload", "the image is empty (0 bytes)")
     if suffix in PNG_SUFFIXES and not data.startswith(PNG_MAGIC):
         raise DecodeError("not_png", "the file is named .png but is not a PNG")
-    if suffix in HEIF_SUFFIXES and not HEIF_AVAILABLE:
+    if suffix == ".heic" and not HEIF_AVAILABLE:
         raise DecodeError("no_decoder", "HEIC needs pillow-heif, which is not installed")
     try:
         with Image.open(io.BytesIO(data)) as image:

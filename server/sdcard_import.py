@@ -32,7 +32,7 @@ from yaguar.engine.analyser import Analyser, FrameInput
 from yaguar.engine.decode import DEFAULT_MAX_PIXELS, DecodeError
 from yaguar.engine.detect_run import find_media, relative_name
 from yaguar.engine.sdcard import FROM_FILE_TIME, Picture, capture_time, group_sequences
-from yaguar.engine.stills import JPEG_SUFFIXES, decode_still
+from yaguar.engine.stills import decode_still
 from yaguar.engine.video import VideoError, VideoReader
 from yaguar.storage.base import utcnow
 from yaguar.storage.models import Device, Event, Media
@@ -76,8 +76,8 @@ def _jpeg_bytes(picture: Picture, data: bytes) -> tuple[bytes, int, int]:
     except UnidentifiedImageError:  # PIL's own message names a BytesIO object, not the file
         raise ValueError("not a picture: the file is damaged or of another kind") from None
     with image:
-        width, height = image.size
-    if picture.path.suffix.lower() in JPEG_SUFFIXES:
+        width, height, kind = *image.size, image.format
+    if kind in ("JPEG", "MPO"):  # by what the file holds, not its name (a JPEG named .png is one)
         return data, width, height
     # decoded as `yaguar detect` decodes it (turned upright as MegaDetector turns it, a GIF's first
     # frame), so the station analyses the frame that `yaguar detect` analyses

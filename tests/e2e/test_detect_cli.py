@@ -67,7 +67,7 @@ def test_detect_over_an_sd_card_dump(tmp_path: Path, images: Path, models_dir: P
     (card / "101RECNX" / "notes.txt").write_text("not an image")
 
     out = tmp_path / "results" / "results.json"
-    _, data = _detect_card(card, models_dir, "6 images, 3 could not be read")
+    run, data = _detect_card(card, models_dir, "6 images, 2 could not be read")
     assert data["info"]["format_version"] == "1.6" and data["info"]["detector"] == "yolox_nano@0.1.1"
     by_file = {image["file"]: image for image in data["images"]}
     assert set(by_file) == {
@@ -84,7 +84,9 @@ def test_detect_over_an_sd_card_dump(tmp_path: Path, images: Path, models_dir: P
         "failure": "the image is empty (0 bytes)",
         "detections": None,
     }
-    assert "TIFF" in by_file["101RECNX/IMG_0002.JPG"]["failure"]
+    # a TIFF named .JPG is read as the TIFF it is, as MegaDetector (Pillow) reads it, and the log says so
+    assert by_file["101RECNX/IMG_0002.JPG"]["detections"]
+    assert "101RECNX/IMG_0002.JPG: named .JPG but holds a TIFF; read as one" in run.stderr
     assert "65000x65000" in by_file["101RECNX/IMG_0003.JPG"]["failure"]
     assert by_file["100RECNX/B013_IMG_0005_empty.jpeg"]["detections"] == []
     cougar = by_file["100RECNX/IMAG1065_cougar.JPG"]["detections"]
@@ -98,7 +100,7 @@ def test_detect_over_an_sd_card_dump(tmp_path: Path, images: Path, models_dir: P
     assert {r["file"] for r in rows} == set(by_file)
     assert any(r["species"] == "Puma concolor" and r["common_name"] == "puma" for r in rows)
     assert [r["category"] for r in rows if r["file"] == "100RECNX/B013_IMG_0005_empty.jpeg"] == ["blank"]
-    assert all(r["failure"] for r in rows if r["file"] in ("100RECNX/error_img.JPG", "101RECNX/IMG_0002.JPG"))
+    assert all(r["failure"] for r in rows if r["file"] in ("100RECNX/error_img.JPG", "101RECNX/IMG_0003.JPG"))
 
 
 def test_detect_with_a_bad_manifest_says_why_in_one_line(tmp_path: Path) -> None:
@@ -190,12 +192,16 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     for suffix in ("bmp", "gif", "tif", "webp"):
         cougar.save(card / f"cougar.{suffix}")
     (card / "broken.gif").write_bytes((card / "cougar.gif").read_bytes()[:40])
+    # named as another kind than they hold (saved from the web, renamed by hand): read as what they hold
+    cougar.save(card / "png_named.jpg", "PNG")
+    cougar.save(card / "webp_named.jpg", "WEBP")
+    shutil.copy(card / "orig.jpg", card / "jpeg_named.png")
     # hidden: macOS's resource-fork copy and a viewer's thumbnails, which MegaDetector passes over too
     (card / "._orig.jpg").write_bytes(b"\x00\x05\x16\x07" + bytes(4092))
     (card / ".thumbnails").mkdir()
     shutil.copy(card / "orig.jpg", card / ".thumbnails" / "orig.jpg")
 
-    run, data = _detect_card(card, models_dir, "17 images, 2 could not be read")
+    run, data = _detect_card(card, models_dir, "20 images, 2 could not be read")
     by_file = {image["file"]: image for image in data["images"]}
     assert "before its image data" in by_file["header_only.jpg"]["failure"]
     assert by_file["broken.gif"]["failure"] == "the GIF could not be decoded (damaged, or not a GIF)"
@@ -203,7 +209,8 @@ def test_files_as_other_camera_traps_write_them(tmp_path: Path, images: Path, mo
     animals = [bbox for category, bbox in _boxes(by_file["orig.jpg"]) if category == "1"]
     assert len(animals) == 1
     upright = ("rot6.jpg", "Cámara 2/100 RECNX/puma de día.JPEG", "grey.png", "cmyk.jpg", "big.jpg")
-    for name in (*upright, "cougar.bmp", "cougar.gif", "cougar.tif", "cougar.webp"):
+    formats = ("cougar.bmp", "cougar.gif", "cougar.tif", "cougar.webp")
+    for name in (*upright, *formats, "png_named.jpg", "webp_named.jpg", "jpeg_named.png"):
         assert _same_animal(_boxes(by_file[name]), animals[0]), (name, by_file[name])
     x, y, w, h = animals[0]
     # a mirrored tag leaves the picture as stored in MegaDetector, and so its boxes

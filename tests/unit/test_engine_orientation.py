@@ -77,7 +77,14 @@ def test_every_orientation_decodes_as_megadetector_turns_it(shown: Image.Image, 
 
 @pytest.mark.parametrize(
     ("orientation", "fmt", "suffix"),
-    [(2, "PNG", ".png"), (6, "PNG", ".png"), (8, "WEBP", ".webp"), (1, "GIF", ".gif"), (1, "TIFF", ".tif")],
+    [
+        (2, "PNG", ".png"),
+        (6, "PNG", ".png"),
+        (8, "WEBP", ".webp"),
+        (1, "GIF", ".gif"),
+        (1, "TIFF", ".tif"),
+        (6, "PNG", ".jpg"),  # named as another kind than it holds: read as what it holds
+    ],
 )
 def test_the_station_import_stores_the_frame_that_yaguar_detect_analyses(
     shown: Image.Image, orientation: int, fmt: str, suffix: str, tmp_path: Path

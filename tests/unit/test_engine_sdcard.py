@@ -6,10 +6,11 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.exif import copy_with_exif, with_broken_exif
-from yaguar.engine.decode import DecodeError
+from yaguar.engine.decode import DecodeError, decode_jpeg
 from yaguar.engine.detect_run import RunSettings, plan
 from yaguar.engine.sdcard import (
     FROM_CAMERA_TIMEZONE,
@@ -116,9 +117,12 @@ def test_png_and_heic_decode_with_their_exif(tmp_path: Path, jaguar: Path) -> No
         assert capture_time(target, BOGOTA).source == FROM_CAMERA_TIMEZONE
 
 
-def test_a_jpeg_named_png_is_refused(tmp_path: Path, jaguar: Path) -> None:
+def test_a_jpeg_named_png_is_read_as_the_jpeg_it_is(tmp_path: Path, jaguar: Path) -> None:
+    """As MegaDetector (Pillow) reads it; a .png that holds no picture kind known here is refused."""
+    data = jaguar.read_bytes()
+    assert np.array_equal(decode_still(data, ".png", 416, 50_000_000).pixels, decode_jpeg(data, 416).pixels)
     with pytest.raises(DecodeError, match=r"named \.png but is not a PNG"):
-        decode_still(jaguar.read_bytes(), ".png", 416, 50_000_000)
+        decode_still(b"\x00 not a picture" * 40, ".png", 416, 50_000_000)
 
 
 def test_two_camera_folders_keep_two_names_for_one_file_name(tmp_path: Path, jaguar: Path) -> None:
