@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.station_file import write_station_config
+from tests.support.config_files import write_station_config
 from yaguar.agent.config import parse_config
 from yaguar.server.cli import main
 from yaguar.server.devices import check_password, read_password_file

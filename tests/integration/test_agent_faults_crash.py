@@ -19,39 +19,34 @@ import numpy as np
 
 from tests.integration.agent_support import StationDouble, wait_until
 from tests.support.broker import Broker
+from tests.support.config_files import write_agent_config
 from yaguar.agent.spool import read_frame_file
 
 KILLS = 5
 
 
 def write_config(path: Path, broker: Broker, spool: Path, images: Path) -> None:
-    path.write_text(
-        f"""
-device_id = "cam-01"
-pin_factory = "mock"
-log_level = "WARNING"
-[mqtt]
-host = "{broker.host}"
-port = {broker.port}
-reconnect_min_s = 0.1
-reconnect_max_s = 0.3
-ack_timeout_s = 3
-[camera]
-type = "replay"
-folder = "{images}"
-[capture]
-burst_size = 3
-burst_interval_s = 0.02
-[pir]
-enabled = false
-[timelapse]
-interval_s = 0.1
-[spool]
-dir = "{spool}"
-seq_block = 4
-[health]
-heartbeat_interval_s = 60
-"""
+    mqtt = {
+        "host": broker.host,
+        "port": broker.port,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.3,
+        "ack_timeout_s": 3,
+    }
+    write_agent_config(
+        path,
+        {
+            "device_id": "cam-01",
+            "pin_factory": "mock",
+            "log_level": "WARNING",
+            "mqtt": mqtt,
+            "camera": {"type": "replay", "folder": images},
+            "capture": {"burst_size": 3, "burst_interval_s": 0.02},
+            "pir": {"enabled": False},
+            "timelapse": {"interval_s": 0.1},
+            "spool": {"dir": spool, "seq_block": 4},
+            "health": {"heartbeat_interval_s": 60},
+        },
     )
 
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.support.broker import Broker
+from tests.support.config_files import write_agent_config
 from tests.support.systemd_units import NotifySocket, exposure, needs_analyze, needs_os_units, verify
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"
@@ -39,11 +40,16 @@ def test_install_script_is_valid_bash() -> None:
 
 def test_agent_speaks_sd_notify(broker: Broker, tmp_path: Path, images: Path) -> None:
     spool = tmp_path / "spool"
-    config = tmp_path / "agent.toml"
-    config.write_text(
-        f'device_id = "cam-01"\npin_factory = "mock"\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
-        f'[camera]\ntype = "replay"\nfolder = "{images / "classic"}"\n[pir]\nenabled = false\n'
-        f'[spool]\ndir = "{spool}"\n'
+    config = write_agent_config(
+        tmp_path / "agent.toml",
+        {
+            "device_id": "cam-01",
+            "pin_factory": "mock",
+            "mqtt": {"host": broker.host, "port": broker.port},
+            "camera": {"type": "replay", "folder": images / "classic"},
+            "pir": {"enabled": False},
+            "spool": {"dir": spool},
+        },
     )
     notify = NotifySocket(tmp_path / "notify.sock")
     proc = subprocess.Popen(

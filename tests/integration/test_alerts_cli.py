@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.alert_harness import Harness, alerts_config
-from tests.support.station_file import write_station_config
+from tests.support.config_files import write_station_config
 from yaguar.server.cli import main
 
 ALERTS = {

@@ -13,12 +13,12 @@ import requests
 
 from tests.support.alert_harness import BIG_CATS, RANGERS, add_event, twilio_section
 from tests.support.broker import Broker
+from tests.support.config_files import write_station_config
 from tests.support.dashboard_web import WebClient, add_user
 from tests.support.fake_twilio import AUTH_TOKEN, FakeTwilio
 from tests.support.gsm_modem import DummyNetwork, dummy_section
 from tests.support.polling import wait_until
 from tests.support.station import running_station
-from tests.support.station_file import write_station_config
 from yaguar.server.cli import main
 
 ANA = RANGERS[0]["phone"]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from tests.support.config_files import write_station_config
 from tests.support.dashboard_web import seed
-from tests.support.station_file import write_station_config
 from yaguar.server.cli import main
 from yaguar.server.dashboard.auth import verify_password
 from yaguar.server.dashboard.models import User

@@ -13,8 +13,8 @@ import cv2
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support.config_files import write_station_config
 from tests.support.rows import media_row
-from tests.support.station_file import write_station_config
 from tests.support.training import link
 from yaguar.server import cli as station_cli
 from yaguar.server.classifier_choice import latest_choice

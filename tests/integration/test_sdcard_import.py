@@ -18,8 +18,8 @@ import cv2
 import pytest
 from sqlalchemy import func, select
 
+from tests.support.config_files import write_station_config
 from tests.support.exif import copy_with_exif
-from tests.support.station_file import write_station_config
 from tests.support.videos import write_video
 from yaguar.alerts.models import Alert
 from yaguar.server.analysis.filters import AnalysisFilter

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.support.broker import Broker, free_port
-from tests.support.station_file import write_station_config
+from tests.support.config_files import write_station_config
 from tests.support.tmpfs import tiny_tmpfs
 from yaguar.server.schema import upgrade
 from yaguar.storage import make_db_engine

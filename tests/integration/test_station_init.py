@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.config_files import write_station_config
 from tests.support.file_server import serving
-from tests.support.station_file import write_station_config
 from yaguar.engine.manifest import find_manifest
 from yaguar.server.cli import main
 from yaguar.server.init_cli import MODELS_MISSING

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tests.support.broker import Broker
-from tests.support.station_file import write_station_config
+from tests.support.config_files import write_station_config
 from tests.support.systemd_units import NotifySocket, exposure, needs_analyze, needs_os_units, verify
 
 SYSTEMD = Path(__file__).resolve().parents[2] / "systemd"

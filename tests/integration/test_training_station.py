@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.integration.test_pipeline_station import T0, Station, _context
+from tests.support.config_files import write_station_config
 from tests.support.polling import wait_until
-from tests.support.station_file import write_station_config
 from tests.support.training import train_on_shared
 from yaguar.engine.training.trainer import TrainResult
 from yaguar.server import cli as station_cli

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.broker import Broker, free_port, wait_for_port
-from tests.support.station_file import merged, storage_in, write_sections
+from tests.support.config_files import merged, storage_in, write_sections
 
 
 class StationProcess:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.broker import Broker
-from tests.support.station_file import merged, storage_in
+from tests.support.config_files import merged, storage_in
 from yaguar.server.config import StationConfig, config_from_dict
 from yaguar.server.station import Station
 

@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 from sqlalchemy import func, insert, select, update
 
+from tests.support.config_files import Sections, merged, write_sections
 from tests.support.engine import encode, moving_burst
-from tests.support.station_file import Sections, merged, write_sections
 from yaguar.server.schema import upgrade
 from yaguar.storage import make_db_engine, make_session_factory
 from yaguar.storage.models import Device, Event, Media

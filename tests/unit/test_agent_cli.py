@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.config_files import write_agent_config
 from yaguar.agent.cli import main
 from yaguar.agent.spool import Spool
 
@@ -21,7 +22,7 @@ def test_check_config_on_the_example(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_a_bad_config_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "agent.toml"
+    path = tmp_path / "agent.toml"  # by hand: a policy the agent refuses, which the config writer would too
     path.write_text(
         'device_id = "cam-01"\n[camera]\ntype = "replay"\nfolder = "/x"\n[spool]\npolicy = "keep_all"\n'
     )
@@ -34,9 +35,9 @@ def test_spool_status_reads_without_touching(
     tmp_path: Path, images: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spool_dir = tmp_path / "spool"
-    path = tmp_path / "agent.toml"
-    path.write_text(
-        f'device_id = "cam-01"\n[camera]\ntype = "replay"\nfolder = "/x"\n[spool]\ndir = "{spool_dir}"\n'
+    replay = {"type": "replay", "folder": "/x"}
+    path = write_agent_config(
+        tmp_path / "agent.toml", {"device_id": "cam-01", "camera": replay, "spool": {"dir": spool_dir}}
     )
     assert main(["--config", str(path), "spool-status"]) == 0
     assert "no spool" in capsys.readouterr().out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.station_file import write_station_config
+from tests.support.config_files import write_station_config
 from yaguar.server.cli import main
 
 

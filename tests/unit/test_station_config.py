@@ -20,7 +20,7 @@ def test_the_example_config_validates() -> None:
 
 
 def test_problems_are_listed_one_per_line(tmp_path: Path) -> None:
-    # by hand, not with tests/support/station_file.py: that refuses these mistakes before writing them
+    # by hand, not with tests/support/config_files.py: that refuses these mistakes before writing them
     bad = tmp_path / "station.toml"
     bad.write_text('[mqtt]\nport = 70000\ncolour = "red"\n[storage]\nsqlite_synchronous = "SOMETIMES"\n')
     with pytest.raises(ConfigError) as info:

@@ -1,16 +1,17 @@
-"""The station's config file, for tests that run ``yaguar-station --config FILE`` (a command, a process):
-built from a dict of sections, checked with the station's own config model, and written with tomli-w, so
-that no test writes TOML by hand and a misspelt key fails in the test rather than in a child process.
-Tests of bad config files write theirs by hand, on purpose."""
+"""The station's and the agent's config files, for tests that run ``yaguar-station --config FILE`` or
+``yaguar-agent --config FILE`` (a command, a process): built from dicts, checked with the program's own
+config model, and written with tomli-w, so that no test writes TOML by hand and a misspelt key fails in
+the test rather than in a child process. Tests of bad config files write theirs by hand, on purpose."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
+from yaguar.agent.config import parse_config
 from yaguar.server.config import config_from_dict
 
 Sections = Mapping[str, Mapping[str, Any]]
@@ -49,7 +50,17 @@ def write_sections(path: Path, sections: Sections, env: Mapping[str, str] | None
     """Write exactly ``sections`` into ``path``, once the station's own config model has taken them.
     ``env``: the secrets the station will be given (``YAGUAR_TWILIO_AUTH_TOKEN``), for that check only;
     they are never written into the file."""
-    data = _plain(sections)
-    config_from_dict(data, env={} if env is None else env)  # what the station would refuse, refused here
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return _checked_write(path, sections, lambda data: config_from_dict(data, env={} if env is None else env))
+
+
+def write_agent_config(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` (top-level keys such as ``device_id``, and sections) as the agent's config file
+    ``path``, once the agent's own config model has taken it."""
+    return _checked_write(path, data, lambda plain: parse_config(plain, environ={}))
+
+
+def _checked_write(path: Path, data: Mapping[str, Any], check: Callable[[dict[str, Any]], object]) -> Path:
+    plain = _plain(data)
+    check(plain)  # what the program would refuse is refused here, in the test
+    path.write_text(tomli_w.dumps(plain), encoding="utf-8")
     return path
