@@ -28,7 +28,7 @@ _vnni_logged: set[str] = set()  # device labels whose int8 1x1 convs on VNNI wer
 def int8_default(device_type: int, vnni: bool = False, end_to_end: bool = False) -> bool:
     """Where ``int8`` is left unset: the int8 kernels on a GPU (8-bit tensors, a quarter of the
     bytes). On a CPU device only where its 1x1 convs run on VNNI and the graph is int8 end to end
-    (``int8_end_to_end``), where bench/engine.py measured them faster than fp32 with fake-quant
+    (``int8_end_to_end``: at most one float op between int8 convs), where bench/engine.py measured them faster than fp32 with fake-quant
     (Coral's MobileNetV2 1.24-1.31x); elsewhere fp32 with fake-quant: without VNNI the int8 kernels
     measured 0.70-1.02x, and with it our int8 detectors, float ops between their int8 convs,
     0.76-1.08x (engine/README.md "Int8 on OpenCL")."""
@@ -44,13 +44,14 @@ def default_int8(device_type: int, vnni: bool, model: onnx.ModelProto) -> bool:
 
 
 def int8_end_to_end(model: onnx.ModelProto) -> bool:
-    """Whether a graph has int8 convs and no float op between two of them: one conversion into
-    8 bits (its input's), as Coral's classifiers, not one per float op (our detectors: 18-24)."""
+    """Whether a graph has int8 convs and at most one float op between two of them: at most two
+    conversions between 8 bits and float (Coral's classifiers: the input's, and the average pool's
+    before the logits conv), not one per float op (our detectors: 18-29)."""
     g = load(model, None)
     fusion.optimise(g)
     plan_int8(g)
     ops = [n.op for n in g.nodes]
-    return "ConvQ8" in ops and ops.count("Quantize8") <= 1
+    return "ConvQ8" in ops and ops.count("Quantize8") + ops.count("Dequant8") <= 2
 
 
 class OpenCLBackend(Backend):

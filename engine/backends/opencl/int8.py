@@ -28,6 +28,7 @@ from .graph import Graph, Node, Value
 OPS = ("ConvQ8", "Quantize8", "Dequant8")  # what this pass places (tests/integration/test_opencl_int8.py)
 Grid = tuple[float, float, float, float]  # scale, zero point, lowest, highest (as the graph has them)
 Q8 = "#q8"
+RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")  # ops that keep every value as it is
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def grid_of(g: Graph, prod: dict[str, Node], t: str) -> Grid | None:
         return None
     if p.op == "FakeQuant":
         return tuple(p.attrs["q"])
+    if p.op in RESHAPES:  # the same values in another shape (MobileNetV2's logits conv reads one)
+        return grid_of(g, prod, p.inputs[0])
     if p.op == "Conv":
         f = p.fused
         if "fq2" in f:
