@@ -119,7 +119,13 @@ def plan_int8(g: Graph) -> dict[str, int]:
         g.values[twin] = Value(twin, g.values[t].shape, np.dtype(np.uint8))
         floats = [u for u in users.get(t, []) if not reads_8bit(u, t)]
         producer = prod[t]
-        if producer.name in convs or (producer.op == "FakeQuant" and not floats and t not in g.outputs):
+        if producer.op == "DequantizeLinear" and not floats and t not in g.outputs:
+            # int8 convs read a DequantizeLinear of 8-bit values (a uint8 input): quantise those
+            # values as they are (scale 1, zero 0), not their dequantised copy
+            producer.op, producer.attrs = "Quantize8", {"q": Stored.of((1.0, 0.0, grid[2], grid[3]))}
+            producer.inputs, producer.outputs = producer.inputs[:1], [twin]
+            del g.values[t]
+        elif producer.name in convs or (producer.op == "FakeQuant" and not floats and t not in g.outputs):
             if producer.name in convs:
                 producer.fused["out_q8"] = stored
             else:  # a fake-quant only int8 convs read: quantise to 8 bits instead
