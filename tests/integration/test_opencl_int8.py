@@ -116,6 +116,15 @@ CASES = {
     "pointwise-odd-channels": ((2, 13, 7, 9), 11, 1, 1, 1, [0, 0, 0, 0], False),
     "dense3x3-stem-stride2": ((1, 3, 17, 15), 9, 3, 2, 1, [0, 0, 1, 1], False),
     "dense3x3-uint8-weights": ((1, 5, 9, 11), 7, 3, 1, 1, [1, 1, 1, 1], True),
+    "dense3x3-21-channels": (
+        (1, 3, 19, 13),
+        21,
+        3,
+        2,
+        1,
+        [0, 0, 1, 1],
+        True,
+    ),  # 16-channel tiles, one partial
     "depthwise3x3": ((1, 19, 21, 13), 19, 3, 1, 19, [1, 1, 1, 1], True),
     "depthwise3x3-stride2": ((2, 7, 19, 23), 7, 3, 2, 7, [0, 0, 1, 1], False),
     "grouped3x3": ((1, 8, 9, 9), 6, 3, 1, 2, [1, 1, 1, 1], False),
