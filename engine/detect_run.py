@@ -334,7 +334,9 @@ class Runner:
         if self.settings.clips_dir is not None and summary["species"]:
             from .video_clips import export_clips
 
-            summary["clips"] = export_clips(unit.video, unit.key, seen, self.settings.clips_dir)
+            summary["clips"] = export_clips(
+                unit.video, unit.key, seen, self.settings.clips_dir, reader.orientation
+            )
         self.totals.videos.append(summary)
         return len(seen)
 

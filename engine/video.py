@@ -5,10 +5,18 @@ are converted, straight to the small size the detector needs (swscale does the s
 file costs what a 416-pixel one does. A file that is not a video, a truncated one (its index missing),
 and one with no frames each get a one-line reason; a video whose tail is damaged keeps the frames read
 before the damage, and says so.
+
+Phone videos are stored sideways with a display rotation (the MP4 display matrix) that players apply.
+MegaDetector reads video with OpenCV, whose FFmpeg reader turns such frames upright by default
+(CAP_PROP_ORIENTATION_AUTO), so its boxes are in the upright frame; ours are too: the rotation is read
+from the first decoded frame and every frame is turned by the same quarter turns. Like OpenCV, a
+rotation that is not a multiple of 90 degrees is ignored (read as stored), and only the display
+matrix counts: OpenCV ignores a bare ``rotate`` tag (e.g. in MKV), so we do as well.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,11 +40,38 @@ class VideoError(DecodeError):
     """A video that cannot be read; ``reason`` is a short code, str() one line for people."""
 
 
+class Orientation:
+    """How to turn one video's frames upright: counter-clockwise quarter turns of the stored pixels."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # for the log line
+        self.turns: int | None = None  # known once the first frame is seen
+
+    def of(self, frame: av.VideoFrame) -> int:
+        """The quarter turns for this video, learnt from its first frame (the rotation is per stream)."""
+        if self.turns is None:
+            degrees = int(frame.rotation)  # counter-clockwise, -180..180; 0 without a display matrix
+            if degrees % 90:
+                log.warning(
+                    "%s: display rotation of %d degrees ignored, frames read as stored", self.name, degrees
+                )
+                self.turns = 0
+            else:
+                self.turns = degrees // 90 % 4
+        return self.turns
+
+    def upright(self, frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+        """The frame as BGR, scaled to ``width`` x ``height`` (its stored orientation), then turned."""
+        pixels = frame.to_ndarray(format="bgr24", width=width, height=height)
+        turns = self.of(frame)
+        return np.ascontiguousarray(np.rot90(pixels, turns)) if turns else pixels
+
+
 @dataclass(frozen=True)
 class SampledFrame:
     index: int  # frame number in the video, from 0
     time_s: float  # seconds from the start of the video
-    pixels: np.ndarray  # BGR uint8, shrunk so the longer side is about min_side
+    pixels: np.ndarray  # BGR uint8, upright, shrunk so the longer side is about min_side
 
 
 def is_video(path: Path) -> bool:
@@ -95,6 +130,20 @@ class VideoReader:
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
         self.note: str | None = None  # set when the tail could not be decoded
+        # The first frame is decoded now: its display rotation decides the upright width and height.
+        self.orientation = Orientation(self.path.name)
+        self._decoded = self._container.decode(self._stream)
+        try:
+            self._first: av.VideoFrame | None = next(self._decoded, None)
+        except (av.error.FFmpegError, EOFError) as exc:
+            self._container.close()
+            raise _open_error(exc, self.path) from None
+        if self._first is None:
+            self._container.close()
+            raise VideoError("no_frames", "the video has no frames (0 seconds long)")
+        self.stored = (self.width, self.height)  # as encoded; width and height are as shown
+        if self.orientation.of(self._first) % 2:
+            self.width, self.height = self.height, self.width
 
     def __enter__(self) -> VideoReader:
         return self
@@ -118,19 +167,22 @@ class VideoReader:
         assert found.source == FROM_FILE_TIME
         return found
 
-    def _size(self, min_side: int | None) -> tuple[int, int]:
-        longer = max(self.width, self.height)
+    def _stored_size(self, min_side: int | None) -> tuple[int, int]:
+        """The size to scale the stored frames to, before they are turned upright."""
+        width, height = self.stored
+        longer = max(width, height)
         if not min_side or longer <= min_side:
-            return self.width, self.height
+            return width, height
         scale = min_side / longer
-        return max(2, round(self.width * scale)) // 2 * 2, max(2, round(self.height * scale)) // 2 * 2
+        return max(2, round(width * scale)) // 2 * 2, max(2, round(height * scale)) // 2 * 2
 
     def frames(self, every_s: float, min_side: int | None = None) -> Iterator[SampledFrame]:
-        """Sampled frames in order; VideoError when the video has none at all."""
-        width, height = self._size(min_side)
+        """Sampled frames in order, upright; VideoError when none can be decoded. Read once per reader."""
+        width, height = self._stored_size(min_side)
+        first, self._first = self._first, None
         next_t, index, sampled = 0.0, -1, 0
         try:
-            for frame in self._container.decode(self._stream):
+            for frame in itertools.chain([first] if first is not None else [], self._decoded):
                 index += 1
                 time_s = float(frame.time) if frame.time is not None else index / (self.fps or 1.0)
                 if time_s + 1e-6 < next_t:
@@ -138,7 +190,7 @@ class VideoReader:
                 while next_t <= time_s + 1e-6:
                     next_t += every_s
                 sampled += 1
-                pixels = frame.to_ndarray(format="bgr24", width=width, height=height)
+                pixels = self.orientation.upright(frame, width, height)
                 yield SampledFrame(index, round(time_s, 3), pixels)
         except (av.error.FFmpegError, EOFError) as exc:
             if sampled == 0:

@@ -15,13 +15,14 @@ import cv2
 import numpy as np
 
 from .detector import Detection
+from .video import Orientation
 from .video_summary import VideoFrameResult
 
 log = logging.getLogger(__name__)
 
 PAD_S = 1.0  # seconds of video kept before the first and after the last detection
 JOIN_S = 3.0  # detections closer than this share one clip
-MAX_WIDTH = 1280  # clips are for a person to look at, not for analysis
+MAX_SIDE = 1280  # clips are for a person to look at, not for analysis
 COLOURS = {"animal": (60, 200, 60), "person": (40, 40, 230), "vehicle": (230, 160, 40)}
 
 
@@ -51,15 +52,18 @@ def draw_boxes(image: np.ndarray, detections: list[Detection]) -> np.ndarray:
     return image
 
 
-def export_clips(video: Path, name: str, frames: list[VideoFrameResult], out_dir: Path) -> list[str]:
-    """Write one MP4 per segment into ``out_dir``; the clip file names, relative to it."""
+def export_clips(
+    video: Path, name: str, frames: list[VideoFrameResult], out_dir: Path, orientation: Orientation
+) -> list[str]:
+    """Write one MP4 per segment into ``out_dir``; the clip file names, relative to it. ``orientation``
+    is the reader's: the clips are turned upright as the analysed frames were, so the boxes fit."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     stem = name.replace("/", "__").rsplit(".", 1)[0]
     for number, (start_s, end_s) in enumerate(segments(frames), 1):
         target = out_dir / f"{stem}_clip{number:02d}_{start_s:07.1f}s.mp4"
         try:
-            _write_clip(video, target, start_s, end_s, frames)
+            _write_clip(video, target, start_s, end_s, frames, orientation)
         except (av.error.FFmpegError, OSError) as exc:
             log.warning("%s: clip %d not written (%s)", name, number, exc)
             continue
@@ -77,28 +81,38 @@ def _boxes_at(frames: list[VideoFrameResult], time_s: float) -> list[Detection]:
 
 
 def _write_clip(
-    video: Path, target: Path, start_s: float, end_s: float, frames: list[VideoFrameResult]
+    video: Path,
+    target: Path,
+    start_s: float,
+    end_s: float,
+    frames: list[VideoFrameResult],
+    orientation: Orientation,
 ) -> None:
     with av.open(str(video)) as source:
         stream = source.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or 10
         width, height = stream.codec_context.width, stream.codec_context.height
-        if width > MAX_WIDTH:
-            width, height = MAX_WIDTH, round(height * MAX_WIDTH / width)
+        if max(width, height) > MAX_SIDE:  # the longer side, whichever way the video is shown
+            scale = MAX_SIDE / max(width, height)
+            width, height = round(width * scale), round(height * scale)
         width, height = width // 2 * 2, height // 2 * 2
         source.seek(int(start_s * av.time_base))  # to the keyframe at or before start_s
         tmp = target.with_name(target.name + ".part.mp4")
         with av.open(str(tmp), mode="w") as sink:
             out = sink.add_stream("libx264", rate=rate)
-            out.width, out.height, out.pix_fmt = width, height, "yuv420p"
+            out.pix_fmt = "yuv420p"
             out.options = {"preset": "veryfast", "crf": "26"}
+            started = False
             for frame in source.decode(stream):
                 time_s = float(frame.time or 0.0)
                 if time_s + 1e-6 < start_s:
                     continue
                 if time_s > end_s + 1e-6:
                     break
-                image = frame.to_ndarray(format="bgr24", width=width, height=height)
+                image = orientation.upright(frame, width, height)
+                if not started:  # the clip is upright: its size is known from the first frame
+                    out.height, out.width = image.shape[:2]
+                    started = True
                 drawn = av.VideoFrame.from_ndarray(
                     draw_boxes(image, _boxes_at(frames, time_s)), format="bgr24"
                 )

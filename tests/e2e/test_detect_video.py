@@ -16,10 +16,12 @@ from tests.support.detect import detect_command
 from tests.support.engine import read_bgr
 from tests.support.videos import heron_frames, write_video
 from yaguar.engine.batch_output import validate_batch_output
+from yaguar.engine.postprocess import iou_xywh
 
 
-def _jaguar_video(path: Path, images: Path) -> Path:
-    """8 s at 10 fps: 3 s of an empty scene, 3 s of jaguars (a new view each second), 2 s empty again."""
+def _jaguar_video(path: Path, images: Path, rotation: int | None = None) -> Path:
+    """8 s at 10 fps: 3 s of an empty scene, 3 s of jaguars (a new view each second), 2 s empty again.
+    With ``rotation`` (90): stored sideways, as a phone does, with a display matrix that turns it back."""
 
     def frame(name: str) -> np.ndarray:
         return cv2.resize(read_bgr(images / "jaguar" / name), (640, 432))
@@ -29,8 +31,10 @@ def _jaguar_video(path: Path, images: Path) -> Path:
         frame(n)
         for n in ("AABP_13_20051007_1205.jpg", "AABP_9_20051024_0559.jpg", "AABP_7_20050913_1220.jpg")
     ]
+    if rotation:
+        empty, jaguars = np.rot90(empty, -1).copy(), [np.rot90(j, -1).copy() for j in jaguars]
     frames = [empty] * 30 + [j for j in jaguars for _ in range(10)] + [empty] * 20
-    return write_video(path, frames, fps=10, creation_time="2005-10-07T17:05:00.000000Z")
+    return write_video(path, frames, fps=10, creation_time="2005-10-07T17:05:00.000000Z", rotation=rotation)
 
 
 def _bad_videos(card: Path) -> None:
@@ -50,6 +54,7 @@ def test_video_frames_are_found_at_the_right_times(
     card = tmp_path / "card"
     card.mkdir()
     _jaguar_video(card / "jaguar.mp4", images)
+    _jaguar_video(card / "phone.mp4", images, rotation=90)
     write_video(card / "heron.avi", heron_frames(shared_data), fps=1, codec="mjpeg")
     _bad_videos(card)
     out, clips = tmp_path / "out.json", tmp_path / "clips"
@@ -63,7 +68,7 @@ def test_video_frames_are_found_at_the_right_times(
         check=False,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "0 images, 5 videos, 3 could not be read" in run.stdout
+    assert "0 images, 6 videos, 3 could not be read" in run.stdout
     data = json.loads(out.read_text())
     assert validate_batch_output(data) == []
     by_file = {e["file"]: e for e in data["images"]}
@@ -75,6 +80,12 @@ def test_video_frames_are_found_at_the_right_times(
     assert seen == [3.0, 4.0, 5.0]
     assert jaguar["jaguar.mp4/frame000030.jpg"]["datetime"] == "2005-10-07T17:05:03+00:00"
     assert jaguar["jaguar.mp4/frame000030.jpg"]["datetime_source"] == "video_metadata"
+    # The phone's sideways copy is read upright, as MegaDetector's OpenCV reader does: the same boxes.
+    for name, entry in jaguar.items():
+        phone = by_file[name.replace("jaguar.mp4", "phone.mp4")]
+        assert len(phone["detections"]) == len(entry["detections"])
+        for ours, theirs in zip(entry["detections"], phone["detections"], strict=True):
+            assert iou_xywh(ours["bbox"], theirs["bbox"]) > 0.8
     heron = [e for f, e in by_file.items() if f.startswith("heron.avi/")]
     assert len(heron) == 10 and any(e["detections"] for e in heron)
 
@@ -91,6 +102,7 @@ def test_video_frames_are_found_at_the_right_times(
     # The motion gate: the still empty scene (1 s, 2 s, 7 s) is not analysed.
     assert summary["frames_without_motion"] == 3 and summary["frames_analysed"] == 5
     assert summary["best_frame"] in {f"jaguar.mp4/frame{i:06d}.jpg" for i in (30, 40, 50)}
+    assert (summaries["phone.mp4"]["width"], summaries["phone.mp4"]["height"]) == (640, 432)
 
     # One clip around the jaguar, from a second before to a second after, with the boxes drawn.
     assert summary["clips"] == ["jaguar_clip01_00002.0s.mp4"]

@@ -18,8 +18,10 @@ def write_video(
     codec: str = "libx264",
     repeat: int = 1,
     creation_time: str | None = None,
+    rotation: float | None = None,
 ) -> Path:
-    """Encode BGR frames (each shown ``repeat`` times) into ``path``; the container follows the suffix."""
+    """Encode BGR frames (each shown ``repeat`` times) into ``path``; the container follows the suffix.
+    ``rotation``: a display matrix turning the stored frames counter-clockwise, as a phone writes."""
     height, width = frames[0].shape[:2]
     with av.open(str(path), mode="w") as container:
         if creation_time:
@@ -27,6 +29,8 @@ def write_video(
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = width // 2 * 2, height // 2 * 2
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         if codec == "libx264":
             stream.options = {"preset": "ultrafast"}
         count = 0
