@@ -47,6 +47,8 @@ def int8_end_to_end(model: onnx.ModelProto) -> bool:
     """Whether a graph has int8 convs and at most one float op between two of them: at most two
     conversions between 8 bits and float (Coral's classifiers: the input's, and the average pool's
     before the logits conv), not one per float op (our detectors: 18-29)."""
+    if not any(n.op_type == "DequantizeLinear" for n in model.graph.node):  # a float graph: no int8 convs
+        return False
     g = load(model, None)
     fusion.optimise(g)
     plan_int8(g)
