@@ -233,7 +233,7 @@ def add_pointwise(
 
 
 POINTWISE_TILES = [t for t in candidates("1x1") if not t.get("LMEM")]  # the tile search's candidates
-DOT_TILES = [{"TM": tm, "NV": nv} for tm, nv in ((4, 2), (8, 1), (8, 2), (16, 1), (16, 2))]
+DOT_TILES = [{"TM": tm, "NV": nv} for tm, nv in ((8, 1), (8, 2), (16, 1), (24, 1))]
 
 
 class PointwiseTiles:
