@@ -27,6 +27,9 @@
 // (255 * the largest sum of |w - zw| of an output channel), where fp32 holds every integer
 // exactly, so the float sum is the int32 sum. On PoCL an fp32 FMA costs less than an int32
 // multiply-add (vpmulld); the general kernel then reads its weights as float (w - zw, zw = 0).
+// ENTRY (1 conv2d_q8, 2 conv2d_1x1_q8, 3 conv2d_dw_q8, 4 conv2d_1x1_q8dot; ops/conv_q8.py sets it): the
+// one kernel a build holds. PoCL compiles every kernel of a program to machine code when its binary
+// is read (for the disk cache), so a build holding all four cost four compiles on a cold start.
 #define TN (8 * NV)
 #ifndef FACC
 #define FACC 0
@@ -139,6 +142,7 @@ INLINE void finish8_q(int8 a, float s, __global out_t* yn, int n, int idx, int c
     store8_q(r, yn, idx, cnt, oq, mode);
 }
 
+#if !defined(ENTRY) || ENTRY == 1
 __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
                         __global const w_t* w, int zw, __global const int* bias, __global const float* mult,
                         int co_pad, __global out_t* y, int y_off, int y_bs, float4 oq,
@@ -208,6 +212,7 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
         }
     }
 }
+#endif
 
 // 1x1 stride 1 on CPU devices (FACC): the float 1x1 GEMM of conv2d_1x1.cl on 8-bit inputs. One
 // work-item computes TM channels x (8*NV) pixels (of the row of H*W), or with CO_INNER every
@@ -227,6 +232,7 @@ __kernel void conv2d_q8(__global const uchar* x, int x_off, int x_bs, int zx,
             _Pragma("unroll") for (int v = 0; v < NV; v++) acc[m][v] = MAD((float8)(wm), xv[v], acc[m][v]); \
         }                                                                                        \
     }
+#if !defined(ENTRY) || ENTRY == 2
 __kernel void conv2d_1x1_q8(__global const uchar* x, int x_off, int x_bs, int zx, __global const float* w, int zw,
                             __global const int* bias, __global const float* mult, int co_pad, __global out_t* y,
                             int y_off, int y_bs, float4 oq, int cin_g, int cout_g, int groups, int h, int hw,
@@ -274,6 +280,7 @@ __kernel void conv2d_1x1_q8(__global const uchar* x, int x_off, int x_bs, int zx
         }
     }
 }
+#endif
 
 // Depthwise (one filter per channel, no dilation, any stride SX x SY): one work-item computes ROWS
 // whole output rows of one channel, 8 pixels at a time, its KH*KW weights held in registers (zero
@@ -306,6 +313,7 @@ __kernel void conv2d_1x1_q8(__global const uchar* x, int x_off, int x_bs, int zx
         }                                                                                   \
     }
 
+#if !defined(ENTRY) || ENTRY == 3
 __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
                            __global const char* w, int zw, __global const int* bias, __global const float* mult,
                            int co_pad, __global out_t* y, int y_off, int y_bs, float4 oq,
@@ -391,6 +399,7 @@ __kernel void conv2d_dw_q8(__global const uchar* x, int x_off, int x_bs, int zx,
         }
     }
 }
+#endif
 
 // 1x1 stride 1 on x86 CPUs with AVX-512 VNNI (DOT, PoCL): vpdpbusd multiplies 4 unsigned bytes by
 // 4 signed bytes and adds the 4 products to an int32 lane, 64 multiply-adds per instruction
@@ -503,6 +512,7 @@ DOT_FN void q8_1x1_dot_tile(const __global uchar* xp, const __global int* wp, in
     }
 }
 
+#if !defined(ENTRY) || ENTRY == 4
 __kernel void conv2d_1x1_q8dot(__global const uchar* x, int x_off, int x_bs, int zx, __global const int* w, int zw,
                                __global const int* bias, __global const float* mult, int co_pad, __global out_t* y,
                                int y_off, int y_bs, float4 oq, int cin_g, int cout_g, int groups, int h, int hw,
@@ -516,4 +526,5 @@ __kernel void conv2d_1x1_q8dot(__global const uchar* x, int x_off, int x_bs, int
                     y + y_off + n * y_bs, n, p0, co0, cin_g, cout_g, hw, acts, ap, q, oq, res, res_off, res_bs, rq,
                     mode);
 }
+#endif
 #endif

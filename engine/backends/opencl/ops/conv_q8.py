@@ -35,6 +35,16 @@ def addr8(lw: Lowerer, t: str) -> tuple[cl.Buffer, np.int32, np.int32]:
     return lw.pool, np.int32(off * lw.itemsize), np.int32(bstride)
 
 
+# kernels/conv2d_q8.cl's entry points, by the ENTRY define that keeps a build to one of them
+ENTRIES = {"conv2d_q8": 1, "conv2d_1x1_q8": 2, "conv2d_dw_q8": 3, "conv2d_1x1_q8dot": 4}
+
+
+def q8_kernel(lw: Lowerer, entry: str, defines: dict[str, int]) -> cl.Kernel:
+    """Kernel ``entry`` of conv2d_q8.cl, built alone: PoCL compiles every kernel of a program when its
+    binary is read for the disk cache, so one entry per build is one compile instead of four."""
+    return lw.kernel("conv2d_q8", entry, {**defines, "ENTRY": ENTRIES[entry]})
+
+
 def q8_weights(lw: Lowerer, node: Node) -> tuple[np.ndarray, int, np.ndarray]:
     """(weights as char [co, ci, kh, kw], their zero point as stored, per-channel weight scale)."""
     quant = lw.g.values[node.inputs[1]].quant
@@ -194,10 +204,10 @@ def lower_conv_q8(lw: Lowerer, node: Node) -> None:
         return
     if depthwise:  # whole rows per work-item, weights in registers
         rows = 4 if ho >= 16 or lw.int8_float_sums else 2  # (4 measured faster on PoCL for 7x7 and 14x14 too)
-        kernel = lw.kernel("conv2d_q8", "conv2d_dw_q8", {**defines, "SY": sy, "ROWS": rows})
+        kernel = q8_kernel(lw, "conv2d_dw_q8", {**defines, "SY": sy, "ROWS": rows})
         gsize: tuple[int, ...] = (cdiv(ho, rows), cout, n)
     else:
-        kernel = lw.kernel("conv2d_q8", "conv2d_q8", defines)
+        kernel = q8_kernel(lw, "conv2d_q8", defines)
         gsize = (cdiv(wo, 8 * nv), ho * cdiv(cout_g, tm), n * groups)
     flops = 2.0 * n * cout * ho * wo * cin_g * kh * kw
     nbytes = n * (cin * h * w + (1 if out_q8 else lw.itemsize) * cout * ho * wo) + weights.nbytes
@@ -263,7 +273,7 @@ class PointwiseTiles:
         args[4], args[8] = buf, np.int32(co_pad)  # the weights and their padded channel count
         defines = {**self.defines, "TM": tm, "NV": nv, "CO_INNER": inner}
         entry = "conv2d_1x1_q8dot" if dot else "conv2d_1x1_q8"
-        kernel = self.lw.kernel("conv2d_q8", entry, defines)
+        kernel = q8_kernel(self.lw, entry, defines)
         pixels = 16 * nv if dot else 8 * nv
         return kernel, args, (cdiv(hw, pixels), 1 if inner else cdiv(cout, tm), n), entry
 
