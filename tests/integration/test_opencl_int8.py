@@ -185,6 +185,33 @@ def test_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, float_sums
     assert project.fused["residual"].endswith("#q8") and project.fused["res_q8"].scale == np.float32(0.07)
 
 
+def off_centre_pair(shape: tuple[int, int, int, int], residual: bool) -> tuple[onnx.ModelProto, float]:
+    """x -> Q/DQ -> conv 1x1 -> Q/DQ (zero point 97: no Relu, a range not centred on 0) [+ x, Q/DQ
+    (zero point 110)] -> conv 1x1 -> Q/DQ: the first conv stores 8 bits in an output zero point
+    that is not 0 (two_convs and residual_block store theirs in 0, where its sign makes no
+    difference), alone or after the 8-bit residual add; returns the output's step."""
+    b = QDQ(seed=7)
+    c = shape[1]
+    x = b.qdq("x", X_SCALE, X_ZERO)
+    y = b.qdq(b.conv(x, c, c, 1, 1, 1, [0] * 4, X_SCALE), 0.05, 97)
+    scale = 0.05
+    if residual:
+        y, scale = b.qdq(b.op("Add", [y, x]), 0.06, 110), 0.06
+    y = b.qdq(b.conv(y, c, 5, 1, 1, 1, [0] * 4, scale), 0.04, 131)
+    return b.model(shape, y), 0.04
+
+
+@pytest.mark.parametrize("float_sums", [False, True], ids=["int32-sums", "fp32-sums"])
+def test_an_output_zero_point_off_zero_matches_onnxruntime(cache_dir: Path, float_sums: bool) -> None:
+    """The integer epilogue adds the output's zero point (97 here) to the requantised sum."""
+    m, step = off_centre_pair((1, 13, 7, 9), residual=False)
+    x = rand(1, 13, 7, 9, seed=13)
+    _, got, ref, kernels = run_both(m, x, cache_dir, int8_float_sums=float_sums, int8_vnni=False)
+    assert kernels[1:3] == [f"conv2d_q8[k1s1,{'f32acc' if float_sums else 'char4'}]"] * 2, kernels
+    assert np.abs(got - ref).max() <= step * 1.001
+    assert (np.abs(got - ref) > step / 2).mean() < 0.02
+
+
 def test_an_op_without_int8_kernel_falls_back_and_is_logged_once(
     cache_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,7 +1,8 @@
 """The int8 1x1 convs on AVX-512 VNNI (kernels/conv2d_q8.cl, DOT: vpdpbusd through clang's builtin,
 int32 sums) against onnxruntime's int8 results and the other int8 kernel: input channels that are
 not a multiple of 4, rows that end inside a tile, uint8 weights with a zero point (the per-pixel
-input sums) and int8 weights per channel, an 8-bit residual, a batch (its tile search:
+input sums) and int8 weights per channel, an 8-bit residual (read into a float output, and into 8
+bits with output zero points off 0), a batch (its tile search:
 test_opencl_int8.py); and the option: unset it follows the CPU's flags, set it is refused where they are missing.
 The kernel tests run where the CPU has VNNI (a PoCL CPU device), the option's tests everywhere."""
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.integration.opencl_helpers import rand, require_opencl
-from tests.integration.test_opencl_int8 import residual_block, run_both, two_convs
+from tests.integration.test_opencl_int8 import off_centre_pair, residual_block, run_both, two_convs
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,24 @@ def test_vnni_residual_block_reads_its_shortcut_in_8_bits(cache_dir: Path, vnni:
     _, got, ref, kernels = run_both(m, x_in, cache_dir, int8_vnni=True)
     assert kernels[1] == kernels[3] == "conv2d_q8[k1s1,vnni]", kernels
     assert np.abs(got - ref).max() <= 0.25 * 1.001
+
+
+@pytest.mark.parametrize("residual", [False, True], ids=["requantised", "plus-8-bit-residual"])
+def test_vnni_stores_8_bits_off_zero_and_adds_an_8_bit_residual(
+    cache_dir: Path, vnni: None, residual: bool
+) -> None:
+    """A 1x1 conv stored in 8 bits with output zero point 97, alone or + the 8-bit input and
+    requantised (zero point 110; residual_block's add ends in float, this one is read by the next
+    int8 conv): the 16-lane epilogue on 3 whole 16-pixel tiles of 63, the 8-lane one on the last."""
+    m, step = off_centre_pair((1, 13, 7, 9), residual)
+    x = rand(1, 13, 7, 9, seed=13)
+    be, got, ref, kernels = run_both(m, x, cache_dir, int8_vnni=True)
+    assert kernels[1:3] == ["conv2d_q8[k1s1,vnni]"] * 2, kernels
+    first = next(n for n in be.plan_for({"x": x}).graph.nodes if n.op == "ConvQ8")
+    assert first.fused["out_q8"].zero == (110 if residual else 97)
+    assert ("res_q8" in first.fused) is residual
+    assert np.abs(got - ref).max() <= step * 1.001
+    assert (np.abs(got - ref) > step / 2).mean() < 0.02
 
 
 def test_vnni_follows_the_cpu_flags_and_is_refused_without_them(
