@@ -184,7 +184,7 @@ def main() -> int:
     from yaguar.engine.backends.base import BackendError
     from yaguar.engine.backends.onnxruntime_backend import OnnxRuntimeBackend
     from yaguar.engine.backends.opencl import OpenCLBackend
-    from yaguar.engine.backends.opencl.backend import default_int8
+    from yaguar.engine.backends.opencl.backend import int8_default_for
     from yaguar.engine.backends.opencl.split import SplitPlan
 
     data = shared_data_dir()
@@ -229,7 +229,7 @@ def main() -> int:
         ):
             fp32_qdq = OpenCLBackend(path, {**options, "int8": False})  # the same graph, fake-quant in fp32
             runners.append(partial(fp32_qdq.run, feeds))
-            chosen = ocl if default_int8(ocl.runtime.device.type, ocl.int8_vnni, model) else fp32_qdq
+            chosen = ocl if int8_default_for(ocl.runtime.device.type, ocl.int8_vnni, model) else fp32_qdq
         qdq_at = len(runners) - 1 if len(runners) > 3 else None
         chosen_at = 3 if chosen is not ocl else 2  # the "opencl" column: what the defaults run
         ref, got = default.run(None, feeds)[0], chosen.run(feeds)[0]

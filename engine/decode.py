@@ -84,17 +84,26 @@ def exif_orientation(data: bytes) -> int:
     stored). Only the header is read (about 0.2 ms on a 12 MP JPEG)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.format not in _EXIF_FORMATS:
-                return 1
-            value = image.getexif().get(ORIENTATION, 1)
+            return orientation_of(image)
+    except PILLOW_ERRORS:
+        return 1
+
+
+def orientation_of(image: Image.Image) -> int:
+    """``exif_orientation`` of a picture Pillow has open already (its header is not read again)."""
+    if image.format not in _EXIF_FORMATS:
+        return 1
+    try:
+        value = image.getexif().get(ORIENTATION, 1)
     except PILLOW_ERRORS:
         return 1
     return value if value in range(1, 9) else 1
 
 
-def upright_turn(data: bytes) -> int | None:
-    """The ``cv2.rotate`` code that turns the decoded picture as MegaDetector turns it; None: as stored."""
-    return _UPRIGHT.get(exif_orientation(data))
+def upright_turn(orientation: int) -> int | None:
+    """The ``cv2.rotate`` code that turns a picture of this EXIF orientation as MegaDetector turns it;
+    None: as stored."""
+    return _UPRIGHT.get(orientation)
 
 
 def upright(pixels: np.ndarray, width: int, height: int, scale: int, turn: int | None) -> DecodedImage:
@@ -119,7 +128,7 @@ def decode_jpeg(
     pixels = cv2.imdecode(buffer, _REDUCED[scale] | cv2.IMREAD_IGNORE_ORIENTATION)
     if pixels is None:
         raise DecodeError("corrupt_jpeg", f"the JPEG ({info.width}x{info.height}) could not be decoded")
-    return upright(pixels, info.width, info.height, scale, upright_turn(data))
+    return upright(pixels, info.width, info.height, scale, upright_turn(exif_orientation(data)))
 
 
 def read_image(path: Path, min_side: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:

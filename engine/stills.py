@@ -16,7 +16,15 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .decode import DecodedImage, DecodeError, choose_scale, decode_jpeg, upright, upright_turn
+from .decode import (
+    DecodedImage,
+    DecodeError,
+    choose_scale,
+    decode_jpeg,
+    orientation_of,
+    upright,
+    upright_turn,
+)
 from .sdcard import HEIF_AVAILABLE
 
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
@@ -81,6 +89,7 @@ def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int
             width, height = image.size
             if width * height > max_pixels:
                 raise DecodeError("too_large", f"the image header says {width}x{height}, too large to decode")
+            turn = upright_turn(orientation_of(image))
             if suffix in PNG_SUFFIXES:
                 flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION  # turned below, as MegaDetector does
                 pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
@@ -100,7 +109,7 @@ def decode_still(data: bytes, suffix: str, min_side: int | None, max_pixels: int
     scale = 1 if min_side is None else choose_scale(width, height, min_side)
     if scale > 1:
         pixels = cv2.resize(pixels, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
-    return upright(pixels, width, height, scale, upright_turn(data))
+    return upright(pixels, width, height, scale, turn)
 
 
 def _pillow_pixels(image: Image.Image, kind: str) -> np.ndarray:

@@ -45,7 +45,8 @@ class OpenCLOptions(Section):
     int8: bool | None = Field(
         default=None,
         description="QDQ convs on int8 kernels with 8-bit tensors; False: fp32 with fake-quant; "
-        "None: int8 kernels on GPUs, fp32 on CPU devices (int8 measured no faster there: engine/README.md)",
+        "None: int8 kernels on GPUs, and on CPU devices with VNNI (int8_vnni) for graphs int8 end to end; "
+        "else fp32 on CPU devices (int8 measured no faster there: engine/README.md)",
     )
     int8_float_sums: bool | None = Field(
         default=None,

@@ -28,8 +28,8 @@ _vnni_logged: set[str] = set()  # device labels whose int8 1x1 convs on VNNI wer
 def int8_default(device_type: int, vnni: bool = False, end_to_end: bool = False) -> bool:
     """Where ``int8`` is left unset: the int8 kernels on a GPU (8-bit tensors, a quarter of the
     bytes). On a CPU device only where its 1x1 convs run on VNNI and the graph is int8 end to end
-    (``int8_end_to_end``: at most one float op between int8 convs), where bench/engine.py measured them faster than fp32 with fake-quant
-    (Coral's MobileNetV2 1.24-1.31x); elsewhere fp32 with fake-quant: without VNNI the int8 kernels
+    (``int8_end_to_end``: at most two conversions between 8 bits and float), where bench/engine.py
+    measured them faster than fp32 with fake-quant (Coral's MobileNetV2 1.24-1.31x); elsewhere fp32 with fake-quant: without VNNI the int8 kernels
     measured 0.70-1.02x, and with it our int8 detectors, float ops between their int8 convs,
     0.76-1.08x (engine/README.md "Int8 on OpenCL")."""
     if not device_type & cl.device_type.CPU:
@@ -37,7 +37,7 @@ def int8_default(device_type: int, vnni: bool = False, end_to_end: bool = False)
     return vnni and end_to_end
 
 
-def default_int8(device_type: int, vnni: bool, model: onnx.ModelProto) -> bool:
+def int8_default_for(device_type: int, vnni: bool, model: onnx.ModelProto) -> bool:
     """``int8_default`` for this device and model (the graph is only read on a CPU with VNNI)."""
     cpu_vnni = bool(device_type & cl.device_type.CPU) and vnni
     return int8_default(device_type, cpu_vnni, cpu_vnni and int8_end_to_end(model))
@@ -131,7 +131,7 @@ class OpenCLBackend(Backend):
         with VNNI, the graph) wants."""
         if self.options.int8 is not None:
             return self.options.int8
-        return default_int8(self.runtime.device.type, self.int8_vnni, self._model)
+        return int8_default_for(self.runtime.device.type, self.int8_vnni, self._model)
 
     def _log_int8_choice(self, plan: Plan) -> None:
         """The default's choice, once per device, when a model has 8-bit weights; and once per
