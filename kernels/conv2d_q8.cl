@@ -453,14 +453,29 @@ INLINE int16 pack4_dot(const __global uchar* xp, int hw, int k, int cin, int cnt
 
 // mode 1 with 8-bit output on 16 whole results: epi8_int and store8_q's arithmetic, 16 lanes wide
 // (the small-K layers spend more on the epilogue than on the sums)
+// (cnt < 16: the first cnt results of a tile at the end of the row)
 INLINE void finish16_int(int16 acc, float mult, __global uchar* y, float8 q, float4 oq,
-                         const __global res_t* res) {
+                         const __global res_t* res, int cnt) {
     float16 v = fmin(fmax(rint(convert_float16(acc) * mult) + q.s1, q.s2), q.s3);
 #if RES == 2
-    const float16 rv = convert_float16(vload16(0, res));
+    float16 rv;
+    if (cnt >= 16) {
+        rv = convert_float16(vload16(0, res));
+    } else {
+        uchar t[16] = {0};
+        for (int j = 0; j < cnt; j++) t[j] = res[j];
+        rv = convert_float16(vload16(0, t));
+    }
     v = fmin(fmax(rint(fma(rv, (float16)(q.s5), fma(v, (float16)(q.s4), (float16)(q.s6)))), oq.z), oq.w);
 #endif
-    vstore16(convert_uchar16_sat(v), 0, y);
+    const uchar16 u = convert_uchar16_sat(v);
+    if (cnt >= 16) {
+        vstore16(u, 0, y);
+    } else {
+        uchar t[16];
+        vstore16(u, 0, t);
+        for (int j = 0; j < cnt; j++) y[j] = t[j];
+    }
 }
 
 DOT_FN void q8_1x1_dot_tile(const __global uchar* xp, const __global int* wp, int zw, const __global int* bias,
@@ -497,7 +512,7 @@ DOT_FN void q8_1x1_dot_tile(const __global uchar* xp, const __global int* wp, in
 #if OUT_Q8 && RES != 1
                 if (mode == 1 && p0 + 16 * (v + 1) <= hw) {
                     const int idx = co * hw + p0 + 16 * v;
-                    finish16_int(sum, s, yn + idx, q, oq, res + res_off + n * res_bs + idx);
+                    finish16_int(sum, s, yn + idx, q, oq, res + res_off + n * res_bs + idx, 16);
                     continue;
                 }
 #endif
@@ -525,6 +540,104 @@ __kernel void conv2d_1x1_q8dot(__global const uchar* x, int x_off, int x_bs, int
     q8_1x1_dot_tile(x + x_off + n * x_bs + p0, w + co0 * ((cin_g + 3) / 4), zw, bias, mult,
                     y + y_off + n * y_bs, n, p0, co0, cin_g, cout_g, hw, acts, ap, q, oq, res, res_off, res_bs, rq,
                     mode);
+}
+#endif
+
+// ENTRY 5: a depthwise 3x3 stride 1 conv (pad 1) and the VNNI 1x1 conv that alone reads it, in one
+// launch (MobileNetV2's inverted residual: depthwise, projection, + the block's input): the
+// depthwise output never goes through memory. One work-item takes 16 consecutive pixels of the
+// row of H*W. For each of the cmid depthwise channels it sums the 9 taps in fp32 (exact integers,
+// as conv2d_dw_q8's FACC), requantises them with the same float operations as that kernel's mode 1
+// (so to the same stored values) and packs them 4 channels to an int lane, as the 1x1 kernel's
+// step does; the packed column (cmid bytes per pixel, at most DWPW_MAX) stays in private memory.
+// Then each block of TM output channels is one vpdpbusd per 4 channels, and the 1x1 conv's integer
+// epilogue (+ its 8-bit residual with RES 2). A tap outside the map reads the input's zero point
+// (a real 0): lanes are masked by their own row and column, so a tile may span rows (a 7x7 or
+// 14x14 map fills every lane). The host folds -zx * (the sum of each channel's 9 weights) into its
+// depthwise bias (sum (x - zx) w = sum x w - zx sum w). Loads stray at most one row and a pixel
+// beyond the tile into the neighbouring bytes of the pool (masked lanes); only where that would
+// leave the pool ([0, lim) bytes) are the taps read byte by byte.
+#define DWPW_MAX 1024
+
+INLINE float16 load16_within(const __global uchar* p, int at, int lim, float fill) {
+    float t[16];
+    for (int i = 0; i < 16; i++) t[i] = at + i >= 0 && at + i < lim ? (float)p[i] : fill;
+    return vload16(0, t);
+}
+
+#define DWPW_TAPS(LOAD)                                                                    \
+    _Pragma("unroll") for (int t = 0; t < 9; t++) {                                        \
+        const int o = (t / 3 - 1) * width + t % 3 - 1;                                     \
+        float16 v = LOAD;                                                                  \
+        if (t != 4) v = select((float16)(zxf), v, mask[t]);                                \
+        acc = MAD(v, (float16)(wc[t]), acc);                                               \
+    }
+
+DOT_FN void q8_dwpw_tile(const __global uchar* xn, int x_at, int lim, float zxf, const __global float* wd,
+                         const __global int* bd, const __global float* md, float4 qd, const __global int* wp,
+                         int zw, const __global int* bp, const __global float* mp, __global uchar* yn,
+                         const __global res_t* rn, int p0, int cmid, int cout, int h, int width, float8 q,
+                         float4 oq) {
+    const int hw = h * width;
+    const int cnt = min(16, hw - p0);
+    const int16 pix = (int16)(p0) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const int16 py = pix / width, px = pix - py * width;
+    const int16 up = py > 0, down = py < h - 1, left = px > 0, right = px < width - 1;
+    const int16 mask[9] = {up & left, up, up & right, left, (int16)(-1), right, down & left, down, down & right};
+    const int cmid4 = (cmid + 3) / 4;
+    int16 col[DWPW_MAX / 4];
+    int16 xs = (int16)(0);
+    for (int k = 0; k < cmid4; k++) {
+        int16 packed = (int16)(0);
+        for (int j = 0; j < 4 && 4 * k + j < cmid; j++) {
+            const int c = 4 * k + j;
+            const __global uchar* xc = xn + c * hw + p0;
+            const __global float* wc = wd + c * 9;
+            const int at = x_at + c * hw + p0;
+            float16 acc = (float16)(0.0f);
+            if (at - width - 1 >= 0 && at + 16 + width + 1 <= lim) {
+                DWPW_TAPS(convert_float16(vload16(0, xc + o)))
+            } else {
+                DWPW_TAPS(load16_within(xc + o, at + o, lim, zxf))
+            }
+            const int16 a = convert_int16(acc) + bd[c];
+            const float16 r = fmin(fmax(rint(convert_float16(a) * md[c]) + qd.x, qd.y), qd.z);
+            packed |= convert_int16(r) << (8 * j);
+        }
+        col[k] = packed;
+        if (ZW) xs = DP4(xs, packed, DOT_ONES);
+    }
+    for (int co0 = 0; co0 < cout; co0 += TM) {
+        int16 acc[TM];
+#pragma unroll
+        for (int m = 0; m < TM; m++) acc[m] = (int16)(0);
+        const __global int* wb = wp + co0 * cmid4;
+        for (int k = 0; k < cmid4; k++) {
+            const int16 xq = col[k];
+#pragma unroll
+            for (int m = 0; m < TM; m++) acc[m] = DP4(acc[m], xq, (int16)(wb[k * TM + m]));
+        }
+#pragma unroll
+        for (int m = 0; m < TM; m++) {
+            const int co = co0 + m;
+            if (co < cout)
+                finish16_int(acc[m] - zw * xs + bp[co], mp[co], yn + co * hw + p0, q, oq, rn + co * hw + p0, cnt);
+        }
+    }
+}
+
+#if !defined(ENTRY) || ENTRY == 5
+__kernel void conv2d_dwpw_q8dot(__global const uchar* x, int x_off, int x_bs, float zxf, int lim,
+                                __global const float* wd, __global const int* bd, __global const float* md,
+                                float4 qd, __global const int* wp, int zw, __global const int* bp,
+                                __global const float* mp, __global uchar* y, int y_off, int y_bs, float8 q,
+                                float4 oq, __global const res_t* res, int res_off, int res_bs, int cmid, int cout,
+                                int h, int width) {
+    const int p0 = get_global_id(0) * 16;
+    const int n = get_global_id(2);
+    if (p0 >= h * width) return;
+    q8_dwpw_tile(x + x_off + n * x_bs, x_off + n * x_bs, lim, zxf, wd, bd, md, qd, wp, zw, bp, mp,
+                 y + y_off + n * y_bs, res + res_off + n * res_bs, p0, cmid, cout, h, width, q, oq);
 }
 #endif
 #endif

@@ -12,10 +12,19 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from tests.integration.opencl_helpers import rand, require_opencl
-from tests.integration.test_opencl_int8 import off_centre_pair, residual_block, run_both, two_convs
+from tests.integration.test_opencl_int8 import (
+    QDQ,
+    X_SCALE,
+    X_ZERO,
+    off_centre_pair,
+    residual_block,
+    run_both,
+    two_convs,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +114,48 @@ def test_vnni_follows_the_cpu_flags_and_is_refused_without_them(
     assert np.abs(got - ref).max() <= step * 1.001
     with pytest.raises(BackendError, match=r"int8_vnni = true, but .* avx512_vnni"):
         OpenCLBackend(m, {"cache_dir": cache_dir, "int8": True, "int8_vnni": True})
+
+
+def dw_project(shape: tuple[int, int, int, int], cout: int, uint8_weights: bool) -> onnx.ModelProto:
+    """x -> Q/DQ (zero point 128) -> depthwise 3x3, pad 1 -> Relu6 -> Q/DQ -> 1x1 -> Q/DQ (zero
+    point 97) [+ x when cout is x's channels -> Q/DQ (zero point 110)] -> 1x1 -> Q/DQ: the depthwise
+    conv and the projection that alone reads it (MobileNetV2's block, minus its expansion), the
+    projection stored in 8 bits for the last conv."""
+    b = QDQ(seed=11)
+    c = shape[1]
+    x = b.qdq("x", X_SCALE, X_ZERO)
+    y = b.qdq(b.relu6(b.conv(x, c, c, 3, 1, c, [1] * 4, X_SCALE, uint8_weights)), 6 / 255, 0)
+    y = b.qdq(b.conv(y, c, cout, 1, 1, 1, [0] * 4, 6 / 255, uint8_weights), 0.05, 97)
+    scale = 0.05
+    if cout == c:
+        y, scale = b.qdq(b.op("Add", [y, x]), 0.06, 110), 0.06
+    y = b.qdq(b.conv(y, cout, 5, 1, 1, 1, [0] * 4, scale), 0.04, 131)
+    return b.model(shape, y)
+
+
+FUSED = {  # input shape, projection channels, uint8 weights: 27 channels (not a multiple of 4) of
+    # 7 x 9 pixels (16-pixel tiles spanning rows, the last one partial), two images, + the input;
+    # 13 channels of 5 x 3 (one partial tile) to 11 (two 8-channel blocks, one partial)
+    "residual-uint8-weights": ((2, 27, 7, 9), 27, True),
+    "int8-weights-one-tile": ((1, 13, 5, 3), 11, False),
+}
+
+
+@pytest.mark.parametrize("case", list(FUSED), ids=list(FUSED))
+def test_depthwise_and_projection_in_one_launch_store_the_separate_kernels_values(
+    case: str, cache_dir: Path, vnni: None
+) -> None:
+    """The fused kernel (ops/dwpw_q8.py) against onnxruntime, and the very same stored values as
+    the separate depthwise and 1x1 kernels (int32 sums, VNNI off)."""
+    shape, cout, uint8_weights = FUSED[case]
+    m = dw_project(shape, cout, uint8_weights)
+    x = rand(*shape, seed=14)
+    be, got, ref, kernels = run_both(m, x, cache_dir, int8_vnni=True)
+    assert kernels[1:3] == ["conv2d_dwpw_q8[k3s1,vnni]", "conv2d_q8[k1s1,vnni]"], kernels
+    fused = next(n for n in be.plan_for({"x": x}).graph.nodes if n.op == "ConvQ8DwPw")
+    assert ("res_q8" in fused.fused) is (cout == shape[1])
+    assert np.abs(got - ref).max() <= 0.04 * 1.001
+    assert (np.abs(got - ref) > 0.02).mean() < 0.02
+    _, plain, _, kernels = run_both(m, x, cache_dir, int8_vnni=False, int8_float_sums=False)
+    assert kernels[1:3] == ["conv2d_dw_q8[k3s1,char4]", "conv2d_q8[k1s1,char4]"], kernels
+    np.testing.assert_array_equal(got, plain)

@@ -19,6 +19,7 @@ from .int8 import plan_int8
 from .lower import Launch, Lowerer
 from .memory import MemoryPlan
 from .ops import lower_graph
+from .ops.dwpw_q8 import fuse_dw_pw
 from .runtime import Runtime, describe_error
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,15 @@ class Plan:
         int8_float_sums: bool | None = None,
         tuning: bool = False,
         int8_vnni: bool = False,
+        int8_fuse: bool = True,
     ) -> None:
         self.rt = rt
         self.graph = g = frontend.load(model, batch)
         fusion.optimise(g)
         # QDQ convs on the int8 kernels; {op type: count} of the ops that read their output in float
         self.int8_fallbacks = plan_int8(g) if int8 else {}
+        if int8 and int8_vnni and int8_fuse:  # depthwise 3x3 + 1x1 in one launch (ops/dwpw_q8.py)
+            fuse_dw_pw(g)
         self.mem = MemoryPlan(g)
         # keep_all (tests, debugging): no buffer reuse, so ``tensor`` can read any intermediate.
         self.mem.plan(

@@ -27,7 +27,7 @@ WRITES_VIEWS = (
     | (UNARY - {"Identity", "Dropout", "Softmax", "LogSoftmax"})
     | {"QuantizeLinear", "Conv", "MaxPool", "AveragePool", "Resize", "Upsample", "GlobalAveragePool"}
     | {"GlobalMaxPool", "Transpose", "Slice", "Concat", "Split", "Expand", "StridedView"}
-    | {"ConvQ8", "Quantize8", "Dequant8"}  # int8.py's ops (their 8-bit tensors are never views)
+    | {"ConvQ8", "Quantize8", "Dequant8", "ConvQ8DwPw"}  # int8 ops (their 8-bit tensors are never views)
 )
 # A StridedView's element map was computed for a contiguous source, so it cannot read a view.
 READS_VIEWS = WRITES_VIEWS - {"StridedView"}

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from ...base import BackendError
 from ..lower import LOWERINGS, Launch, Lowerer
-from . import conv, conv_q8, elementwise, layout, misc
+from . import conv, conv_q8, dwpw_q8, elementwise, layout, misc
 
-__all__ = ["LOWERINGS", "conv", "conv_q8", "elementwise", "layout", "lower_graph", "misc"]
+__all__ = ["LOWERINGS", "conv", "conv_q8", "dwpw_q8", "elementwise", "layout", "lower_graph", "misc"]
 
 
 def lower_graph(lw: Lowerer) -> list[Launch]:

@@ -36,7 +36,13 @@ def addr8(lw: Lowerer, t: str) -> tuple[cl.Buffer, np.int32, np.int32]:
 
 
 # kernels/conv2d_q8.cl's entry points, by the ENTRY define that keeps a build to one of them
-ENTRIES = {"conv2d_q8": 1, "conv2d_1x1_q8": 2, "conv2d_dw_q8": 3, "conv2d_1x1_q8dot": 4}
+ENTRIES = {
+    "conv2d_q8": 1,
+    "conv2d_1x1_q8": 2,
+    "conv2d_dw_q8": 3,
+    "conv2d_1x1_q8dot": 4,
+    "conv2d_dwpw_q8dot": 5,
+}
 
 
 def q8_kernel(lw: Lowerer, entry: str, defines: dict[str, int]) -> cl.Kernel:
