@@ -543,21 +543,26 @@ __kernel void conv2d_1x1_q8dot(__global const uchar* x, int x_off, int x_bs, int
 }
 #endif
 
-// ENTRY 5: a depthwise 3x3 stride 1 conv (pad 1) and the VNNI 1x1 conv that alone reads it, in one
-// launch (MobileNetV2's inverted residual: depthwise, projection, + the block's input): the
-// depthwise output never goes through memory. One work-item takes 16 consecutive pixels of the
-// row of H*W. For each of the cmid depthwise channels it sums the 9 taps in fp32 (exact integers,
-// as conv2d_dw_q8's FACC), requantises them with the same float operations as that kernel's mode 1
-// (so to the same stored values) and packs them 4 channels to an int lane, as the 1x1 kernel's
-// step does; the packed column (cmid bytes per pixel, at most DWPW_MAX) stays in private memory.
-// Then each block of TM output channels is one vpdpbusd per 4 channels, and the 1x1 conv's integer
-// epilogue (+ its 8-bit residual with RES 2). A tap outside the map reads the input's zero point
-// (a real 0): lanes are masked by their own row and column, so a tile may span rows (a 7x7 or
-// 14x14 map fills every lane). The host folds -zx * (the sum of each channel's 9 weights) into its
-// depthwise bias (sum (x - zx) w = sum x w - zx sum w). Loads stray at most one row and a pixel
-// beyond the tile into the neighbouring bytes of the pool (masked lanes); only where that would
-// leave the pool ([0, lim) bytes) are the taps read byte by byte.
+// ENTRY 5: a depthwise 3x3 conv (stride SD, 1 or 2) and the VNNI 1x1 conv that alone reads it,
+// in one launch (MobileNetV2's inverted residual: depthwise, projection, + the block's input): the
+// depthwise output never goes through memory. One work-item takes up to 16 consecutive output
+// pixels: with SD 1, 16 pixels of the row of H*W (a tile may span rows, so 7x7 and 14x14 maps fill
+// every lane); with SD 2, 16 pixels of one output row (each tap reads every second input pixel,
+// taken from two loaded vectors by a shuffle). For each of the cmid depthwise channels it sums the
+// 9 taps in fp32 (exact integers, as conv2d_dw_q8's FACC), requantises them with the same float
+// operations as that kernel's mode 1 (so to the same stored values) and packs them 4 channels to
+// an int lane, as the 1x1 kernel's step does; the packed column (cmid bytes per pixel, at most
+// DWPW_MAX) stays in private memory. Then each block of TM output channels is one vpdpbusd per 4
+// channels, and the 1x1 conv's integer epilogue (+ its 8-bit residual with RES 2). A tap outside
+// the map reads the input's zero point (a real 0; lanes are masked by their row and column): the
+// host folds -zx * (the sum of each channel's 9 weights) into its depthwise bias (sum (x - zx) w =
+// sum x w - zx sum w). Loads stray a row and a few pixels beyond the tile into neighbouring bytes
+// of the pool (masked lanes); only where that would leave the pool ([0, lim) bytes) are the taps
+// read byte by byte.
 #define DWPW_MAX 1024
+#ifndef SD
+#define SD 1
+#endif
 
 INLINE float16 load16_within(const __global uchar* p, int at, int lim, float fill) {
     float t[16];
@@ -565,25 +570,70 @@ INLINE float16 load16_within(const __global uchar* p, int at, int lim, float fil
     return vload16(0, t);
 }
 
+// the depthwise sum (+ bias) requantised as conv2d_dw_q8's mode 1 does, as int lanes 0..255
+INLINE int16 dw_requant(float16 acc, int bias, float mult, float4 qd) {
+    const int16 a = convert_int16(acc) + bias;
+    return convert_int16(fmin(fmax(rint(convert_float16(a) * mult) + qd.x, qd.y), qd.z));
+}
+
+#if SD == 1
 #define DWPW_TAPS(LOAD)                                                                    \
     _Pragma("unroll") for (int t = 0; t < 9; t++) {                                        \
-        const int o = (t / 3 - 1) * width + t % 3 - 1;                                     \
+        const int o = (t / 3 - 1) * w + t % 3 - 1;                                         \
         float16 v = LOAD;                                                                  \
         if (t != 4) v = select((float16)(zxf), v, mask[t]);                                \
         acc = MAD(v, (float16)(wc[t]), acc);                                               \
     }
+#else
+// stride 2: per kernel row, 32 input pixels from the tile's first tap (two loads) hold taps 0
+// and 1 of every lane at even and odd positions; tap 2 is tap 0 moved one lane, plus pixel 32
+#define DWPW_TAPS(LOAD)                                                                    \
+    _Pragma("unroll") for (int ky = 0; ky < 3; ky++) {                                     \
+        const int o = ky * w;                                                              \
+        const float16 a = LOAD, b = (LOAD##_HI);                                           \
+        float16 v[3];                                                                      \
+        v[0] = shuffle2(a, b, (uint16)(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)); \
+        v[1] = shuffle2(a, b, (uint16)(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31)); \
+        v[2] = shuffle2(v[0], (float16)(LOAD##_LAST), (uint16)(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16)); \
+        _Pragma("unroll") for (int kx = 0; kx < 3; kx++)                                   \
+            acc = MAD(select((float16)(zxf), v[kx], mask[ky * 3 + kx]), (float16)(wc[ky * 3 + kx]), acc); \
+    }
+#endif
+#define FAST convert_float16(vload16(0, xc + o))
+#define FAST_HI convert_float16(vload16(0, xc + o + 16))
+#define FAST_LAST (float)xc[o + 32]
+#define SLOW load16_within(xc + o, at + o, lim, zxf)
+#define SLOW_HI load16_within(xc + o + 16, at + o + 16, lim, zxf)
+#define SLOW_LAST (at + o + 32 >= 0 && at + o + 32 < lim ? (float)xc[o + 32] : zxf)
 
 DOT_FN void q8_dwpw_tile(const __global uchar* xn, int x_at, int lim, float zxf, const __global float* wd,
                          const __global int* bd, const __global float* md, float4 qd, const __global int* wp,
                          int zw, const __global int* bp, const __global float* mp, __global uchar* yn,
-                         const __global res_t* rn, int p0, int cmid, int cout, int h, int width, float8 q,
-                         float4 oq) {
-    const int hw = h * width;
-    const int cnt = min(16, hw - p0);
-    const int16 pix = (int16)(p0) + (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const int16 py = pix / width, px = pix - py * width;
-    const int16 up = py > 0, down = py < h - 1, left = px > 0, right = px < width - 1;
+                         const __global res_t* rn, int tile, int cmid, int cout, int h, int w, int ho, int wo,
+                         int pt, int pl, float8 q, float4 oq) {
+    const int16 lane = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#if SD == 1
+    // 16 pixels of the row of H*W; the taps' offsets from each pixel are the same
+    const int p0 = tile * 16, cnt = min(16, ho * wo - p0), first = p0;
+    const int16 py = (p0 + lane) / wo, px = p0 + lane - py * wo;
+    const int16 up = py > 0, down = py < h - 1, left = px > 0, right = px < w - 1;
     const int16 mask[9] = {up & left, up, up & right, left, (int16)(-1), right, down & left, down, down & right};
+    const int lo = -w - 1, span = 2 * w + 18;  // the bytes read: [first + lo, first + lo + span)
+#else
+    // 16 pixels of output row oy: tap (ky, kx) of lane l reads input (2 oy + ky - pt, 2 (ox0 + l) + kx - pl)
+    const int tiles = (wo + 15) / 16, oy = tile / tiles, ox0 = tile % tiles * 16;
+    const int p0 = oy * wo + ox0, cnt = min(16, wo - ox0);
+    const int iy = 2 * oy - pt, ix = 2 * ox0 - pl;
+    const int16 cx = ix + 2 * lane;
+    int16 mask[9];
+#pragma unroll
+    for (int t = 0; t < 9; t++) {
+        const int16 col = cx + t % 3;
+        mask[t] = (col >= 0) & (col < w) & (int16)(iy + t / 3 >= 0 && iy + t / 3 < h ? -1 : 0);
+    }
+    const int first = iy * w + ix;  // the tile's first tap (ky = kx = 0)
+    const int lo = 0, span = 2 * w + 33;
+#endif
     const int cmid4 = (cmid + 3) / 4;
     int16 col[DWPW_MAX / 4];
     int16 xs = (int16)(0);
@@ -591,18 +641,19 @@ DOT_FN void q8_dwpw_tile(const __global uchar* xn, int x_at, int lim, float zxf,
         int16 packed = (int16)(0);
         for (int j = 0; j < 4 && 4 * k + j < cmid; j++) {
             const int c = 4 * k + j;
-            const __global uchar* xc = xn + c * hw + p0;
-            const __global float* wc = wd + c * 9;
-            const int at = x_at + c * hw + p0;
-            float16 acc = (float16)(0.0f);
-            if (at - width - 1 >= 0 && at + 16 + width + 1 <= lim) {
-                DWPW_TAPS(convert_float16(vload16(0, xc + o)))
+            const __global uchar* xc = xn + c * h * w + first;
+            const int at = x_at + c * h * w + first;
+            if (at + lo >= 0 && at + lo + span <= lim) {
+                float16 acc = (float16)(0.0f);
+                const __global float* wc = wd + c * 9;
+                DWPW_TAPS(FAST)
+                packed |= dw_requant(acc, bd[c], md[c], qd) << (8 * j);
             } else {
-                DWPW_TAPS(load16_within(xc + o, at + o, lim, zxf))
+                float16 acc = (float16)(0.0f);
+                const __global float* wc = wd + c * 9;
+                DWPW_TAPS(SLOW)
+                packed |= dw_requant(acc, bd[c], md[c], qd) << (8 * j);
             }
-            const int16 a = convert_int16(acc) + bd[c];
-            const float16 r = fmin(fmax(rint(convert_float16(a) * md[c]) + qd.x, qd.y), qd.z);
-            packed |= convert_int16(r) << (8 * j);
         }
         col[k] = packed;
         if (ZW) xs = DP4(xs, packed, DOT_ONES);
@@ -617,6 +668,7 @@ DOT_FN void q8_dwpw_tile(const __global uchar* xn, int x_at, int lim, float zxf,
 #pragma unroll
             for (int m = 0; m < TM; m++) acc[m] = DP4(acc[m], xq, (int16)(wb[k * TM + m]));
         }
+        const int hw = ho * wo;
 #pragma unroll
         for (int m = 0; m < TM; m++) {
             const int co = co0 + m;
@@ -627,17 +679,18 @@ DOT_FN void q8_dwpw_tile(const __global uchar* xn, int x_at, int lim, float zxf,
 }
 
 #if !defined(ENTRY) || ENTRY == 5
+// (h, w: the depthwise input; ho, wo: its output and the 1x1 conv's; pt, pl: its top and left padding)
 __kernel void conv2d_dwpw_q8dot(__global const uchar* x, int x_off, int x_bs, float zxf, int lim,
                                 __global const float* wd, __global const int* bd, __global const float* md,
                                 float4 qd, __global const int* wp, int zw, __global const int* bp,
                                 __global const float* mp, __global uchar* y, int y_off, int y_bs, float8 q,
                                 float4 oq, __global const res_t* res, int res_off, int res_bs, int cmid, int cout,
-                                int h, int width) {
-    const int p0 = get_global_id(0) * 16;
+                                int h, int w, int ho, int wo, int pt, int pl) {
+    const int tile = get_global_id(0);
     const int n = get_global_id(2);
-    if (p0 >= h * width) return;
+    if (tile >= (SD == 1 ? (ho * wo + 15) / 16 : ho * ((wo + 15) / 16))) return;
     q8_dwpw_tile(x + x_off + n * x_bs, x_off + n * x_bs, lim, zxf, wd, bd, md, qd, wp, zw, bp, mp,
-                 y + y_off + n * y_bs, res + res_off + n * res_bs, p0, cmid, cout, h, width, q, oq);
+                 y + y_off + n * y_bs, res + res_off + n * res_bs, tile, cmid, cout, h, w, ho, wo, pt, pl, q, oq);
 }
 #endif
 #endif

@@ -45,9 +45,11 @@ def _depthwise_3x3(g: Graph, n: Node) -> bool:
         int(n.attrs.get("group", 1)) == cin == g.values[n.outputs[0]].shape[1]
         and 0 < cin <= DWPW_MAX
         and list(n.attrs["kernel_shape"]) == [3, 3]
-        and list(n.attrs["strides"]) == [1, 1]
         and list(n.attrs["dilations"]) == [1, 1]
-        and list(n.attrs["pads"]) == [1, 1, 1, 1]
+        and (
+            (list(n.attrs["strides"]) == [1, 1] and list(n.attrs["pads"]) == [1, 1, 1, 1])
+            or (list(n.attrs["strides"]) == [2, 2] and max(n.attrs["pads"]) <= 1)
+        )
     )
 
 
@@ -113,7 +115,8 @@ def lower_dw_pw_q8(lw: Lowerer, node: Node) -> None:
     dw, pw = node.attrs["dw"], node.attrs["pw"]
     x, y = dw.inputs[0], pw.outputs[0]
     n, cmid, h, w = lw.shape(x)
-    cout = lw.shape(y)[1]
+    _, cout, ho, wo = lw.shape(y)
+    stride, (pt, pl) = int(dw.attrs["strides"][0]), dw.attrs["pads"][:2]
     # the depthwise conv: w - zw as float [c][9], the input's zero point folded into the bias
     xq: Stored = dw.attrs["xq"]
     wd, zd, sd = q8_weights(lw, dw)
@@ -136,15 +139,25 @@ def lower_dw_pw_q8(lw: Lowerer, node: Node) -> None:
     laid, _ = dot_weights(wp, tm)
     res_q8 = node.fused.get("res_q8")
     res = (*addr8(lw, node.fused["residual"]),) if res_q8 is not None else (None, np.int32(0), np.int32(0))
-    defines = {"TM": tm, "NV": 1, "DOT": 1, "ZW": int(zp != 0), "OUT_Q8": 1, "RES": 2 if res_q8 else 0}
+    defines = {
+        "TM": tm,
+        "NV": 1,
+        "DOT": 1,
+        "ZW": int(zp != 0),
+        "OUT_Q8": 1,
+        "RES": 2 if res_q8 else 0,
+        "SD": stride,
+    }
     kernel = q8_kernel(lw, "conv2d_dwpw_q8dot", defines)
     const = lw.const_buffer
     args = [*addr8(lw, x), np.float32(xq.zero), np.int32(lw.mem.size * lw.itemsize),
             const(corrected.astype(np.float32)), const(bias_d.astype(np.int32)), const(mult_d.astype(np.float32)),
             vec("float4", q_d[1], q_d[2], q_d[3], 0.0), const(laid), np.int32(zp), const(bias_p.astype(np.int32)),
             const(mult_p.astype(np.float32)), *addr8(lw, y), epilogue[2], vec("float4", *oq), *res,
-            *map(np.int32, (cmid, cout, h, w))]  # fmt: skip
-    flops = 2.0 * n * h * w * cmid * (9 + cout)
-    nbytes = n * h * w * (cmid + cout * (2 if res_q8 else 1)) + wd.nbytes + wp.nbytes
-    name = f"conv2d_dwpw_q8[k3s1,{VNNI}]"
-    lw.add(node, name, kernel, args, (cdiv(h * w, 16), 1, n), flops, float(nbytes), lsize=(1, 1, 1))
+            *map(np.int32, (cmid, cout, h, w, ho, wo, pt, pl))]  # fmt: skip
+    flops = 2.0 * n * ho * wo * cmid * (9 + cout)
+    nbytes = n * (h * w * cmid + ho * wo * cout * (2 if res_q8 else 1)) + wd.nbytes + wp.nbytes
+    # tiles of 16 pixels: of the row of H*W (stride 1), of one output row (stride 2)
+    tiles = cdiv(ho * wo, 16) if stride == 1 else ho * cdiv(wo, 16)
+    name = f"conv2d_dwpw_q8[k3s{stride},{VNNI}]"
+    lw.add(node, name, kernel, args, (tiles, 1, n), flops, float(nbytes), lsize=(1, 1, 1))
