@@ -456,8 +456,8 @@ INLINE int16 pack4_dot(const __global uchar* xp, int hw, int k, int cin, int cnt
 // (cnt < 16: the first cnt results of a tile at the end of the row)
 INLINE void finish16_int(int16 acc, float mult, __global uchar* y, float8 q, float4 oq,
                          const __global res_t* res, int cnt) {
-    float16 v = fmin(fmax(rint(convert_float16(acc) * mult) + q.s1, q.s2), q.s3);
 #if RES == 2
+    float16 v = fmin(fmax(rint(convert_float16(acc) * mult) + q.s1, q.s2), q.s3);
     float16 rv;
     if (cnt >= 16) {
         rv = convert_float16(vload16(0, res));
@@ -467,8 +467,11 @@ INLINE void finish16_int(int16 acc, float mult, __global uchar* y, float8 q, flo
         rv = convert_float16(vload16(0, t));
     }
     v = fmin(fmax(rint(fma(rv, (float16)(q.s5), fma(v, (float16)(q.s4), (float16)(q.s6)))), oq.z), oq.w);
+    const uchar16 u = convert_uchar16(convert_int16(v));
+#else
+    // rint and the conversion in one instruction (round to nearest even), the clamp in int lanes
+    const uchar16 u = convert_uchar16(clamp(convert_int16_rte(convert_float16(acc) * mult) + (int)q.s1, (int)q.s2, (int)q.s3));
 #endif
-    const uchar16 u = convert_uchar16_sat(v);
     if (cnt >= 16) {
         vstore16(u, 0, y);
     } else {
@@ -573,7 +576,7 @@ INLINE float16 load16_within(const __global uchar* p, int at, int lim, float fil
 // the depthwise sum (+ bias) requantised as conv2d_dw_q8's mode 1 does, as int lanes 0..255
 INLINE int16 dw_requant(float16 acc, int bias, float mult, float4 qd) {
     const int16 a = convert_int16(acc) + bias;
-    return convert_int16(fmin(fmax(rint(convert_float16(a) * mult) + qd.x, qd.y), qd.z));
+    return clamp(convert_int16_rte(convert_float16(a) * mult) + (int)qd.x, (int)qd.y, (int)qd.z);
 }
 
 #if SD == 1
