@@ -1,13 +1,15 @@
-"""The OpenCL compiler as a whole, on PoCL: what autotuning leaves behind in a plan, and that the shape
-pass reads the graph without changing it."""
+"""The OpenCL compiler as a whole, on PoCL: what autotuning leaves behind in a plan, that the shape
+pass reads the graph without changing it, and when PoCL's worker threads are pinned."""
 
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import helper
 
 from tests.integration.opencl_helpers import model, ort_run, rand, require_opencl
@@ -65,3 +67,23 @@ def test_the_shape_pass_changes_no_attribute() -> None:
         assert node.attrs == before
     # the front end spelt the defaults out once, for the passes after it
     assert graph.nodes[0].attrs["perm"] == [2, 1, 0] and graph.nodes[1].attrs["axis"] == 2
+
+
+def test_pocl_workers_are_pinned_unless_the_environment_or_a_cpuset_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """POCL_AFFINITY=1 is asked for before the first platform query where this process may run on
+    every CPU; a value already set is kept (POCL_AFFINITY=0 turns it off), and under a cpuset that
+    leaves out some CPU it is not set (PoCL would pin worker i to CPU i)."""
+    require_opencl()
+    from yaguar.engine.backends.opencl import runtime
+
+    every = set(range(os.cpu_count() or 1))
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: every)
+    environ: dict[str, str] = {}
+    assert runtime.pin_pocl_workers(environ) and environ == {"POCL_AFFINITY": "1"}
+    environ = {"POCL_AFFINITY": "0"}
+    assert not runtime.pin_pocl_workers(environ) and environ == {"POCL_AFFINITY": "0"}
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: every - {0} or {1})
+    environ = {}
+    assert not runtime.pin_pocl_workers(environ) and environ == {}

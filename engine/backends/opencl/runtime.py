@@ -11,7 +11,7 @@ import functools
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -70,7 +70,23 @@ def host_cpu_has_fma() -> bool:
 VNNI_FLAGS = frozenset({"avx512f", "avx512bw", "avx512_vnni"})  # what kernels/conv2d_q8.cl's DOT needs
 
 
+def pin_pocl_workers(environ: MutableMapping[str, str] = os.environ) -> bool:
+    """Ask PoCL to pin its CPU worker threads, worker i to CPU i (PoCL's ``POCL_AFFINITY``, read when
+    it starts its workers: before the first platform query), unless the environment says otherwise
+    or this process may not run on every CPU (a container's cpuset: PoCL would pin to CPUs it may
+    not use). Unpinned, after a pause between runs the workers often share one core for a while:
+    bench/engine.py measured MobileNetV2 int8 at 0.48-0.68 of onnxruntime unpinned and 0.79-0.82
+    pinned, in alternate runs (engine/README.md, "Int8 on OpenCL"). Returns whether it set it."""
+    if "POCL_AFFINITY" in environ or not hasattr(os, "sched_getaffinity"):
+        return False
+    if os.sched_getaffinity(0) != set(range(os.cpu_count() or 0)):
+        return False
+    environ["POCL_AFFINITY"] = "1"
+    return True
+
+
 def list_devices() -> list[cl.Device]:
+    pin_pocl_workers()
     try:
         platforms = cl.get_platforms()
     except cl.Error as exc:  # "platform not found" is how an ICD loader with no driver answers
