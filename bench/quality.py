@@ -13,6 +13,8 @@ the reference of the ratio.
     .venv/bin/python bench/quality.py --config '{"detector": "fastestdet"}' --frames 8
     .venv/bin/python bench/quality.py --verbose            # each missed frame and each false box
     .venv/bin/python bench/quality.py --setting station --int8   # + the station with int8 YOLOX-nano
+    .venv/bin/python bench/quality.py --setting station --int8 --silu-int8 --keep-int8 /tmp/q
+                                     # + also with its SiLUs in int8; both kept for bench/engine.py --model-dir
 """
 
 from __future__ import annotations
@@ -91,19 +93,29 @@ def details(report: QualityReport) -> None:
     print(f"    confusion (MegaDetector -> ours): {dict(sorted(report.confusion.items()))}")
 
 
-def int8_models(shared: Path, folder: Path) -> Path:
+def int8_models(shared: Path, folder: Path, silu_int8: bool = False) -> Path:
     """The shared models (symlinks) and YOLOX-nano quantised now by ``yaguar models quantize``'s own
-    code, calibrated as its manifest says (the shared camera-trap and jaguar frames), in ``folder``.
-    Its tolerance is off: the yardstick, not the quantiser's own check, judges it here."""
+    code (``silu_int8``: with ``--silu-int8``), calibrated as its manifest says (the shared camera-trap
+    and jaguar frames), in ``folder``. Its tolerance is off: the yardstick, not the quantiser's own
+    check, judges it here."""
+    folder.mkdir(exist_ok=True)
     for path in (shared / "models").iterdir():
         (folder / path.name).symlink_to(path)
     calibration = [shared / "images" / "camera-trap", shared / "images" / "jaguar"]
     reference = shared / "reference" / "megadetector_v5_boxes.json"
     made = quantize_detector(
-        find_manifest("yolox_nano"), shared / "models", calibration, folder, reference, shared / "images", 1.0
+        find_manifest("yolox_nano"),
+        shared / "models",
+        calibration,
+        folder,
+        reference,
+        shared / "images",
+        1.0,
+        silu_int8=silu_int8,
     )
     print(
-        f"int8 YOLOX-nano made: {len(made.float_convs)} convs kept float; its own check "
+        f"int8 YOLOX-nano{' --silu-int8' if silu_int8 else ''} made in {folder}: "
+        f"{len(made.float_convs)} convs kept float; its own check "
         f"{made.int8_score.found}/{made.int8_score.frames} frames, float {made.float_score.found}/"
         f"{made.float_score.frames}"
     )
@@ -119,6 +131,12 @@ def main() -> int:
     parser.add_argument(
         "--int8", action="store_true", help="add the station with YOLOX-nano int8, quantised for this run"
     )
+    parser.add_argument(
+        "--silu-int8", action="store_true", help="with --int8: also YOLOX-nano quantised with --silu-int8"
+    )
+    parser.add_argument(
+        "--keep-int8", type=Path, help="with --int8: make the int8 models in this folder, kept"
+    )
     args = parser.parse_args()
     shared = shared_data_dir()
     if shared is None:
@@ -130,9 +148,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="yaguar-quality-") as tmp:
         frames = [p.read_bytes() for p in make_frames(shared / "images", Path(tmp), args.frames)]
     int8_dir = tempfile.TemporaryDirectory(prefix="yaguar-int8-")
-    if args.int8:
-        folder = str(int8_models(shared, Path(int8_dir.name)))
-        chosen["station, int8"] = {"detector": "yolox_nano_int8", "model_dir": folder, "manifest_dir": folder}
+    for label, silu in (("int8", False), ("int8 --silu-int8", True)):
+        if args.int8 and (args.silu_int8 or not silu):
+            where = Path(args.keep_int8 or int8_dir.name) / label.replace(" --", "_").replace("-", "_")
+            folder = str(int8_models(shared, where, silu))
+            chosen[f"station, {label}"] = {
+                "detector": "yolox_nano_int8",
+                "model_dir": folder,
+                "manifest_dir": folder,
+            }
     print(
         f"reference: MegaDetector v5 boxes, IoU >= 0.3; blanks: reference frames with the boxes cut "
         f"away, the same whole with the boxes painted over, the empty frame, scream.jpg; CPU: "

@@ -19,7 +19,7 @@ import re
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -45,16 +45,16 @@ from .detector import Detection, Detector
 from .manifest import Manifest, file_sha256
 from .postprocess import iou_xywh
 from .preprocess import fit, to_tensor
+from .quantize_silu import CONV_AND_SILU, CONV_ONLY, float_neighbours, silu_input_ranges, silu_pairs
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg"}  # what camera traps write; the decode path is the station's (libjpeg)
 MATCH_IOU = 0.3
 QDQ_OPSET = 13  # per-channel DequantizeLinear (its axis attribute) needs opset 13
 MIN_STEPS = 3.0  # a conv input whose channels mostly span fewer uint8 steps than this stays float
-# Only convs run in int8. With Sigmoid and SiLU's Mul in int8 too, YOLOX-nano found 1 of the 10
-# frames it finds in float (scores and SiLU's small negative tail need more than 256 levels), and
-# with the data movement between convs in int8 as well, neither model was faster on onnxruntime here.
-INT8_OPS = ["Conv"]
+# Only convs run in int8 by default: the OpenCL backend's int8 kernels match onnxruntime on that graph.
+# Sigmoid and SiLU's Mul in int8 as well (``--silu-int8``, quantize_silu.py) is faster on onnxruntime.
+INT8_OPS = CONV_ONLY
 STAT_FRAMES = 16  # calibration frames used for the per-channel activation statistics
 
 
@@ -89,6 +89,7 @@ class Result:
     int8_ms: float
     reference: str
     float_convs: list[str]  # convs kept in float (see ``float_convs``)
+    silu_int8: bool = False  # Sigmoid and SiLU's Mul quantised too (quantize_silu.py)
 
 
 def calibration_frames(folders: list[Path], max_frames: int, min_side: int) -> list[np.ndarray]:
@@ -162,7 +163,9 @@ def quantize_file(
     graph optimisation), MinMax calibration on ``tensors`` (model inputs, preprocessed as the model's
     runner does), or ranges that leave out the values beyond ``percentile``. ``op_types`` run in int8,
     except the convs that int8 would break (``float_convs``: they stay float, their names returned) and
-    the nodes that are int8 already."""
+    the nodes that are int8 already; with Sigmoid and Mul among them, the nodes around the SiLUs stay
+    float too (``float_neighbours``) and a SiLU's input is quantised without the tail that SiLU rounds
+    to 0 (``silu_input_ranges``)."""
     with tempfile.TemporaryDirectory() as tmp:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
         if opset < QDQ_OPSET:
@@ -174,6 +177,15 @@ def quantize_file(
         quant_pre_process(str(raised), str(pre), skip_symbolic_shape=True)
         prepared = onnx.load(str(pre))
         keep = float_convs(prepared, input_name, tensors[:STAT_FRAMES])
+        exclude = keep + already_int8(prepared)
+        extra: dict[str, object] = {"CalibPercentile": percentile} if percentile is not None else {}
+        pairs = silu_pairs(prepared)
+        if {"Sigmoid", "Mul"} & set(op_types):  # the SiLUs in int8 (quantize_silu.py)
+            exclude += float_neighbours(prepared, keep)
+            if percentile is None and pairs:
+                names = sorted(set(pairs) | set(pairs.values()))
+                low, high = tensor_ranges(prepared, input_name, tensors, names)
+                extra["TensorQuantOverrides"] = silu_input_ranges(pairs, low, high)
         quantize_static(
             str(pre),
             str(dst),
@@ -183,11 +195,42 @@ def quantize_file(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax if percentile is None else CalibrationMethod.Percentile,
-            extra_options={} if percentile is None else {"CalibPercentile": percentile},
+            extra_options=extra,
             op_types_to_quantize=op_types,
-            nodes_to_exclude=keep + already_int8(prepared),
+            nodes_to_exclude=exclude,
         )
     return keep
+
+
+def probed(
+    model: onnx.ModelProto, input_name: str, tensors: list[np.ndarray], names: list[str]
+) -> Iterator[dict[str, np.ndarray]]:
+    """Per tensor of ``tensors``, the values of the intermediate tensors ``names`` in the float
+    ``model`` (run on onnxruntime with them as extra outputs)."""
+    augmented = onnx.ModelProto()
+    augmented.CopyFrom(model)
+    augmented.graph.output.extend(
+        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in names
+    )
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(augmented.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    for tensor in tensors:
+        yield dict(zip(names, session.run(names, {input_name: tensor}), strict=True))
+
+
+def tensor_ranges(
+    model: onnx.ModelProto, input_name: str, tensors: list[np.ndarray], names: list[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Minimum and maximum of each of ``names`` over ``tensors``, 0 included (as onnxruntime's MinMax
+    calibration takes them)."""
+    low = dict.fromkeys(names, 0.0)
+    high = dict.fromkeys(names, 0.0)
+    for values in probed(model, input_name, tensors, names):
+        for name, value in values.items():
+            low[name] = min(low[name], float(value.min()))
+            high[name] = max(high[name], float(value.max()))
+    return low, high
 
 
 def float_convs(model: onnx.ModelProto, input_name: str, tensors: list[np.ndarray]) -> list[str]:
@@ -212,22 +255,14 @@ def float_convs(model: onnx.ModelProto, input_name: str, tensors: list[np.ndarra
         return tensor in made_by_conv or any(after_conv(t, seen) for t in node.input)
 
     keep = [n.name for n in convs if not after_conv(n.input[0], set())]
-    probed = sorted(
+    inputs = sorted(
         {n.input[0] for n in convs if n.input[0] != input_name} - {i.name for i in model.graph.initializer}
     )
-    augmented = onnx.ModelProto()
-    augmented.CopyFrom(model)
-    augmented.graph.output.extend(
-        onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in probed
-    )
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(augmented.SerializeToString(), options, providers=["CPUExecutionProvider"])
     low: dict[str, float] = {}
     high: dict[str, float] = {}
     power: dict[str, np.ndarray] = {}  # mean square per input channel, over the calibration frames
-    for tensor in tensors:
-        for name, value in zip(probed, session.run(probed, {input_name: tensor}), strict=True):
+    for values in probed(model, input_name, tensors, inputs):
+        for name, value in values.items():
             low[name] = min(low.get(name, 0.0), float(value.min()))
             high[name] = max(high.get(name, 0.0), float(value.max()))
             channel_power = (value.astype(np.float64) ** 2).mean(axis=(0, 2, 3)) / len(tensors)
@@ -349,10 +384,11 @@ def quantize_detector(
     reference_images: Path | None = None,
     tolerance: float = 0.02,
     max_frames: int = 64,
+    silu_int8: bool = False,
 ) -> Result:
     """Quantise ``manifest``'s detector, score float and int8 on the same frames, and write the int8
     model, its manifest and its card into ``out_dir``; QuantizeError (nothing written) when the
-    recall drops by more than ``tolerance``."""
+    recall drops by more than ``tolerance``. ``silu_int8``: the SiLUs in int8 too (quantize_silu.py)."""
     if manifest.kind != "detector":
         raise QuantizeError(f"{manifest.ident} is a {manifest.kind}; only detectors are quantised here")
     options = {"threads": os.cpu_count() or 1, "allow_spinning": False}  # the station's settings
@@ -363,7 +399,8 @@ def quantize_detector(
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [to_tensor([fit(f, manifest.input)[0]], manifest.input) for f in frames]
         float_model = onnx.load(str(manifest.model_path(model_dir)))
-        kept = quantize_file(float_model, candidate, tensors, float_det.input_name)
+        op_types = CONV_AND_SILU if silu_int8 else INT8_OPS
+        kept = quantize_file(float_model, candidate, tensors, float_det.input_name, op_types)
         int8_manifest = int8_copy(manifest, candidate.name, float_det.labels)
         int8_det = Detector(int8_manifest, Path(tmp), "onnxruntime", options, verify_sha256=False)
         ref = load_reference(reference, reference_images)
@@ -386,8 +423,12 @@ def quantize_detector(
         out_dir.mkdir(parents=True, exist_ok=True)
         model_path, card_path = out_dir / candidate.name, out_dir / f"{name}.card.md"
         atomic_write(model_path, candidate.read_bytes())
-    final = int8_written(int8_manifest, manifest, model_path, calibration)
-    result = Result(final, model_path, card_path, float_score, int8_score, float_ms, int8_ms, described, kept)
+    final = int8_written(
+        int8_manifest, manifest, model_path, calibration, " --silu-int8" if silu_int8 else ""
+    )
+    result = Result(
+        final, model_path, card_path, float_score, int8_score, float_ms, int8_ms, described, kept, silu_int8
+    )
     atomic_write(card_path, card(result, manifest, calibration, len(frames)))
     toml_path = out_dir / f"{name}.toml"
     atomic_write(toml_path, manifest_toml(final).encode())
@@ -411,7 +452,14 @@ def card(r: Result, source: Manifest, calibration: list[Path], frames: int) -> b
             "onnxruntime static quantisation, QDQ format, int8 weights per output channel, uint8",
             f"activations with MinMax ranges from {frames} frames of {', '.join(f'`{c!s}`' for c in calibration)}.",
             f"{len(r.float_convs)} convs stay float (the stem, and inputs whose channels span under",
-            f"{MIN_STEPS:g} uint8 steps): {', '.join(r.float_convs) or 'none'}.",
+            f"{MIN_STEPS:g} uint8 steps): {', '.join(r.float_convs) or 'none'}. "
+            + (
+                "Sigmoid and SiLU's Mul are int8 too (`--silu-int8`: faster on onnxruntime; the OpenCL"
+                " int8 kernels do not match onnxruntime on this graph), and a SiLU's input is quantised"
+                " without the negative tail that SiLU rounds to 0."
+                if r.silu_int8
+                else "Only the convs are int8."
+            ),
             "",
             f"Scored on {r.reference}; a frame is found when the model has a box of the same",
             f"category with IoU >= {MATCH_IOU} to a reference box. Milliseconds: one inference on",

@@ -21,15 +21,27 @@ def _reference(shared_data: Path) -> tuple[Path, Path]:
     return shared_data / "reference" / "megadetector_v5_boxes.json", shared_data / "images"
 
 
+def _quantize(models_dir: Path, capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    """`yaguar models quantize ARGS`: its exit code and what it printed."""
+    code = main(["models", "--model-dir", str(models_dir), "quantize", *map(str, args)])
+    return code, capsys.readouterr().out
+
+
 def test_fastestdet_in_int8_keeps_its_recall_and_ships_manifest_and_card(
     tmp_path: Path, shared_data: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "models"
-    code = main(
-        ["models", "--model-dir", str(models_dir), "quantize", "fastestdet", "--calibration",
-         str(shared_data / "images" / "camera-trap"), str(shared_data / "images" / "jaguar"), "--out", str(out)]
-    )  # fmt: skip
-    printed = capsys.readouterr().out
+    images = shared_data / "images"
+    code, printed = _quantize(
+        models_dir,
+        capsys,
+        "fastestdet",
+        "--calibration",
+        images / "camera-trap",
+        images / "jaguar",
+        "--out",
+        out,
+    )
     assert code == 0, printed
     assert "fastestdet_int8@1.0-int8" in printed and "frames found" in printed
     manifest = load_manifest(out / "fastestdet_int8.toml")
@@ -64,11 +76,7 @@ def test_a_calibration_folder_with_no_usable_image_is_refused(
     (folder / "broken.jpg").write_bytes(truncated(jpeg, 0.02))
     (folder / "empty.jpg").write_bytes(b"")
     out = tmp_path / "models"
-    code = main(
-        ["models", "--model-dir", str(models_dir), "quantize", "fastestdet", "--calibration", str(folder),
-         "--out", str(out)]
-    )  # fmt: skip
-    printed = capsys.readouterr().out
+    code, printed = _quantize(models_dir, capsys, "fastestdet", "--calibration", folder, "--out", out)
     assert code == 1
     assert "has no usable image" in printed and "1 not a JPEG" in printed, printed
     assert not out.exists()
@@ -97,3 +105,23 @@ def test_a_missing_calibration_folder_is_one_line(tmp_path: Path, models_dir: Pa
     with pytest.raises(QuantizeError, match="does not exist"):
         quantize_detector(find_manifest("fastestdet"), models_dir, [tmp_path / "nowhere"], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_silu_int8_for_a_classifier_is_refused_in_one_line(
+    tmp_path: Path, shared_data: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "models"
+    jaguars = shared_data / "images" / "jaguar"
+    code, printed = _quantize(
+        models_dir,
+        capsys,
+        "mobilenet_v2_imagenet_quant",
+        "--calibration",
+        jaguars,
+        "--silu-int8",
+        "--out",
+        out,
+    )
+    assert code == 1
+    assert "--silu-int8 is for detectors" in printed and "is a classifier" in printed, printed
+    assert not out.exists()
