@@ -45,7 +45,7 @@ from .detector import Detection, Detector
 from .manifest import Manifest, file_sha256
 from .postprocess import iou_xywh
 from .preprocess import fit, to_tensor
-from .quantize_silu import CONV_AND_SILU, CONV_ONLY, float_neighbours, silu_input_ranges, silu_pairs
+from .quantize_silu import CONV_ONLY, SILU_INT8_OPS, float_neighbours, silu_input_ranges, silu_pairs
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg"}  # what camera traps write; the decode path is the station's (libjpeg)
@@ -399,7 +399,7 @@ def quantize_detector(
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [to_tensor([fit(f, manifest.input)[0]], manifest.input) for f in frames]
         float_model = onnx.load(str(manifest.model_path(model_dir)))
-        op_types = CONV_AND_SILU if silu_int8 else INT8_OPS
+        op_types = SILU_INT8_OPS if silu_int8 else INT8_OPS
         kept = quantize_file(float_model, candidate, tensors, float_det.input_name, op_types)
         int8_manifest = int8_copy(manifest, candidate.name, float_det.labels)
         int8_det = Detector(int8_manifest, Path(tmp), "onnxruntime", options, verify_sha256=False)
@@ -454,9 +454,9 @@ def card(r: Result, source: Manifest, calibration: list[Path], frames: int) -> b
             f"{len(r.float_convs)} convs stay float (the stem, and inputs whose channels span under",
             f"{MIN_STEPS:g} uint8 steps): {', '.join(r.float_convs) or 'none'}. "
             + (
-                "Sigmoid and SiLU's Mul are int8 too (`--silu-int8`: faster on onnxruntime; the OpenCL"
-                " int8 kernels do not match onnxruntime on this graph), and a SiLU's input is quantised"
-                " without the negative tail that SiLU rounds to 0."
+                "Sigmoid, SiLU's Mul, Concat, Add, MaxPool and Resize are int8 too (`--silu-int8`: faster"
+                " on onnxruntime; the OpenCL int8 kernels do not match onnxruntime on this graph), and a"
+                " SiLU's input is quantised without the negative tail that SiLU rounds to 0."
                 if r.silu_int8
                 else "Only the convs are int8."
             ),

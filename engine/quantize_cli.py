@@ -65,8 +65,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
     quantize.add_argument(
         "--silu-int8",
         action="store_true",
-        help="detector: run its SiLUs in int8 too, faster on onnxruntime (for the OpenCL backend leave "
-        "it off: its int8 kernels match onnxruntime only on the default graph)",
+        help="detector: run its SiLUs and the ops between its convs in int8 too, faster on onnxruntime "
+        "(for the OpenCL backend leave it off: its int8 kernels match onnxruntime only on the default graph)",
     )
     quantize.add_argument(
         "--reference",

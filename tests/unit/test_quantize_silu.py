@@ -13,7 +13,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from yaguar.engine.quantize import quantize_file
-from yaguar.engine.quantize_silu import CONV_AND_SILU, CONV_ONLY, SILU_MIN_AT, silu_floor, silu_pairs
+from yaguar.engine.quantize_silu import CONV_ONLY, SILU_INT8_OPS, SILU_MIN_AT, silu_floor, silu_pairs
 
 SIDE = 16
 
@@ -113,7 +113,7 @@ def test_a_silu_input_is_quantised_without_the_tail_silu_rounds_to_zero(tmp_path
         scale, zero = float(stored[q.input[1]]), int(stored[q.input[2]])
         return -zero * scale, scale
 
-    model, kept = _quantised(tmp_path, CONV_AND_SILU)
+    model, kept = _quantised(tmp_path, SILU_INT8_OPS)
     assert kept == ["Conv1"]  # the stem reads raw values and stays float
     start, scale = grid_start(model)
     assert abs(start - -floor) <= scale  # the grid starts at -floor, not at the minimum
@@ -128,7 +128,7 @@ def test_a_silu_input_is_quantised_without_the_tail_silu_rounds_to_zero(tmp_path
 
 
 def test_silu_int8_quantises_sigmoid_and_mul_and_stays_close_to_float(tmp_path: Path) -> None:
-    model, _ = _quantised(tmp_path, CONV_AND_SILU)
+    model, _ = _quantised(tmp_path, SILU_INT8_OPS)
     by_input = {i: n for n in model.graph.node for i in n.input}
     producer = {o: n for n in model.graph.node for o in n.output}
     sigmoid2 = next(n for n in model.graph.node if n.name == "Sigmoid2")
