@@ -149,9 +149,9 @@ FUSED = {  # input shape, projection channels, uint8 weights, stride, pads
     # 13 channels of 5 x 3 (one partial tile) to 11 (two 8-channel blocks, one partial)
     "int8-weights-one-tile": ((1, 13, 5, 3), 11, False, 1, [1] * 4),
     # stride 2, TF's padding (bottom and right only): output rows of 18 (a tile of 16 and one of
-    # 2), two images; and padding on every side, output rows of 4
+    # 2), two images; and padding on every side, output rows of 4 (the same kernel builds)
     "stride2-tf-padding": ((2, 10, 9, 37), 12, True, 2, [0, 0, 1, 1]),
-    "stride2-int8-weights": ((1, 6, 8, 7), 9, False, 2, [1] * 4),
+    "stride2-padding-every-side": ((1, 6, 8, 7), 9, True, 2, [1] * 4),
 }
 
 
