@@ -5,7 +5,9 @@ canonical attributes) with ``shapes`` (the shape pass: static shapes for a batch
 activation, fake-quant and residual Add; ``views``: view chains, Concats of Slices as one copy) ->
 ``int8`` (QDQ convs on int8 kernels, 8-bit tensors between them) ->
 ``memory`` (views, concat-in-place, buffer reuse) -> ``lower``/``ops`` (kernel launches with bound
-arguments; the table of op lowerings is ``ops.LOWERINGS``) -> ``executor.Plan`` (run / profile). ``runtime`` opens the device and builds programs
+arguments; the table of op lowerings is ``ops.LOWERINGS``; ``ops.dwpw_q8`` merges a depthwise int8 conv and
+its projection into one launch) -> ``executor.Plan`` (run / profile). ``runtime`` opens the device (PoCL's
+CPU workers pinned: ``pin_pocl_workers``) and builds programs
 through ``program_cache`` (binaries on disk keyed by device, driver, source and defines; ``-DUSE_FMA``
 where fma() is a hardware instruction); ``autotune`` picks conv tiles per device and kernel source
 and caches them.

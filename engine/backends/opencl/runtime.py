@@ -75,7 +75,7 @@ def pin_pocl_workers(environ: MutableMapping[str, str] = os.environ) -> bool:
     it starts its workers: before the first platform query), unless the environment says otherwise
     or this process may not run on every CPU (a container's cpuset: PoCL would pin to CPUs it may
     not use). Unpinned, after a pause between runs the workers often share one core for a while:
-    bench/engine.py measured MobileNetV2 int8 at 0.48-0.68 of onnxruntime unpinned and 0.79-0.82
+    bench/engine.py measured MobileNetV2 int8 at batch 1 at 0.48-0.68 of onnxruntime unpinned and 0.70-0.82
     pinned, in alternate runs (engine/README.md, "Int8 on OpenCL"). Returns whether it set it."""
     if "POCL_AFFINITY" in environ or not hasattr(os, "sched_getaffinity"):
         return False
