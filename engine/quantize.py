@@ -385,10 +385,13 @@ def quantize_detector(
     tolerance: float = 0.02,
     max_frames: int = 64,
     silu_int8: bool = False,
+    tuned: onnx.ModelProto | None = None,
 ) -> Result:
     """Quantise ``manifest``'s detector, score float and int8 on the same frames, and write the int8
     model, its manifest and its card into ``out_dir``; QuantizeError (nothing written) when the
-    recall drops by more than ``tolerance``. ``silu_int8``: the SiLUs in int8 too (quantize_silu.py)."""
+    recall drops by more than ``tolerance``. ``silu_int8``: the SiLUs in int8 too (quantize_silu.py).
+    ``tuned``: the float model with weights fine-tuned for int8 (quantize_finetune.py), quantised
+    instead of the manifest's file and scored against the manifest's float model."""
     if manifest.kind != "detector":
         raise QuantizeError(f"{manifest.ident} is a {manifest.kind}; only detectors are quantised here")
     options = {"threads": os.cpu_count() or 1, "allow_spinning": False}  # the station's settings
@@ -398,7 +401,7 @@ def quantize_detector(
     with tempfile.TemporaryDirectory() as tmp:
         candidate = Path(tmp) / f"{name}.onnx"
         tensors = [to_tensor([fit(f, manifest.input)[0]], manifest.input) for f in frames]
-        float_model = onnx.load(str(manifest.model_path(model_dir)))
+        float_model = tuned if tuned is not None else onnx.load(str(manifest.model_path(model_dir)))
         op_types = SILU_INT8_OPS if silu_int8 else INT8_OPS
         kept = quantize_file(float_model, candidate, tensors, float_det.input_name, op_types)
         int8_manifest = int8_copy(manifest, candidate.name, float_det.labels)

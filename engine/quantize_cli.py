@@ -8,13 +8,18 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from yaguar.durable import atomic_write
 from yaguar.paths import shared_data_dir
 
 from .backends.base import BackendError
-from .manifest import ManifestError, find_manifest
+from .manifest import Manifest, ManifestError, find_manifest
 from .quantize import QuantizeError, Result, quantize_detector
 from .quantize_classifier import ClassifierResult, numbers, quantize_classifier
+
+if TYPE_CHECKING:  # torch is an optional extra: quantize_finetune is imported when --finetune asks
+    from .quantize_finetune import Tuned
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,20 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         help="detector: run its SiLUs and the ops between its convs in int8 too, faster on onnxruntime "
         "(for the OpenCL backend leave it off: its int8 kernels match onnxruntime only on the default graph)",
     )
+    # quantisation-aware fine-tuning (quantize_finetune.py)
+    quantize.add_argument(
+        "--finetune",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="FOLDER",
+        help="detector: first fine-tune its weights so that the int8 copy answers as the original does "
+        "(the original teaches, no labels needed), on the photos in these folders: use photos other than "
+        "the ones you judge it on. Needs torch (pip install 'yaguar[megadetector]')",
+    )
+    quantize.add_argument(
+        "--finetune-minutes", type=float, default=8.0, help="with --finetune: minutes of training at most"
+    )
     quantize.add_argument(
         "--reference",
         type=Path,
@@ -95,6 +114,7 @@ def run(args: argparse.Namespace, model_dir: Path, extra: list[Path] | None) -> 
         if args.silu_int8 and manifest.kind != "detector":
             raise QuantizeError(f"--silu-int8 is for detectors; {manifest.ident} is a {manifest.kind}")
         out = args.out or manifest.model_path(model_dir).parent
+        tuned = _finetuned(args, manifest, model_dir) if args.finetune else None
         result: Result | ClassifierResult
         if manifest.kind == "classifier":
             result = quantize_classifier(
@@ -118,7 +138,10 @@ def run(args: argparse.Namespace, model_dir: Path, extra: list[Path] | None) -> 
                 args.tolerance,
                 args.max_frames,
                 args.silu_int8,
+                tuned.model if tuned else None,
             )
+            if tuned:
+                _note_on_card(result.card, tuned, args.finetune)
     except (QuantizeError, ManifestError, BackendError, OSError) as exc:
         log.error("models quantize: %s", exc)
         print(f"yaguar models quantize: {exc}")
@@ -138,3 +161,32 @@ def run(args: argparse.Namespace, model_dir: Path, extra: list[Path] | None) -> 
         f"  scored on {result.reference}"
     )
     return 0
+
+
+def _finetuned(args: argparse.Namespace, manifest: Manifest, model_dir: Path) -> Tuned:
+    """``--finetune``: the detector's weights fine-tuned for int8 (quantize_finetune.py, which needs torch)."""
+    if manifest.kind != "detector":
+        raise QuantizeError(f"--finetune is for detectors; {manifest.ident} is a {manifest.kind}")
+    if args.finetune_minutes <= 0:
+        raise QuantizeError("--finetune-minutes must be more than 0")
+    try:
+        from .quantize_finetune import finetuned
+    except ImportError as exc:
+        raise QuantizeError(f"--finetune needs torch ({exc}): pip install 'yaguar[megadetector]'") from exc
+    print(f"Fine-tuning {manifest.ident} for int8 on the photos in {', '.join(map(str, args.finetune))} "
+          f"(at most {args.finetune_minutes:g} minutes)...")  # fmt: skip
+    return finetuned(
+        manifest,
+        model_dir,
+        args.calibration,
+        args.finetune,
+        args.max_frames,
+        args.silu_int8,
+        args.finetune_minutes,
+    )
+
+
+def _note_on_card(card: Path, tuned: Tuned, training: list[Path]) -> None:
+    from .quantize_finetune import card_note
+
+    atomic_write(card, card.read_bytes() + b"\n" + card_note(tuned, training).encode())
