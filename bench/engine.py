@@ -35,6 +35,9 @@ rounds, and a table gives the gain of running a batch's parts with their transfe
 queue (streams.py; by default only on GPUs).
 
     .venv/bin/python bench/engine.py [--quick] [--device SUBSTRING] [--fp16] [--autotune] [--overlap]
+
+``--onnxruntime-only``: only onnxruntime with its defaults, each float model against its int8 copy
+(``--model-dir`` where `yaguar models quantize` wrote it) at each batch, same rounds, with the ratio.
 """
 
 from __future__ import annotations
@@ -177,7 +180,15 @@ def main() -> int:
         help="also run OpenCL with overlap = true and false in the same rounds (the streams' gain)",
     )
     ap.add_argument("--top", type=int, default=8, help="kernels listed per model and batch")
+    ap.add_argument(
+        "--onnxruntime-only",
+        action="store_true",
+        help="only onnxruntime with its default session options: each float model against its int8 copy "
+        "(and YOLOX-nano with its stem as one conv, the int8 graph's float rewrite), same rounds, no OpenCL",
+    )
     args = ap.parse_args()
+    if args.onnxruntime_only:
+        return onnxruntime_only(args)
 
     import onnxruntime as ort
 
@@ -326,6 +337,73 @@ def main() -> int:
                 f"  {kname:30s} {int8:>4s} {n:8d} {ms:8.2f} {flops / 1e9:8.3f} {nbytes / 1e6:7.2f}"
                 f" {flops / ms / 1e6:8.1f} {nbytes / ms / 1e6:7.2f} {rx580_ms(flops, nbytes):9.3f} {bound:>7s}"
             )
+    return 0
+
+
+def onnxruntime_only(args: argparse.Namespace) -> int:
+    """int8 / float speed on onnxruntime with its default session options (``--onnxruntime-only``):
+    per batch, every model that is present and YOLOX-nano with its stem as one conv (the exact float
+    rewrite that ``--silu-int8`` makes before quantising: quantize_layout.py) take turns in each round,
+    so a busy machine slows them alike."""
+    import onnx.version_converter
+    import onnxruntime as ort
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from yaguar.engine.quantize_layout import stem_as_one_conv
+
+    data = shared_data_dir()
+    if data is None:
+        print("shared data (../shared/data or YAGUAR_DATA_DIR) not found: nothing to benchmark")
+        return 1
+    dirs = [data / "models", *args.model_dir]
+    names = [n for n in args.models.split(",") if any((d / MODELS[n][0]).exists() for d in dirs)]
+    repeats = 3 if args.quick else 10
+    work = tempfile.TemporaryDirectory()
+    files = {n: next(d / MODELS[n][0] for d in dirs if (d / MODELS[n][0]).exists()) for n in names}
+    if "yolox_nano" in files:  # the float reference with the int8 graph's own (exact) stem rewrite
+        raised = Path(work.name) / "op13.onnx"
+        onnx.save(
+            onnx.version_converter.convert_version(onnx.load(str(files["yolox_nano"])), 13), str(raised)
+        )
+        quant_pre_process(str(raised), str(raised), skip_symbolic_shape=True)
+        onnx.save(stem_as_one_conv(onnx.load(str(raised))), str(raised))
+        files["yolox_nano stem"] = raised
+    started, load_before = time.strftime("%H:%M:%S UTC", time.gmtime()), os.getloadavg()[0]
+    results: dict[tuple[str, int], tuple[float, float]] = {}
+    for batch in [int(b) for b in args.batches.split(",")]:
+        sessions = []
+        for name, path in files.items():
+            _, prep, size = MODELS[name.split(" ")[0]]
+            batched = Path(work.name) / f"{name.replace(' ', '_')}_{batch}.onnx"
+            onnx.save(rebatch(onnx.load(str(path)), batch), str(batched))
+            so = ort.SessionOptions()
+            so.log_severity_level = 3
+            session = ort.InferenceSession(str(batched), so, providers=["CPUExecutionProvider"])
+            x = images(data, batch, prep, size)
+            sessions.append(partial(session.run, None, {session.get_inputs()[0].name: x}))
+        times, _ = timed(sessions, repeats)
+        for name, (best, median) in zip(files, times, strict=True):
+            results[(name, batch)] = (best / batch, median / batch)
+    print(
+        f"run {started} to {time.strftime('%H:%M:%S UTC', time.gmtime())}, load average (1 min) "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after; onnxruntime {ort.__version__} with its "
+        f"default session options on {os.cpu_count()} CPUs; ms per image, best of {repeats} rounds "
+        "(median in brackets), the models taking turns in each round"
+    )
+    print(
+        f"{'model':20s} {'batch':>5s} {'ms per image':>18s} {'int8 speed vs float':>20s} {'vs float, stem':>15s}"
+    )
+    for (name, batch), (best, median) in results.items():
+        ratio = ""
+        if name.endswith("_int8") and (name[:-5], batch) in results:
+            ratio = f"{results[(name[:-5], batch)][0] / best:20.2f}"
+            stem = results.get((f"{name[:-5]} stem", batch))
+            ratio += f" {stem[0] / best:15.2f}" if stem else ""
+        print(f"{name:20s} {batch:5d} {best:8.2f} ({median:7.2f}) {ratio}")
+    print(
+        "int8 speed vs float: float ms / int8 ms (> 1: int8 is faster); vs float, stem: against YOLOX-nano "
+        "float with its stem as one conv, the part of the gain that is not int8"
+    )
     return 0
 
 

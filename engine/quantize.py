@@ -45,7 +45,15 @@ from .detector import Detection, Detector
 from .manifest import Manifest, file_sha256
 from .postprocess import iou_xywh
 from .preprocess import fit, to_tensor
-from .quantize_silu import CONV_ONLY, SILU_INT8_OPS, float_neighbours, silu_input_ranges, silu_pairs
+from .quantize_layout import stem_as_one_conv
+from .quantize_silu import (
+    CONV_ONLY,
+    MIN_STEPS_SILU,
+    SILU_INT8_OPS,
+    float_neighbours,
+    silu_input_ranges,
+    silu_pairs,
+)
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".jpg", ".jpeg"}  # what camera traps write; the decode path is the station's (libjpeg)
@@ -165,7 +173,9 @@ def quantize_file(
     except the convs that int8 would break (``float_convs``: they stay float, their names returned) and
     the nodes that are int8 already; with Sigmoid and Mul among them, the nodes around the SiLUs stay
     float too (``float_neighbours``) and a SiLU's input is quantised without the tail that SiLU rounds
-    to 0 (``silu_input_ranges``)."""
+    to 0 (``silu_input_ranges``), the stem is one conv (``stem_as_one_conv``: no SpaceToDepth, which
+    onnxruntime runs only in float) and only convs whose input channels span under ``MIN_STEPS_SILU``
+    uint8 steps stay float."""
     with tempfile.TemporaryDirectory() as tmp:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
         if opset < QDQ_OPSET:
@@ -176,11 +186,16 @@ def quantize_file(
         # are quantised; without it FastestDet's int8 copy ran far slower than the float one)
         quant_pre_process(str(raised), str(pre), skip_symbolic_shape=True)
         prepared = onnx.load(str(pre))
-        keep = float_convs(prepared, input_name, tensors[:STAT_FRAMES])
+        silu_int8 = bool({"Sigmoid", "Mul"} & set(op_types))
+        if silu_int8:  # the graph onnxruntime runs fastest (quantize_layout.py), exact in float
+            prepared = stem_as_one_conv(prepared)
+            onnx.save(prepared, str(pre))
+        steps = MIN_STEPS_SILU if silu_int8 else MIN_STEPS
+        keep = float_convs(prepared, input_name, tensors[:STAT_FRAMES], steps)
         exclude = keep + already_int8(prepared)
         extra: dict[str, object] = {"CalibPercentile": percentile} if percentile is not None else {}
         pairs = silu_pairs(prepared)
-        if {"Sigmoid", "Mul"} & set(op_types):  # the SiLUs in int8 (quantize_silu.py)
+        if silu_int8:  # the SiLUs in int8 (quantize_silu.py)
             exclude += float_neighbours(prepared, keep)
             if percentile is None and pairs:
                 names = sorted(set(pairs) | set(pairs.values()))
@@ -233,7 +248,9 @@ def tensor_ranges(
     return low, high
 
 
-def float_convs(model: onnx.ModelProto, input_name: str, tensors: list[np.ndarray]) -> list[str]:
+def float_convs(
+    model: onnx.ModelProto, input_name: str, tensors: list[np.ndarray], min_steps: float = MIN_STEPS
+) -> list[str]:
     """Convs that stay float, measured on the float model's activations:
 
     - the stem, the convs with no conv before them: they read raw pixels (0..255 for YOLOX), whose
@@ -241,7 +258,7 @@ def float_convs(model: onnx.ModelProto, input_name: str, tensors: list[np.ndarra
       (YOLOX-nano's stem alone drops its recall from 10/19 to 4/19 frames);
     - convs whose input activation has most of its channels within a few uint8 steps: one scale
       per tensor must cover the widest channel, and a channel whose values span under
-      ``MIN_STEPS`` steps (its 10th-percentile RMS, over the tensor's step) is mostly rounding.
+      ``min_steps`` steps (its 10th-percentile RMS, over the tensor's step) is mostly rounding.
     """
     convs = [n for n in model.graph.node if n.op_type == "Conv"]
     made_by_conv = {o for n in convs for o in n.output}
@@ -271,7 +288,7 @@ def float_convs(model: onnx.ModelProto, input_name: str, tensors: list[np.ndarra
         name = n.input[0]
         if name in power and n.name not in keep:
             step = (high[name] - low[name]) / 255 or 1.0
-            if np.percentile(np.sqrt(power[name]), 10) / step < MIN_STEPS:
+            if np.percentile(np.sqrt(power[name]), 10) / step < min_steps:
                 keep.append(n.name)
     log.info("int8: %d of %d convs stay float (%s)", len(keep), len(convs), ", ".join(keep))
     return keep
@@ -455,11 +472,12 @@ def card(r: Result, source: Manifest, calibration: list[Path], frames: int) -> b
             "onnxruntime static quantisation, QDQ format, int8 weights per output channel, uint8",
             f"activations with MinMax ranges from {frames} frames of {', '.join(f'`{c!s}`' for c in calibration)}.",
             f"{len(r.float_convs)} convs stay float (the stem, and inputs whose channels span under",
-            f"{MIN_STEPS:g} uint8 steps): {', '.join(r.float_convs) or 'none'}. "
+            f"{MIN_STEPS_SILU if r.silu_int8 else MIN_STEPS:g} uint8 steps): {', '.join(r.float_convs) or 'none'}. "
             + (
                 "Sigmoid, SiLU's Mul, Concat, Add, MaxPool and Resize are int8 too (`--silu-int8`: faster"
-                " on onnxruntime; the OpenCL int8 kernels do not match onnxruntime on this graph), and a"
-                " SiLU's input is quantised without the negative tail that SiLU rounds to 0."
+                " on onnxruntime; the OpenCL int8 kernels do not match onnxruntime on this graph), a"
+                " SiLU's input is quantised without the negative tail that SiLU rounds to 0, and a"
+                " SpaceToDepth stem is one strided conv (the same sums)."
                 if r.silu_int8
                 else "Only the convs are int8."
             ),
