@@ -45,7 +45,7 @@ from .detector import Detection, Detector
 from .manifest import Manifest, file_sha256
 from .postprocess import iou_xywh
 from .preprocess import fit, to_tensor
-from .quantize_layout import stem_as_one_conv
+from .quantize_layout import for_onnxruntime
 from .quantize_silu import (
     CONV_ONLY,
     MIN_STEPS_SILU,
@@ -173,8 +173,9 @@ def quantize_file(
     except the convs that int8 would break (``float_convs``: they stay float, their names returned) and
     the nodes that are int8 already; with Sigmoid and Mul among them, the nodes around the SiLUs stay
     float too (``float_neighbours``) and a SiLU's input is quantised without the tail that SiLU rounds
-    to 0 (``silu_input_ranges``), the stem is one conv (``stem_as_one_conv``: no SpaceToDepth, which
-    onnxruntime runs only in float) and only convs whose input channels span under ``MIN_STEPS_SILU``
+    to 0 (``silu_input_ranges``), the stem is one conv and the head's rows are made channels-last
+    (``for_onnxruntime``: no SpaceToDepth, which onnxruntime runs only in float, and no layout
+    Transposes in the head) and only convs whose input channels span under ``MIN_STEPS_SILU``
     uint8 steps stay float."""
     with tempfile.TemporaryDirectory() as tmp:
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
@@ -188,7 +189,7 @@ def quantize_file(
         prepared = onnx.load(str(pre))
         silu_int8 = bool({"Sigmoid", "Mul"} & set(op_types))
         if silu_int8:  # the graph onnxruntime runs fastest (quantize_layout.py), exact in float
-            prepared = stem_as_one_conv(prepared)
+            prepared = for_onnxruntime(prepared)
             onnx.save(prepared, str(pre))
         steps = MIN_STEPS_SILU if silu_int8 else MIN_STEPS
         keep = float_convs(prepared, input_name, tensors[:STAT_FRAMES], steps)

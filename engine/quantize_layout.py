@@ -1,13 +1,20 @@
 """Graph rewrites, exact in float, that make a detector's int8 graph cheaper for onnxruntime.
 
-``stem_as_one_conv`` applies both of these to YOLOX's Focus stem: together 8 % of the float model's
+``stem_as_one_conv`` applies the first two to YOLOX's Focus stem: together 8 % of the float model's
 time on onnxruntime at batch 8, and in the int8 graph they leave onnxruntime no float op before the
-stem conv (measured in engine/README.md, "Issue 19, 06:40-07:00 UTC").
+stem conv; ``for_onnxruntime`` adds ``head_rows_last`` (measured in engine/README.md, "Issue 19,
+06:40-07:10 UTC" and after).
 
 - ``fold_input_gather``: onnxruntime's pre-processing turns YOLOX's Focus stem (four strided Slices
   and a Concat) into SpaceToDepth and a Gather that puts the channels in the Concat's order. The
   stem conv can read SpaceToDepth's order instead, with its weights' input channels permuted, and
   the Gather (a copy of the full-resolution input: 1.7 ms of onnxruntime's batch-8 run) goes.
+- ``head_rows_last``: YOLOX's head concatenates each scale's [N, 85, H, W] maps, flattens them to
+  [N, 85, H*W], concatenates the scales and transposes the result to [N, anchors, 85]. onnxruntime
+  runs its int8 convs channels-last (NHWC), so each head conv's output is transposed to NCHW for the
+  Concat, and the whole result transposed back. Transposing each scale to [N, H, W, 85] first and
+  flattening that gives the same output, and onnxruntime's transpose optimiser then cancels the
+  layout Transposes against the new ones: none is left in the head.
 - ``fold_space_to_depth``: SpaceToDepth (onnxruntime has no uint8 kernel for it in a QDQ graph, so
   it ran in float: 5 ms of the batch-8 run) and the "same" conv after it are one conv with a
   larger kernel and stride, as YOLOv5 replaced its Focus layer.
@@ -19,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import onnx
+import onnx.shape_inference
 from onnx import numpy_helper
 
 
@@ -58,6 +66,11 @@ def fold_input_gather(model: onnx.ModelProto) -> onnx.ModelProto:
 def stem_as_one_conv(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` with a SpaceToDepth (+ channel Gather) stem folded into the conv after it."""
     return fold_space_to_depth(fold_input_gather(model))
+
+
+def for_onnxruntime(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with both of its ends rewritten: ``stem_as_one_conv`` and ``head_rows_last``."""
+    return head_rows_last(stem_as_one_conv(model))
 
 
 def _copy(
@@ -126,3 +139,50 @@ def _drop_unused(graph: onnx.GraphProto) -> None:
     used = {t for n in graph.node for t in n.input}
     for init in [i for i in graph.initializer if i.name not in used]:
         graph.initializer.remove(init)
+
+
+def head_rows_last(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` where a graph output made by Transpose([0, 2, 1]) of a Concat (axis 2) of
+    Reshapes of 4-D maps to [N, C, -1] is made per map instead: Transpose([0, 2, 3, 1]), Reshape to
+    [N, -1, C] (N copied from the input: any batch), Concat on axis 1. The same values in the same
+    places; the model itself is left as it is."""
+    out, weights, consumers = _copy(model)
+    g = out.graph
+    producer = {t: n for n in g.node for t in n.output}
+    inferred = onnx.shape_inference.infer_shapes(out).graph
+    ranks = {v.name: len(v.type.tensor_type.shape.dim) for v in [*inferred.value_info, *inferred.input]}
+    for last in [n for n in g.node if n.op_type == "Transpose" and n.output[0] in {o.name for o in g.output}]:
+        concat = producer.get(last.input[0])
+        if _attrs(last).get("perm") != [0, 2, 1] or concat is None or concat.op_type != "Concat":
+            continue
+        flats = [producer[t] for t in concat.input if t in producer and producer[t].op_type == "Reshape"]
+        targets = [
+            numpy_helper.to_array(weights[f.input[1]]).tolist() for f in flats if f.input[1] in weights
+        ]
+        if (
+            _attrs(concat).get("axis") not in (2, -1)
+            or len(targets) != len(flats)
+            or len(flats) != len(concat.input)
+            or any(len(consumers[f.output[0]]) != 1 or ranks.get(f.input[0]) != 4 for f in flats)
+            or any(len(t) != 3 or t[2] != -1 or t[1] != targets[0][1] for t in targets)
+        ):
+            continue
+        shape = f"{last.output[0]}_rows_shape"
+        g.initializer.append(numpy_helper.from_array(np.array([0, -1, targets[0][1]], np.int64), shape))
+        new = []
+        for f in flats:
+            rows = f"{f.output[0]}_rows"
+            new += [
+                onnx.helper.make_node(
+                    "Transpose", [f.input[0]], [f"{rows}_nhwc"], f"{f.name}_nhwc", perm=[0, 2, 3, 1]
+                ),
+                onnx.helper.make_node("Reshape", [f"{rows}_nhwc", shape], [rows], f"{f.name}_rows"),
+            ]
+        rows_out = [f"{f.output[0]}_rows" for f in flats]
+        new.append(onnx.helper.make_node("Concat", rows_out, [last.output[0]], f"{concat.name}_rows", axis=1))
+        gone = {last.name, concat.name, *(f.name for f in flats)}
+        kept = [n for n in g.node if n.name not in gone]
+        del g.node[:]
+        g.node.extend(kept + new)
+    _drop_unused(g)
+    return out

@@ -20,7 +20,13 @@ from yaguar.engine.manifest import find_manifest
 from yaguar.engine.postprocess import decode_yolox, iou_xywh, nms
 from yaguar.engine.preprocess import fit, to_tensor
 from yaguar.engine.quantize import quantize_file
-from yaguar.engine.quantize_layout import fold_input_gather, fold_space_to_depth, stem_as_one_conv
+from yaguar.engine.quantize_layout import (
+    fold_input_gather,
+    fold_space_to_depth,
+    for_onnxruntime,
+    head_rows_last,
+    stem_as_one_conv,
+)
 from yaguar.engine.quantize_silu import SILU_INT8_OPS
 
 PERM = [3, 7, 0, 11, 4, 8, 1, 9, 5, 2, 10, 6]  # a channel order, as ORT's Focus fusion makes one
@@ -97,6 +103,48 @@ def test_a_conv_that_is_not_same_and_stride_one_is_left_as_it_is() -> None:
     ]
 
 
+def _head() -> onnx.ModelProto:
+    """Three maps [2, 6, H, W] of odd sizes, each flattened to [2, 6, H*W] by a Reshape whose target
+    has the batch in it (as YOLOX's export has), concatenated (axis 2) and transposed to [2, cells, 6]."""
+    sides = [(5, 7), (3, 4), (1, 2)]
+    nodes, names = [], []
+    for i, _ in enumerate(sides):
+        nodes.append(helper.make_node("Reshape", [f"m{i}", "flat"], [f"f{i}"], name=f"Flat{i}"))
+        names.append(f"f{i}")
+    nodes += [
+        helper.make_node("Concat", names, ["c"], axis=2, name="Cells"),
+        helper.make_node("Transpose", ["c"], ["out"], perm=[0, 2, 1], name="Rows"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "head",
+        [
+            helper.make_tensor_value_info(f"m{i}", TensorProto.FLOAT, [2, 6, h, w])
+            for i, (h, w) in enumerate(sides)
+        ],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [2, 49, 6])],
+        [numpy_helper.from_array(np.array([2, 6, -1], np.int64), "flat")],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def test_the_head_rows_are_made_channels_last_per_map_with_the_same_values() -> None:
+    model = _head()
+    rows = head_rows_last(model)
+    ops = [n.op_type for n in rows.graph.node]
+    assert ops.count("Transpose") == 3 and ops[-1] == "Concat"  # one per map, none on the result
+    perms = [helper.get_attribute_value(a) for n in rows.graph.node for a in n.attribute if a.name == "perm"]
+    assert perms == [[0, 2, 3, 1]] * 3
+    rng = np.random.default_rng(5)
+    feeds = {
+        f"m{i}": rng.normal(size=(2, 6, h, w)).astype(np.float32)
+        for i, (h, w) in enumerate([(5, 7), (3, 4), (1, 2)])
+    }
+    assert np.array_equal(_run(rows, feeds), _run(model, feeds))  # data movement only: equal bits
+    model.graph.node[-1].attribute[0].ints[:] = [1, 0, 2]  # another output layout: left as it is
+    assert [n.op_type for n in head_rows_last(model).graph.node][-1] == "Transpose"
+
+
 @pytest.fixture(scope="module")
 def yolox(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> onnx.ModelProto:
     """The shared YOLOX-nano after onnxruntime's pre-processing, as ``quantize_file`` has it: its
@@ -114,10 +162,10 @@ def _frames(images: Path) -> list[np.ndarray]:
     return [to_tensor([fit(read_image(p).pixels, spec)[0]], spec) for p in paths]
 
 
-def test_yolox_stem_folded_gives_the_float_model_s_outputs(yolox: onnx.ModelProto, images: Path) -> None:
-    folded = stem_as_one_conv(yolox)
+def test_yolox_rewritten_gives_the_float_model_s_outputs(yolox: onnx.ModelProto, images: Path) -> None:
+    folded = for_onnxruntime(yolox)
     ops = [n.op_type for n in folded.graph.node]
-    assert "SpaceToDepth" not in ops and "Gather" not in ops
+    assert "SpaceToDepth" not in ops and "Gather" not in ops and ops[-1] == "Concat"
     for x in _frames(images):
         want, got = _run(yolox, {"images": x}), _run(folded, {"images": x})
         # boxes in pixels (up to ~416) and scores in 0..1: float32 rounding only
@@ -155,6 +203,14 @@ def test_yolox_silu_int8_keeps_only_the_stem_float_and_finds_what_float_finds(
     assert kept == ["Conv_41", "Conv_44"]  # the stem conv and the depthwise conv that reads it
     int8 = onnx.load(str(path))
     assert "SpaceToDepth" not in {n.op_type for n in int8.graph.node}
+    # as onnxruntime optimises it: int8 channels-last from the first int8 conv to the head's outputs,
+    # with one layout Transpose left (uint8, after the float stem)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.optimized_model_filepath = str(path.with_suffix(".optimized.onnx"))
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    optimized = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+    assert optimized.count("Transpose") == 1 and optimized.count("QLinearConv") == 111
     float_model = onnx.load(str(models_dir / "yolox_nano.onnx"))
     for x in _frames(images):
         want, got = _run(float_model, {"images": x})[0], _run(int8, {"images": x})[0]
