@@ -3,7 +3,7 @@
 ``stem_as_one_conv`` applies the first two to YOLOX's Focus stem: together 8 % of the float model's
 time on onnxruntime at batch 8, and in the int8 graph they leave onnxruntime no float op before the
 stem conv; ``for_onnxruntime`` adds ``head_rows_last`` (measured in engine/README.md, "Issue 19,
-06:40-07:10 UTC" and after).
+06:40-07:22 UTC").
 
 - ``fold_input_gather``: onnxruntime's pre-processing turns YOLOX's Focus stem (four strided Slices
   and a Concat) into SpaceToDepth and a Gather that puts the channels in the Concat's order. The
