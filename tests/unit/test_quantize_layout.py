@@ -16,6 +16,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from tests.integration.opencl_helpers import require_opencl
 from yaguar.engine.decode import read_image
+from yaguar.engine.graph_resize import resized_model
 from yaguar.engine.manifest import find_manifest
 from yaguar.engine.postprocess import decode_yolox, iou_xywh, nms
 from yaguar.engine.preprocess import fit, to_tensor
@@ -211,6 +212,13 @@ def test_yolox_silu_int8_keeps_only_the_stem_float_and_finds_what_float_finds(
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     optimized = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert optimized.count("Transpose") == 1 and optimized.count("QLinearConv") == 111
+    # the station runs it at 416x320 and 832x640 (graph_resize.py): the new head's Reshape is size-free
+    resized = resized_model(path, 416, 320)
+    assert _run(resized, {"images": np.zeros((1, 3, 320, 416), np.float32)}).shape == (
+        1,
+        52 * 40 + 26 * 20 + 13 * 10,
+        85,
+    )
     float_model = onnx.load(str(models_dir / "yolox_nano.onnx"))
     for x in _frames(images):
         want, got = _run(float_model, {"images": x})[0], _run(int8, {"images": x})[0]
