@@ -144,8 +144,10 @@ def _drop_unused(graph: onnx.GraphProto) -> None:
 def head_rows_last(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` where a graph output made by Transpose([0, 2, 1]) of a Concat (axis 2) of
     Reshapes of 4-D maps to [N, C, -1] is made per map instead: Transpose([0, 2, 3, 1]), Reshape to
-    [N, -1, C] (N copied from the input: any batch), Concat on axis 1. The same values in the same
-    places; the model itself is left as it is."""
+    [N, -1, C], Concat on axis 1. The same values in the same places; the model itself is left as it
+    is. N is the export's own (YOLOX's has the batch fixed at 1 there), so whatever runs the export
+    at another batch (the OpenCL planner, bench/engine.py's re-batched copies, torch_graph.py) fixes
+    the new targets as it fixes the old ones."""
     out, weights, consumers = _copy(model)
     g = out.graph
     producer = {t: n for n in g.node for t in n.output}
@@ -164,11 +166,13 @@ def head_rows_last(model: onnx.ModelProto) -> onnx.ModelProto:
             or len(targets) != len(flats)
             or len(flats) != len(concat.input)
             or any(len(consumers[f.output[0]]) != 1 or ranks.get(f.input[0]) != 4 for f in flats)
-            or any(len(t) != 3 or t[2] != -1 or t[1] != targets[0][1] for t in targets)
+            or any(len(t) != 3 or t[2] != -1 or t[:2] != targets[0][:2] for t in targets)
         ):
             continue
         shape = f"{last.output[0]}_rows_shape"
-        g.initializer.append(numpy_helper.from_array(np.array([0, -1, targets[0][1]], np.int64), shape))
+        g.initializer.append(
+            numpy_helper.from_array(np.array([targets[0][0], -1, targets[0][1]], np.int64), shape)
+        )
         new = []
         for f in flats:
             rows = f"{f.output[0]}_rows"

@@ -212,7 +212,7 @@ def test_yolox_silu_int8_keeps_only_the_stem_float_and_finds_what_float_finds(
     ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     optimized = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
     assert optimized.count("Transpose") == 1 and optimized.count("QLinearConv") == 111
-    # the station runs it at 416x320 and 832x640 (graph_resize.py): the new head's Reshape is size-free
+    # the station runs it at 416x320 and 832x640 (graph_resize.py): the new head's Reshapes are size-free
     resized = resized_model(path, 416, 320)
     assert _run(resized, {"images": np.zeros((1, 3, 320, 416), np.float32)}).shape == (
         1,
@@ -254,3 +254,20 @@ def test_the_opencl_backend_runs_the_silu_int8_graph(
         for cls, score, box in want:  # each box found again, matched by place (NMS orders by score)
             near = [t for c, t, b in have if c == cls and iou_xywh(b, box) > 0.8]
             assert near and abs(near[0] - score) < (0.05 if score >= 0.5 else 0.12), (cls, score, near)
+
+
+def test_torch_runs_the_silu_int8_graph_at_any_batch(silu_int8: tuple[Path, list[str]], images: Path) -> None:
+    """``yaguar models quantize --finetune`` trains through this graph in torch (torch_graph.py) at
+    batches of several frames: the new head's Reshapes keep the export's batch-1 target, which it
+    fixes, so each frame's rows are its own."""
+    import torch
+
+    from yaguar.engine.torch_graph import TorchGraph
+
+    graph = TorchGraph(onnx.load(str(silu_int8[0]))).eval()
+    frames = [torch.from_numpy(f) for f in _frames(images)]
+    with torch.no_grad():
+        both = graph(torch.cat(frames)).numpy()
+        alone = np.concatenate([graph(f).numpy() for f in frames])
+    assert both.shape == (2, 3549, 85)
+    assert np.abs(both - alone).max() < 1e-3
