@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # (832x640) and sizes between; a batch holds about BATCH_PIXELS, so each step costs about the same
 SIZES = [(416, 320), (416, 416), (320, 256), (512, 384), (640, 480), (832, 640)]
 BATCH_PIXELS = 4 * 416 * 320
+FEATURES = 0.0  # weight of ``feature_loss`` beside ``distillation_loss``
+REQUANTISE = 50  # steps between calibrations of the fake quantisation's ranges
 MAX_STEPS = 2000  # ``yaguar models quantize --finetune`` stops here or at --finetune-minutes
 LEARNING_RATE = 2e-3  # per step, in units of each weight's int8 step (torch_graph)
 GREY = 0.3  # share of training frames made grey, as an infrared camera sees at night
@@ -122,6 +124,26 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Ten
     return objectness + (weight * (classes + box)).sum()
 
 
+def feature_loss(student: list[torch.Tensor], teacher: list[torch.Tensor]) -> torch.Tensor:
+    """Mean over the tensors of the squared difference over the float tensor's own mean square: every
+    layer is pulled towards the float model's, not only the last, so a little data goes further."""
+    terms = [
+        (s - t).square().mean() / t.square().mean().clamp_min(1e-6)
+        for s, t in zip(student, teacher, strict=True)
+    ]
+    return torch.stack(terms).mean()
+
+
+def silu_outputs(model: onnx.ModelProto) -> list[str]:
+    """The outputs of the graph's SiLUs (Mul of a tensor and its Sigmoid): the features distilled."""
+    sigmoid = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == "Sigmoid"}
+    return [
+        n.output[0]
+        for n in model.graph.node
+        if n.op_type == "Mul" and any(t in sigmoid and sigmoid[t] in n.input for t in n.input)
+    ]
+
+
 def score_error(student: np.ndarray, teacher: np.ndarray) -> float:
     """Mean |score difference| (objectness x best class) where the float model's score is over
     ``SEEN``: how far int8 moves the scores that decide what is found (0 when nothing is seen)."""
@@ -160,14 +182,24 @@ def finetune(
         raise QuantizeError(f"--finetune: {exc}".replace("calibration folder", "training folder")) from exc
     files, frames = [p for p, _ in found], [f for _, f in found]
     float_graph = prepared(model)
-    input_name = float_graph.graph.input[0].name
     tensors = [to_tensor([fit(f, spec)[0]], spec) for f in calibration]
-    with tempfile.TemporaryDirectory() as tmp:
-        quantize_file(float_graph, Path(tmp) / "q.onnx", tensors, input_name, op_types)
-        qdq = onnx.load(str(Path(tmp) / "q.onnx"))
-    start = {i.name: numpy_helper.to_array(i) for i in float_graph.graph.initializer}
-    teacher, student = TorchGraph(float_graph).eval(), TorchGraph(qdq, start)
+
+    def quantised(weights: dict[str, np.ndarray]) -> TorchGraph:
+        """The int8 copy of the float graph with ``weights``, as ``quantize_file`` makes it (its
+        ranges calibrated anew: they follow the weights), run by torch with fake quantisation."""
+        with tempfile.TemporaryDirectory() as tmp:
+            tuned = with_weights(float_graph, weights)
+            quantize_file(tuned, Path(tmp) / "q.onnx", tensors, float_graph.graph.input[0].name, op_types)
+            return TorchGraph(onnx.load(str(Path(tmp) / "q.onnx")), weights)
+
+    weights = {
+        i.name: numpy_helper.to_array(i)
+        for i in float_graph.graph.initializer
+        if i.data_type == onnx.TensorProto.FLOAT
+    }
+    teacher, student = TorchGraph(float_graph).eval(), quantised(weights)
     teacher.requires_grad_(False)
+    features = silu_outputs(float_graph) if FEATURES else []
     plain = [batch([f], spec, (spec.width, spec.height)) for f in frames]
     before = output_error(student, teacher, plain)
     optimiser = torch.optim.Adam(student.parameters(), lr=LEARNING_RATE)
@@ -177,18 +209,25 @@ def finetune(
         count = max(1, round(BATCH_PIXELS / (size[0] * size[1])))
         inputs = batch([varied(rng.choice(frames), rng) for _ in range(count)], spec, size)
         with torch.no_grad():
-            wanted = teacher(inputs)
-        loss = distillation_loss(student(inputs), wanted)
+            wanted, wanted_features = teacher.run(inputs, features)
+        got, got_features = student.run(inputs, features)
+        loss = distillation_loss(got, wanted)
+        if features:
+            loss = loss + FEATURES * feature_loss(got_features, wanted_features)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         done += 1
         if minutes is not None and time.monotonic() - began > minutes * 60:
             break
-    after = output_error(student, teacher, plain)
+        if done % REQUANTISE == 0:  # the ranges (and the convs kept float) as the weights now give them
+            student = quantised(student.trained())
+            optimiser = torch.optim.Adam(student.parameters(), lr=LEARNING_RATE)
+    weights = student.trained()
+    after = output_error(quantised(weights), teacher, plain)  # as it will be quantised
     seconds = time.monotonic() - began
     log.info("int8 fine-tuning: %d steps in %.0f s, error %.4f -> %.4f", done, seconds, before, after)
-    return Tuned(with_weights(float_graph, student.trained()), files, done, seconds, before, after)
+    return Tuned(with_weights(float_graph, weights), files, done, seconds, before, after)
 
 
 def finetuned(
