@@ -82,7 +82,8 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         metavar="FOLDER",
         help="detector: first fine-tune its weights so that the int8 copy answers as the original does "
         "(the original teaches, no labels needed), on the photos in these folders: use photos other than "
-        "the ones you judge it on. Needs torch (pip install 'yaguar[megadetector]')",
+        "the ones you judge it on. Needs torch (pip install 'yaguar[megadetector]'). On our 18 photos it did "
+        "not bring YOLOX-nano's recall back (engine/README.md)",
     )
     quantize.add_argument(
         "--finetune-minutes", type=float, default=8.0, help="with --finetune: minutes of training at most"

@@ -108,10 +108,6 @@ class TorchGraph(torch.nn.Module):
         return ((q - zero) * scale).float()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.run(images, [])[0]
-
-    def run(self, images: torch.Tensor, features: list[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The graph's output and the intermediate tensors named ``features``."""
         by_name = {name: self.value(key) for key, name in self.names.items()}
         values: dict[str, torch.Tensor] = {self.graph.input[0].name: images}
         for node in self.graph.node:
@@ -126,7 +122,7 @@ class TorchGraph(torch.nn.Module):
                     )
                 out = op(inputs, _attrs(node))
             values[node.output[0]] = out
-        return values[self.output], [values[name] for name in features]
+        return values[self.output]
 
     def _weight(self, node: onnx.NodeProto, by_name: dict[str, torch.Tensor]) -> torch.Tensor:
         name = float_name(node.input[0])
