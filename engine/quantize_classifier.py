@@ -27,6 +27,7 @@ import onnxruntime as ort
 from yaguar.durable import atomic_write
 
 from .classifier import Classifier, Guess
+from .int8_manifest import int8_copy, int8_written, manifest_toml
 from .labelmap import species_of
 from .manifest import Manifest
 from .quantize import (
@@ -34,9 +35,6 @@ from .quantize import (
     QuantizeError,
     already_int8,
     calibration_images,
-    int8_copy,
-    int8_written,
-    manifest_toml,
     quantize_file,
     timed_in_turn,
 )

@@ -13,8 +13,8 @@ import onnx
 from onnx import helper, numpy_helper
 
 from yaguar.engine.classifier import Classifier
+from yaguar.engine.int8_manifest import manifest_toml
 from yaguar.engine.manifest import Manifest, find_manifest, load_manifest
-from yaguar.engine.quantize import manifest_toml
 
 
 def _dequantised_weight(node: onnx.NodeProto, stored: dict[str, onnx.TensorProto]) -> onnx.TensorProto:
