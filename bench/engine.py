@@ -346,10 +346,9 @@ def onnxruntime_only(args: argparse.Namespace) -> int:
     ``--silu-int8`` makes before quantising (its stem as one conv, its head's rows channels-last:
     quantize_layout.py) take turns in each round,
     so a busy machine slows them alike."""
-    import onnx.version_converter
     import onnxruntime as ort
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from yaguar.engine.quantize import prepared
     from yaguar.engine.quantize_layout import for_onnxruntime
 
     data = shared_data_dir()
@@ -362,12 +361,8 @@ def onnxruntime_only(args: argparse.Namespace) -> int:
     work = tempfile.TemporaryDirectory()
     files = {n: next(d / MODELS[n][0] for d in dirs if (d / MODELS[n][0]).exists()) for n in names}
     if "yolox_nano" in files:  # the float reference with the int8 graph's own (exact) rewrites
-        raised, rewritten = Path(work.name) / "op13.onnx", Path(work.name) / "rewritten.onnx"
-        onnx.save(
-            onnx.version_converter.convert_version(onnx.load(str(files["yolox_nano"])), 13), str(raised)
-        )
-        quant_pre_process(str(raised), str(rewritten), skip_symbolic_shape=True)  # as quantize_file does
-        onnx.save(for_onnxruntime(onnx.load(str(rewritten))), str(rewritten))
+        rewritten = Path(work.name) / "rewritten.onnx"
+        onnx.save(for_onnxruntime(prepared(onnx.load(str(files["yolox_nano"])))), str(rewritten))
         files["yolox_nano rewritten"] = rewritten
     started, load_before = time.strftime("%H:%M:%S UTC", time.gmtime()), os.getloadavg()[0]
     results: dict[tuple[str, int], tuple[float, float]] = {}

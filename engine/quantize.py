@@ -158,6 +158,20 @@ def already_int8(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if len(n.input) > 1 and n.input[1] in dequantized]
 
 
+def prepared(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` as it is quantised: opset raised to 13 where needed, then onnxruntime's
+    pre-processing (shape inference, graph optimisation: BatchNorm folded into the convs before their
+    weights are quantised; without it FastestDet's int8 copy ran far slower than the float one)."""
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
+    if opset < QDQ_OPSET:
+        model = onnx.version_converter.convert_version(model, QDQ_OPSET)
+    with tempfile.TemporaryDirectory() as tmp:
+        raised, pre = Path(tmp) / "opset.onnx", Path(tmp) / "pre.onnx"
+        onnx.save(model, str(raised))
+        quant_pre_process(str(raised), str(pre), skip_symbolic_shape=True)
+        return onnx.load(str(pre))
+
+
 def quantize_file(
     model: onnx.ModelProto,
     dst: Path,
@@ -178,29 +192,22 @@ def quantize_file(
     Transposes in the head) and only convs whose input channels span under ``MIN_STEPS_SILU``
     uint8 steps stay float."""
     with tempfile.TemporaryDirectory() as tmp:
-        opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
-        if opset < QDQ_OPSET:
-            model = onnx.version_converter.convert_version(model, QDQ_OPSET)
-        raised, pre = Path(tmp) / "opset.onnx", Path(tmp) / "pre.onnx"
-        onnx.save(model, str(raised))
-        # with onnxruntime's graph optimisation (BatchNorm folded into the convs before their weights
-        # are quantised; without it FastestDet's int8 copy ran far slower than the float one)
-        quant_pre_process(str(raised), str(pre), skip_symbolic_shape=True)
-        prepared = onnx.load(str(pre))
+        pre = Path(tmp) / "pre.onnx"
         silu_int8 = bool({"Sigmoid", "Mul"} & set(op_types))
+        graph = prepared(model)
         if silu_int8:  # the graph onnxruntime runs fastest (quantize_layout.py), exact in float
-            prepared = for_onnxruntime(prepared)
-            onnx.save(prepared, str(pre))
+            graph = for_onnxruntime(graph)
+        onnx.save(graph, str(pre))
         steps = MIN_STEPS_SILU if silu_int8 else MIN_STEPS
-        keep = float_convs(prepared, input_name, tensors[:STAT_FRAMES], steps)
-        exclude = keep + already_int8(prepared)
+        keep = float_convs(graph, input_name, tensors[:STAT_FRAMES], steps)
+        exclude = keep + already_int8(graph)
         extra: dict[str, object] = {"CalibPercentile": percentile} if percentile is not None else {}
-        pairs = silu_pairs(prepared)
+        pairs = silu_pairs(graph)
         if silu_int8:  # the SiLUs in int8 (quantize_silu.py)
-            exclude += float_neighbours(prepared, keep)
+            exclude += float_neighbours(graph, keep)
             if percentile is None and pairs:
                 names = sorted(set(pairs) | set(pairs.values()))
-                low, high = tensor_ranges(prepared, input_name, tensors, names)
+                low, high = tensor_ranges(graph, input_name, tensors, names)
                 extra["TensorQuantOverrides"] = silu_input_ranges(pairs, low, high)
         quantize_static(
             str(pre),

@@ -32,12 +32,11 @@ import onnx
 import onnx.version_converter
 import torch
 from onnx import numpy_helper
-from onnxruntime.quantization.shape_inference import quant_pre_process
 from tqdm import tqdm
 
 from .manifest import InputSpec, Manifest
 from .preprocess import fit, to_tensor
-from .quantize import QDQ_OPSET, QuantizeError, calibration_frames, calibration_images, quantize_file
+from .quantize import QuantizeError, calibration_frames, calibration_images, prepared, quantize_file
 from .quantize_silu import CONV_ONLY, SILU_INT8_OPS
 from .torch_graph import TorchGraph
 
@@ -64,19 +63,6 @@ class Tuned:
     seconds: float
     error_before: float  # ``output_error`` of the fake-quant model on the training frames, as they are
     error_after: float
-
-
-def prepared(model: onnx.ModelProto) -> onnx.ModelProto:
-    """``model`` as ``quantize_file`` prepares it before quantising (opset 13, onnxruntime's
-    pre-processing with BatchNorm folded), so that the weights trained here are the ones it quantises."""
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), QDQ_OPSET)
-    if opset < QDQ_OPSET:
-        model = onnx.version_converter.convert_version(model, QDQ_OPSET)
-    with tempfile.TemporaryDirectory() as tmp:
-        raised, pre = Path(tmp) / "opset.onnx", Path(tmp) / "pre.onnx"
-        onnx.save(model, str(raised))
-        quant_pre_process(str(raised), str(pre), skip_symbolic_shape=True)
-        return onnx.load(str(pre))
 
 
 def with_weights(model: onnx.ModelProto, weights: dict[str, np.ndarray]) -> onnx.ModelProto:
