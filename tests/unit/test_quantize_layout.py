@@ -12,7 +12,6 @@ import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from tests.integration.opencl_helpers import require_opencl
 from yaguar.engine.decode import read_image
@@ -20,7 +19,7 @@ from yaguar.engine.graph_resize import resized_model
 from yaguar.engine.manifest import find_manifest
 from yaguar.engine.postprocess import decode_yolox, iou_xywh, nms
 from yaguar.engine.preprocess import fit, to_tensor
-from yaguar.engine.quantize import quantize_file
+from yaguar.engine.quantize import prepared, quantize_file
 from yaguar.engine.quantize_layout import (
     fold_input_gather,
     fold_space_to_depth,
@@ -147,14 +146,10 @@ def test_the_head_rows_are_made_channels_last_per_map_with_the_same_values() -> 
 
 
 @pytest.fixture(scope="module")
-def yolox(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> onnx.ModelProto:
+def yolox(models_dir: Path) -> onnx.ModelProto:
     """The shared YOLOX-nano after onnxruntime's pre-processing, as ``quantize_file`` has it: its
     Focus stem is SpaceToDepth + Gather + Conv there."""
-    tmp = tmp_path_factory.mktemp("yolox")
-    raised = onnx.version_converter.convert_version(onnx.load(str(models_dir / "yolox_nano.onnx")), 13)
-    onnx.save(raised, str(tmp / "op13.onnx"))
-    quant_pre_process(str(tmp / "op13.onnx"), str(tmp / "pre.onnx"), skip_symbolic_shape=True)
-    return onnx.load(str(tmp / "pre.onnx"))
+    return prepared(onnx.load(str(models_dir / "yolox_nano.onnx")))
 
 
 def _frames(images: Path) -> list[np.ndarray]:
